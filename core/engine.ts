@@ -1,0 +1,170 @@
+// The engine interface: what the scheduler hands to a training or sampling engine (ARCHITECTURE §4).
+// Tensors cross this boundary as typed arrays; ids are minted by the server, never by clients.
+
+import type { Static, TSchema } from '@sinclair/typebox'
+import type { Logger } from 'pino'
+
+/** Server-minted adapter id (one per training run, one per sampler snapshot). */
+export type AdapterId = string
+
+export const LOSS_FNS = ['cross_entropy', 'importance_sampling', 'ppo', 'cispo', 'dro'] as const
+export type LossFn = (typeof LOSS_FNS)[number]
+
+export interface LoraSpec {
+  rank: number
+  /** PEFT lora_alpha; the scale applied is alpha / rank. */
+  alpha: number
+  /** Seed for the Kaiming-uniform init of A (B starts at zero). */
+  seed: number
+  trainAttn: boolean
+  trainMlp: boolean
+  trainUnembed: boolean
+}
+
+/** One datum of a forward / forward_backward call, already validated against the model. */
+export interface TrainItem {
+  adapterId: AdapterId
+  /** [N] input token ids. */
+  tokens: Int32Array
+  /** [N, K] target token ids, row-major; K = 1 for 1-D targets. */
+  targets: Int32Array
+  k: number
+  lossFn: LossFn
+  /** Scalars from loss_fn_config (clip_low_threshold, clip_high_threshold, beta), defaults applied. */
+  lossConfig: Readonly<Record<string, number>>
+  /** [N, K] for cross_entropy; [N] for the RL losses. */
+  weights?: Float32Array
+  /** [N] sampler log-probabilities q (RL losses). */
+  logprobs?: Float32Array
+  /** [N] advantages (RL losses). */
+  advantages?: Float32Array
+  /** [N] per-token clip thresholds overriding lossConfig (ppo, cispo). */
+  clipLow?: Float32Array
+  clipHigh?: Float32Array
+  /** true: compute outputs and loss, accumulate no gradient. */
+  forwardOnly: boolean
+}
+
+export interface TrainItemResult {
+  /** [N, K] target log-probabilities under the weights as they were for this pass. */
+  logprobs: Float32Array
+  /** This datum's summed loss. */
+  loss: number
+}
+
+export interface AdamParams {
+  learningRate: number
+  beta1: number
+  beta2: number
+  eps: number
+  weightDecay: number
+  gradClipNorm: number
+}
+
+export interface OptimResult {
+  /** Global L2 norm of the accumulated gradients before clipping. */
+  gradNorm: number
+  /** The adapter's step counter after this step. */
+  step: number
+}
+
+export interface EngineInfo {
+  device: string
+  vocabSize: number
+  maxContext: number
+  maxLoraRank: number
+  /** e.g. 'qwen3', 'qwen2', 'llama'. */
+  arch: string
+}
+
+/** Files written by save/export, relative to the target directory, with their sizes. */
+export interface Manifest {
+  files: { name: string; bytes: number }[]
+}
+
+/** Where a sampler finds adapter weights: an in-memory snapshot or a PEFT directory on disk. */
+export type AdapterRef = { kind: 'snapshot'; id: AdapterId } | { kind: 'peft'; id: AdapterId; dir: string }
+
+export interface TrainingEngine {
+  readonly info: EngineInfo
+  createAdapter(id: AdapterId, lora: LoraSpec): Promise<void>
+  dropAdapter(id: AdapterId): Promise<void>
+  /** Items may belong to different adapters: the engine fuses them into one pass over the base model. */
+  forwardBackward(items: TrainItem[]): Promise<TrainItemResult[]>
+  optimStep(id: AdapterId, adam: AdamParams): Promise<OptimResult>
+  /** Training checkpoint: adapter weights, LoRA config and (optionally) optimizer moments + step. */
+  saveState(id: AdapterId, dir: string, opts: { optimizer: boolean }): Promise<Manifest>
+  /** Replaces weights (and optimizer state when asked; otherwise resets it); discards gradients. */
+  loadState(id: AdapterId, dir: string, opts: { optimizer: boolean }): Promise<void>
+  /** PEFT layout: adapter_model.safetensors + adapter_config.json. */
+  exportAdapter(id: AdapterId, dir: string): Promise<Manifest>
+  /** Cheap in-memory copy of the current adapter weights, usable as a sampler's AdapterRef. */
+  snapshotAdapter(id: AdapterId, snapshotId: AdapterId): Promise<AdapterRef>
+  close(): Promise<void>
+}
+
+export type StopReason = 'stop' | 'length'
+
+export interface SampleJob {
+  /** null: the base model alone. */
+  adapter: AdapterRef | null
+  /** [P] prompt token ids. */
+  prompt: Int32Array
+  numSamples: number
+  maxTokens: number
+  /** 0 means greedy. */
+  temperature: number
+  /** <= 0 disables. */
+  topK: number
+  /** 1 disables. */
+  topP: number
+  seed: bigint
+  stopTokens: number[]
+  stopStrings: string[]
+  promptLogprobs: boolean
+  topkPromptLogprobs: number
+  /** Aborted when the client went away: the engine drops the request. */
+  signal?: AbortSignal
+}
+
+export interface SampledSequence {
+  tokens: Int32Array
+  logprobs: Float32Array
+  stopReason: StopReason
+}
+
+export interface SampleResult {
+  sequences: SampledSequence[]
+  /** [P]; index 0 is NaN. */
+  promptLogprobs?: Float32Array
+  /** Dense [P, K] matrices, best first; unused cells are (0, -99999). */
+  topkPromptLogprobs?: { tokenIds: Int32Array; logprobs: Float32Array; k: number; promptLength: number }
+}
+
+export interface SamplingEngine {
+  readonly info: EngineInfo
+  loadAdapter(ref: AdapterRef): Promise<void>
+  unloadAdapter(ref: AdapterRef): Promise<void>
+  /** Continuous batching inside: concurrent calls share passes over the base weights. */
+  sample(job: SampleJob): Promise<SampleResult>
+  close(): Promise<void>
+}
+
+export interface EngineContext {
+  /** Name clients use as base_model. */
+  modelName: string
+  /** Hugging Face model directory (config.json, safetensors, tokenizer files). */
+  modelPath: string
+  maxModelLen: number
+  maxLoraRank: number
+  log: Logger
+}
+
+/** A provider is a name, a config schema, declared capabilities and factories. */
+export interface EngineProvider<S extends TSchema = TSchema> {
+  name: string
+  capabilities: readonly ('training' | 'sampling')[]
+  configSchema: S
+  createTraining?(cfg: Static<S>, ctx: EngineContext): Promise<TrainingEngine>
+  createSampling?(cfg: Static<S>, ctx: EngineContext): Promise<SamplingEngine>
+}

@@ -1,0 +1,55 @@
+// Coded errors: the single place where every error the server can report is defined, with the HTTP
+// status it maps to and the future-failure category the Tinker SDK understands (spec §1.9, §4.3).
+
+export type FailureCategory = 'user' | 'server' | 'unknown'
+
+interface ErrorKind {
+  status: number
+  category: FailureCategory
+}
+
+const KINDS = {
+  TUFT_BAD_REQUEST: { status: 400, category: 'user' },
+  TUFT_UNAUTHORIZED: { status: 401, category: 'user' },
+  TUFT_FORBIDDEN: { status: 403, category: 'user' },
+  TUFT_NOT_FOUND: { status: 404, category: 'user' },
+  TUFT_PAYLOAD_TOO_LARGE: { status: 413, category: 'user' },
+  TUFT_UNSUPPORTED_MEDIA_TYPE: { status: 415, category: 'user' },
+  TUFT_UNPROCESSABLE: { status: 422, category: 'user' },
+  TUFT_BUSY: { status: 429, category: 'server' },
+  TUFT_FUTURE_EXPIRED: { status: 410, category: 'server' },
+  TUFT_UNAVAILABLE: { status: 503, category: 'server' },
+  TUFT_ENGINE: { status: 500, category: 'server' },
+  TUFT_INTERNAL: { status: 500, category: 'server' },
+  TUFT_CONFIG: { status: 500, category: 'server' },
+  TUFT_PERSISTENCE: { status: 500, category: 'server' },
+} as const satisfies Record<string, ErrorKind>
+
+export type ErrorCode = keyof typeof KINDS
+
+export class TuftError extends Error {
+  readonly code: ErrorCode
+  readonly statusCode: number
+  readonly category: FailureCategory
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; category?: FailureCategory }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause })
+    this.name = 'TuftError'
+    this.code = code
+    this.statusCode = KINDS[code].status
+    this.category = options?.category ?? KINDS[code].category
+  }
+}
+
+/** The one factory: `tuftError('TUFT_NOT_FOUND', "Unknown training run 'x'")`. */
+export function tuftError(
+  code: ErrorCode,
+  message: string,
+  options?: { cause?: unknown; category?: FailureCategory },
+): TuftError {
+  return new TuftError(code, message, options)
+}
+
+export function isTuftError(err: unknown): err is TuftError {
+  return err instanceof TuftError
+}

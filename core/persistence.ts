@@ -1,0 +1,48 @@
+// The persistence contract (ARCHITECTURE §6): a namespaced key-value store of JSON documents with
+// compare-and-set, prefix scan and TTL. Providers live in persistence/ and are chosen by config.
+
+import type { Static, TSchema } from '@sinclair/typebox'
+import type { Logger } from 'pino'
+
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json }
+
+export interface StoredDoc<T extends Json = Json> {
+  value: T
+  /** Monotonic per key; changes on every write. Used for compare-and-set. */
+  version: number
+}
+
+export interface PutOptions {
+  /** Expire the key after this many milliseconds (absent: never). */
+  ttlMs?: number
+  /**
+   * Compare-and-set: write only when the stored version equals this (0 = key must not exist).
+   * A mismatch resolves to null and writes nothing.
+   */
+  ifVersion?: number
+}
+
+export interface Store {
+  readonly name: string
+  get<T extends Json = Json>(key: string): Promise<StoredDoc<T> | null>
+  /** Resolves to the new version, or null when an ifVersion condition failed. Durable on resolve. */
+  put(key: string, value: Json, opts?: PutOptions): Promise<number | null>
+  /** True when the key existed. */
+  delete(key: string): Promise<boolean>
+  /** Every live key starting with prefix, with its document, in key order. */
+  scan<T extends Json = Json>(prefix: string): Promise<{ key: string; doc: StoredDoc<T> }[]>
+  close(): Promise<void>
+}
+
+export interface StoreContext {
+  log: Logger
+}
+
+export interface StoreProvider<S extends TSchema = TSchema> {
+  name: string
+  /** TuFT mode names accepted for this provider. */
+  aliases: readonly string[]
+  configSchema: S
+  /** Fails (never falls back) when the configured store cannot be reached. */
+  create(cfg: Static<S>, ctx: StoreContext): Promise<Store>
+}
