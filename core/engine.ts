@@ -85,13 +85,28 @@ export interface Manifest {
 /** Where a sampler finds adapter weights: an in-memory snapshot or a PEFT directory on disk. */
 export type AdapterRef = { kind: 'snapshot'; id: AdapterId } | { kind: 'peft'; id: AdapterId; dir: string }
 
+/** Who an engine call serves: one entry per request fused into the call (telemetry links, usage). */
+export interface RequestTrace {
+  requestId: string
+  userId: string
+  sessionId?: string
+  trainingRunId?: string
+  samplingSessionId?: string
+  /** The OpenTelemetry context captured when the request arrived (opaque to engines). */
+  otelContext?: unknown
+}
+
+export interface StepOptions {
+  requests: RequestTrace[]
+}
+
 export interface TrainingEngine {
   readonly info: EngineInfo
   createAdapter(id: AdapterId, lora: LoraSpec): Promise<void>
   dropAdapter(id: AdapterId): Promise<void>
   /** Items may belong to different adapters: the engine fuses them into one pass over the base model. */
-  forwardBackward(items: TrainItem[]): Promise<TrainItemResult[]>
-  optimStep(id: AdapterId, adam: AdamParams): Promise<OptimResult>
+  forwardBackward(items: TrainItem[], o?: StepOptions): Promise<TrainItemResult[]>
+  optimStep(id: AdapterId, adam: AdamParams, o?: StepOptions): Promise<OptimResult>
   /** Training checkpoint: adapter weights, LoRA config and (optionally) optimizer moments + step. */
   saveState(id: AdapterId, dir: string, opts: { optimizer: boolean }): Promise<Manifest>
   /** Replaces weights (and optimizer state when asked; otherwise resets it); discards gradients. */
@@ -146,7 +161,7 @@ export interface SamplingEngine {
   loadAdapter(ref: AdapterRef): Promise<void>
   unloadAdapter(ref: AdapterRef): Promise<void>
   /** Continuous batching inside: concurrent calls share passes over the base weights. */
-  sample(job: SampleJob): Promise<SampleResult>
+  sample(job: SampleJob, o?: StepOptions): Promise<SampleResult>
   close(): Promise<void>
 }
 
