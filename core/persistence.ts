@@ -3,12 +3,16 @@
 
 import type { Static, TSchema } from '@sinclair/typebox'
 import type { Logger } from 'pino'
+import type { EventBus } from './events.js'
 
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json }
 
 export interface StoredDoc<T extends Json = Json> {
   value: T
-  /** Monotonic per key; changes on every write. Used for compare-and-set. */
+  /**
+   * Monotonic per key; changes on every write and is never reused, even after a delete or expiry, so a
+   * stale ifVersion cannot match a re-created key. Used for compare-and-set and as a fencing token.
+   */
   version: number
 }
 
@@ -22,13 +26,18 @@ export interface PutOptions {
   ifVersion?: number
 }
 
+export interface DeleteOptions {
+  /** Delete only when the stored version equals this; a mismatch resolves to false. */
+  ifVersion?: number
+}
+
 export interface Store {
   readonly name: string
   get<T extends Json = Json>(key: string): Promise<StoredDoc<T> | null>
   /** Resolves to the new version, or null when an ifVersion condition failed. Durable on resolve. */
   put(key: string, value: Json, opts?: PutOptions): Promise<number | null>
-  /** True when the key existed. */
-  delete(key: string): Promise<boolean>
+  /** True when the key existed (and matched ifVersion when given) and is now gone. Durable on resolve. */
+  delete(key: string, opts?: DeleteOptions): Promise<boolean>
   /** Every live key starting with prefix, with its document, in key order. */
   scan<T extends Json = Json>(prefix: string): Promise<{ key: string; doc: StoredDoc<T> }[]>
   close(): Promise<void>
@@ -36,6 +45,8 @@ export interface Store {
 
 export interface StoreContext {
   log: Logger
+  /** When present, every store operation reports its latency as a 'store.op' event. */
+  events?: EventBus
 }
 
 export interface StoreProvider<S extends TSchema = TSchema> {
