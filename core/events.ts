@@ -33,7 +33,16 @@ export interface TuftEvents {
     },
   ]
   /** Billable consumption, in Tinker's units. checkpoint_bytes may be negative (deletion). */
-  usage: [{ userId: string; modelName: string; kind: UsageKind; amount: number }]
+  usage: [
+    {
+      userId: string
+      modelName: string
+      kind: UsageKind
+      amount: number
+      /** The client session the consumption belongs to (billing events group by it). */
+      sessionId?: string
+    },
+  ]
   /** Work waiting in a model's scheduler after a change. */
   'queue.depth': [{ modelName: string; kind: 'training' | 'sampling'; depth: number }]
   'adapters.resident': [{ modelName: string; count: number }]
