@@ -1,0 +1,103 @@
+// Redis store against a real redis-server (started by test/helpers/redis.ts): the shared conformance
+// suite, the key layout, script reloads, reconnects, and boot failures that name the URL.
+
+import assert from 'node:assert/strict'
+import { once } from 'node:events'
+import { createServer, type Socket } from 'node:net'
+import { after, before, describe, it } from 'node:test'
+import { Redis } from 'ioredis'
+import pino from 'pino'
+import { freePort, startRedis, type TestRedis } from '../test/helpers/redis.js'
+import { newSpace, storeConformance } from './conformance.js'
+import { openRedisStore, type RedisStore } from './redis.js'
+
+const log = pino({ level: 'silent' })
+let redis: TestRedis | undefined
+let raw: Redis | undefined
+before(async () => {
+  redis = await startRedis()
+  raw = new Redis(redis.url)
+})
+after(async () => {
+  raw?.disconnect()
+  await redis?.stop()
+})
+
+function openStore(namespace: string, url = redis!.url, connectTimeoutMs = 2_000): Promise<RedisStore> {
+  return openRedisStore(
+    { redis_url: url, namespace, connect_timeout_ms: connectTimeoutMs, command_timeout_ms: 5_000 },
+    log,
+  )
+}
+
+storeConformance('redis', { open: (space) => openStore(space), durable: true, shared: true })
+
+describe('redis store', () => {
+  it('keeps documents as version + JSON hashes under <namespace>:, with TTL in Redis', async () => {
+    const ns = newSpace()
+    const s = await openStore(ns)
+    const v = await s.put('run/1', { a: [1] }, { ttlMs: 60_000 })
+    assert.deepEqual(await raw!.hgetall(`${ns}:run/1`), { v: String(v), d: '{"a":[1]}' })
+    const pttl = await raw!.pttl(`${ns}:run/1`)
+    assert.ok(pttl > 50_000 && pttl <= 60_000)
+    await s.put('run/1', 'no ttl')
+    assert.equal(await raw!.pttl(`${ns}:run/1`), -1)
+    assert.equal(await raw!.get(`${ns}:`), String(v! + 1), 'the version counter sits at the namespace root')
+    await s.close()
+  })
+
+  it('reloads its scripts after Redis forgot them', async () => {
+    const s = await openStore(newSpace())
+    await s.put('k', 1)
+    await raw!.script('FLUSH')
+    const v = await s.put('k', 2, { ifVersion: (await s.get('k'))!.version })
+    assert.ok(v !== null)
+    assert.equal(await s.delete('k'), true)
+    await s.close()
+  })
+
+  it('reconnects after its connection is killed', async () => {
+    const s = await openStore(newSpace())
+    await s.put('k', 1)
+    await raw!.call('CLIENT', 'KILL', 'TYPE', 'normal', 'SKIPME', 'yes')
+    assert.equal((await s.get('k'))?.value, 1)
+    assert.ok((await s.put('k', 2)) !== null)
+    await s.close()
+  })
+
+  it('fails at boot with TUFT_PERSISTENCE naming the URL (password hidden) when nothing listens', async () => {
+    const port = await freePort()
+    const started = Date.now()
+    // A short connect timeout: ioredis leaves its socket timer running until then, holding the test open.
+    await assert.rejects(openStore('x', `redis://user:secret@127.0.0.1:${port}/0`, 300), (err: Error) => {
+      assert.equal((err as { code?: string }).code, 'TUFT_PERSISTENCE')
+      assert.match(
+        err.message,
+        new RegExp(`cannot reach Redis at redis://user:\\*\\*\\*@127\\.0\\.0\\.1:${port}/0`),
+      )
+      assert.match(err.message, /ECONNREFUSED/)
+      assert.doesNotMatch(err.message, /secret/)
+      return true
+    })
+    assert.ok(Date.now() - started < 2_000)
+  })
+
+  it('fails at boot within connect_timeout_ms when the server never answers', async () => {
+    const sockets: Socket[] = []
+    const silent = createServer((socket) => sockets.push(socket))
+    silent.listen(0, '127.0.0.1')
+    await once(silent, 'listening')
+    const { port } = silent.address() as { port: number }
+    const started = Date.now()
+    try {
+      await assert.rejects(openStore('x', `redis://127.0.0.1:${port}`, 300), {
+        code: 'TUFT_PERSISTENCE',
+        message: new RegExp(`cannot reach Redis at redis://127\\.0\\.0\\.1:${port}.*300 ms`),
+      })
+      assert.ok(Date.now() - started < 1_500)
+    } finally {
+      for (const socket of sockets) socket.destroy()
+      silent.close()
+    }
+  })
+})
