@@ -124,7 +124,7 @@ describe('request schemas', () => {
       topk_prompt_logprobs: 0,
     })
     assert.equal((await post('/save_weights', { model_id: 'm', seq_id: 3, ttl_seconds: null })).status, 200)
-    assert.equal((seen as { ttl_seconds: unknown }).ttl_seconds, null)
+    assert.equal((seen as Record<string, unknown>).ttl_seconds, null)
   })
 
   it('normalizes stop into strings and token ids', () => {
