@@ -1,0 +1,18 @@
+// gemm.h — the one matrix multiply every op uses (row-major, BLAS argument order):
+//   C[M,N] = alpha · op(A)[M,K] · op(B)[K,N] + beta · C,   op(X) = X or Xᵀ.
+// sgemm() goes to OpenBLAS when the build found it (TUFT_HAVE_OPENBLAS), else to the built-in
+// cache-blocked kernel, which is always compiled (tests compare both) and runs on the current pool.
+#pragma once
+
+namespace tuft {
+
+void sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+           const float *B, int ldb, float beta, float *C, int ldc);
+void sgemm_builtin(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+                   const float *B, int ldb, float beta, float *C, int ldc);
+// "openblas" or "builtin".
+const char *gemm_backend();
+// Threads the BLAS library may use (the built-in kernel uses the current pool instead).
+void gemm_set_threads(int n);
+
+}  // namespace tuft

@@ -1,0 +1,49 @@
+// linear.cc — linear + LoRA forward/backward on top of sgemm.
+#include "linear.h"
+
+#include "../common/pool.h"
+#include "../cpu/gemm.h"
+
+namespace tuft {
+
+void linear_forward(float *y, int ldy, const float *x, int ldx, const float *W, const float *bias, int N, int in,
+                    int out) {
+  sgemm(false, true, N, out, in, 1.f, x, ldx, W, in, 0.f, y, ldy);
+  if (!bias) return;
+  parallel_for(size_t(N), 64, [&](size_t n0, size_t n1) {
+    for (size_t n = n0; n < n1; n++)
+      for (int o = 0; o < out; o++) y[n * ldy + o] += bias[o];
+  });
+}
+
+void lora_forward(float *y, int ldy, float *u, int ldu, const float *x, int ldx, const LoraGroup *groups,
+                  int n_groups, int in, int out) {
+  for (int g = 0; g < n_groups; g++) {
+    const LoraGroup &G = groups[g];
+    if (!G.A || G.n == 0) continue;
+    float *ug = u + size_t(G.row0) * ldu;
+    sgemm(false, true, G.n, G.R, in, 1.f, x + size_t(G.row0) * ldx, ldx, G.A, in, 0.f, ug, ldu);
+    sgemm(false, true, G.n, out, G.R, G.scale, ug, ldu, G.B, G.R, 1.f, y + size_t(G.row0) * ldy, ldy);
+  }
+}
+
+void linear_backward(float *dx, int lddx, const float *dy, int lddy, const float *W, int N, int in, int out,
+                     float beta) {
+  sgemm(false, false, N, in, out, 1.f, dy, lddy, W, in, beta, dx, lddx);
+}
+
+void lora_backward(float *dx, int lddx, float *t, const float *dy, int lddy, const float *x, int ldx,
+                   const float *u, int ldu, const LoraGroup *groups, int n_groups, int in, int out) {
+  for (int g = 0; g < n_groups; g++) {
+    const LoraGroup &G = groups[g];
+    if (!G.A || G.n == 0) continue;
+    const float *dyg = dy + size_t(G.row0) * lddy, *xg = x + size_t(G.row0) * ldx, *ug = u + size_t(G.row0) * ldu;
+    float *tg = t + size_t(G.row0) * ldu;
+    sgemm(false, false, G.n, G.R, out, G.scale, dyg, lddy, G.B, G.R, 0.f, tg, ldu);          // t = s·dy B
+    if (G.dB) sgemm(true, false, out, G.R, G.n, G.scale, dyg, lddy, ug, ldu, 1.f, G.dB, G.R);  // dB += s·dyᵀ u
+    if (G.dA) sgemm(true, false, G.R, in, G.n, 1.f, tg, ldu, xg, ldx, 1.f, G.dA, in);          // dA += tᵀ x
+    if (dx) sgemm(false, false, G.n, in, G.R, 1.f, tg, ldu, G.A, in, 1.f, dx + size_t(G.row0) * lddx, lddx);
+  }
+}
+
+}  // namespace tuft
