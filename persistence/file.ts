@@ -2,8 +2,7 @@
 // to an append-only journal, fsynced in groups before they are acknowledged; a periodic snapshot
 // (atomic rename) lets the journal be truncated. Opening = snapshot + journal replay.
 
-import { type FileHandle, mkdir, open, readFile, rm } from 'node:fs/promises'
-import { join } from 'node:path'
+import { type FileHandle, mkdir, open } from 'node:fs/promises'
 import { type Static, Type } from '@sinclair/typebox'
 import type { Logger } from 'pino'
 import { isTuftError, tuftError } from '../core/errors.js'
@@ -18,16 +17,9 @@ import type {
 } from '../core/persistence.js'
 import { checkIfVersion, checkKey, closedError, encodeValue, expandHome, expiryFor } from './common.js'
 import { type DirLock, lockDirectory } from './dir-lock.js'
-import {
-  decodeSnapshot,
-  deleteLine,
-  parseLines,
-  putLine,
-  syncDir,
-  writeAll,
-  writeSnapshot,
-} from './file-format.js'
-import { type Entry, isLive, Table, toDoc } from './table.js'
+import { deleteLine, putLine, syncDir, writeAll, writeSnapshot } from './file-format.js'
+import { type Files, type Recovered, recover, storeFiles } from './file-recovery.js'
+import { type Entry, isLive, type Table, toDoc } from './table.js'
 
 export const FileConfig = Type.Object(
   {
@@ -62,21 +54,15 @@ interface Write {
   reject(err: Error): void
 }
 
-interface Files {
-  dir: string
-  journal: string
-  snapshot: string
-  snapshotTmp: string
-}
-
 export class FileStore implements Store {
   readonly name = 'file'
   /** Acknowledged (durable) state: what reads see. */
-  private readonly committed = new Table()
+  private readonly committed: Table
   /** The newest not-yet-durable write per key: what compare-and-set decides on. */
   private readonly pending = new Map<string, Write>()
   private queue: Write[] = []
   private flushing: Promise<void> | null = null
+  private seq: number
   private journalBytes: number
   private snapshotWanted = false
   private failure: Error | null = null
@@ -89,12 +75,11 @@ export class FileStore implements Store {
     private readonly lock: DirLock,
     private readonly cfg: FileConfig,
     private readonly log: Logger,
-    private seq: number,
-    entries: Iterable<[string, Entry]>,
-    journalBytes: number,
+    recovered: Recovered,
   ) {
-    for (const [key, entry] of entries) this.committed.set(key, entry)
-    this.journalBytes = journalBytes
+    this.committed = recovered.table
+    this.seq = recovered.seq
+    this.journalBytes = recovered.journalBytes
     const sweep = setInterval(() => this.committed.sweep(), cfg.sweep_interval_ms)
     const snapshot = setInterval(() => {
       this.snapshotWanted = true
@@ -106,12 +91,7 @@ export class FileStore implements Store {
 
   static async open(cfg: FileConfig, log: Logger): Promise<FileStore> {
     const dir = expandHome(cfg.path ?? cfg.file_path ?? DEFAULT_PATH)
-    const files: Files = {
-      dir,
-      journal: join(dir, 'journal.log'),
-      snapshot: join(dir, 'snapshot.db'),
-      snapshotTmp: join(dir, 'snapshot.tmp'),
-    }
+    const files = storeFiles(dir)
     try {
       await mkdir(dir, { recursive: true })
     } catch (err) {
@@ -124,16 +104,7 @@ export class FileStore implements Store {
       const recovered = await recover(files, log)
       const journal = await open(files.journal, 'a')
       await syncDir(dir)
-      return new FileStore(
-        files,
-        journal,
-        lock,
-        cfg,
-        log,
-        recovered.seq,
-        recovered.table.live(),
-        recovered.journalBytes,
-      )
+      return new FileStore(files, journal, lock, cfg, log, recovered)
     } catch (err) {
       await lock.release()
       throw wrap(err, `cannot open file store ${dir}`)
@@ -282,59 +253,6 @@ export class FileStore implements Store {
     if (this.closed) throw closedError(this.name)
     if (this.failure !== null) throw this.failure
     if (key !== null) checkKey(this.name, key)
-  }
-}
-
-interface Recovered {
-  seq: number
-  table: Table
-  journalBytes: number
-}
-
-async function recover(files: Files, log: Logger): Promise<Recovered> {
-  const table = new Table()
-  let seq = 0
-  const snapshot = await readIfExists(files.snapshot)
-  if (snapshot !== null) {
-    const content = decodeSnapshot(snapshot, files.snapshot)
-    seq = content.seq
-    for (const [key, entry] of content.entries) table.set(key, entry)
-  }
-  await rm(files.snapshotTmp, { force: true })
-  const journal = (await readIfExists(files.journal)) ?? Buffer.alloc(0)
-  const parsed = parseLines(journal, files.journal)
-  for (const r of parsed.records) {
-    if (r.o === 'p') {
-      table.set(r.k, { text: JSON.stringify(r.d), version: r.v, expiresAt: r.e })
-      seq = Math.max(seq, r.v)
-    } else if (r.o === 'd') {
-      table.delete(r.k)
-    } else {
-      throw tuftError('TUFT_PERSISTENCE', `${files.journal} holds a '${r.o}' record`)
-    }
-  }
-  if (parsed.tornBytes > 0) {
-    // A write cut short by a crash: it was never acknowledged, so it is dropped.
-    log.warn({ file: files.journal, bytes: parsed.tornBytes }, 'dropping the torn tail of the journal')
-    const fh = await open(files.journal, 'r+')
-    try {
-      await fh.truncate(parsed.validBytes)
-      await fh.datasync()
-    } finally {
-      await fh.close()
-    }
-  }
-  table.sweep()
-  log.info({ dir: files.dir, keys: table.size, replayed: parsed.records.length }, 'file store recovered')
-  return { seq, table, journalBytes: parsed.validBytes }
-}
-
-async function readIfExists(path: string): Promise<Buffer | null> {
-  try {
-    return await readFile(path)
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null
-    throw err
   }
 }
 
