@@ -1,19 +1,38 @@
 // TypeBox building blocks of the Tinker JSON wire (spec §3, §4, §5): the objects several endpoints
 // share. Requests tolerate unknown fields and an absent `type`; responses carry exactly the spec's shape.
 
-import { type Static, type TSchema, Type } from '@sinclair/typebox'
+import { FormatRegistry, Kind, type Static, type TSchema, Type, TypeRegistry } from '@sinclair/typebox'
+import { Value } from '@sinclair/typebox/value'
 import { tuftError } from '../errors.js'
+
+const INNER = Symbol('tuft.nullable.inner')
 
 /**
  * `T | null` as one JSON-schema `type` list rather than anyOf: Fastify's ajv coerces types
  * (coerceTypes 'array'), and a failed anyOf branch's coercion sticks (null -> 0, 0 -> null), whereas a
- * type list that contains the value's own type never coerces it.
+ * type list that contains the value's own type never coerces it. A custom kind keeps TypeBox's own
+ * Value.Check (used by the TS client) working on it.
  */
 export function Nullable<T extends TSchema>(schema: T) {
   const plain = JSON.parse(JSON.stringify(schema)) as Record<string, unknown>
   if (typeof plain.type !== 'string') throw new Error('Nullable() needs a schema with a single JSON type')
-  return Type.Unsafe<Static<T> | null>({ ...plain, type: [plain.type, 'null'] })
+  return Type.Unsafe<Static<T> | null>({
+    ...plain,
+    type: [plain.type, 'null'],
+    [Kind]: 'TuftNullable',
+    [INNER]: schema,
+  })
 }
+TypeRegistry.Set<{ [INNER]: TSchema }>(
+  'TuftNullable',
+  (schema, value) => value === null || Value.Check(schema[INNER], value),
+)
+
+function isStop(value: unknown): boolean {
+  if (value === null || typeof value === 'string') return true
+  return Array.isArray(value) && value.every((v) => typeof v === 'string' || Number.isInteger(v))
+}
+TypeRegistry.Set('TuftStop', (_schema, value) => isStop(value))
 
 /** The SDK's discriminator on every request model: accepted, never required, never checked. */
 export const RequestType = Type.Optional(Type.String())
@@ -22,6 +41,10 @@ export const RequestType = Type.Optional(Type.String())
 export const StringMap = Type.Record(Type.String(), Type.String())
 
 export const ISODate = Type.String({ format: 'date-time' })
+// ajv knows date-time through ajv-formats; TypeBox's Value.Check (the TS client) needs it registered.
+if (!FormatRegistry.Has('date-time')) {
+  FormatRegistry.Set('date-time', (v) => /^\d{4}-\d{2}-\d{2}T/.test(v) && !Number.isNaN(Date.parse(v)))
+}
 
 /** §1.9: the body of every non-2xx answer; extra members (e.g. `code`) pass through. */
 export const ErrorBody = Type.Object({ detail: Type.String() }, { additionalProperties: true })
@@ -104,6 +127,7 @@ export const SamplingParams = Type.Object({
   stop: Type.Optional(
     // A type list, not anyOf, for the coercion reason given at Nullable().
     Type.Unsafe<string | string[] | number[] | null>({
+      [Kind]: 'TuftStop',
       type: ['string', 'array', 'null'],
       items: { type: ['string', 'integer'] },
     }),

@@ -149,3 +149,27 @@ describe('response schemas', () => {
     })
   })
 })
+
+describe('TypeBox Value.Check (the TS client validates answers with it)', () => {
+  it('understands nullable fields, stop lists and ISO dates', async () => {
+    const { Value } = await import('@sinclair/typebox/value')
+    const { SaveWeightsForSamplerResult, SamplingParams, TrainingRun } = await import('./schemas.js')
+    assert.equal(
+      Value.Check(SaveWeightsForSamplerResult, { path: null, sampling_session_id: 's:sample:0' }),
+      true,
+    )
+    assert.equal(Value.Check(SaveWeightsForSamplerResult, { path: 3 }), false)
+    const params = { temperature: 1, top_k: -1, top_p: 1 }
+    assert.equal(Value.Check(SamplingParams, { ...params, stop: [1, 2] }), true)
+    assert.equal(Value.Check(SamplingParams, { ...params, stop: [{}] }), false)
+    const run = {
+      training_run_id: 'r',
+      base_model: 'b',
+      model_owner: 'u',
+      is_lora: true,
+      last_checkpoint: null,
+    }
+    assert.equal(Value.Check(TrainingRun, { ...run, last_request_time: '2026-08-20T10:11:12Z' }), true)
+    assert.equal(Value.Check(TrainingRun, { ...run, last_request_time: 'yesterday' }), false)
+  })
+})
