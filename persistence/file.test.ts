@@ -121,6 +121,26 @@ describe('file store journal', () => {
 })
 
 describe('file store crash safety', () => {
+  it('stops serving after a failed journal write, and a reopen recovers what was acknowledged', async () => {
+    const dir = freshDir()
+    const s = await openStore(dir)
+    await s.put('acked', 1)
+    // Closing the journal under the store makes the next write fail as a broken disk would.
+    await (s as unknown as { journal: { close(): Promise<void> } }).journal.close()
+    await assert.rejects(s.put('lost', 2), {
+      code: 'TUFT_PERSISTENCE',
+      message: /failed; restart to recover/,
+    })
+    await assert.rejects(s.get('acked'), { code: 'TUFT_PERSISTENCE', message: /failed; restart to recover/ })
+    await s.close()
+    const again = await openStore(dir)
+    assert.deepEqual(
+      (await again.scan('')).map((f) => f.key),
+      ['acked'],
+    )
+    await again.close()
+  })
+
   for (const killAfter of [150, 600]) {
     it(`keeps every acknowledged write of a writer SIGKILLed after ${killAfter} acks`, async () => {
       const dir = freshDir()
