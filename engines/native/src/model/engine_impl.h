@@ -18,6 +18,7 @@ struct te_engine {
   // Adapters by server-minted id. shared_ptr so a running sample can keep a dropped adapter alive.
   std::map<std::string, std::shared_ptr<tuft::Adapter>> adapters;
   tuft::Buffer work;  // activations + backward scratch of te_forward_backward, grown on demand
+  int head_rows = 0;  // rows per LM-head block (0: as many as fit 2^24 logits); tests set it small
   std::shared_ptr<void> sampler;  // owned by src/sample/
 };
 

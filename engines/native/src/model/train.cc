@@ -107,7 +107,8 @@ extern "C" te_status te_forward_backward(te_engine *e, te_train_item *items, int
 
   // 3. Workspace: activations, head block, backward scratch (grown once, reused across calls).
   const int N = rows.N, RM = rows.RM, V = c.V;
-  const int CH = std::max(1, std::min(N, int(std::max<size_t>(16, (size_t(1) << 24) / size_t(V)))));
+  const int CH = std::max(1, std::min(N, e->head_rows > 0 ? e->head_rows
+                                                          : int(std::max<size_t>(16, (size_t(1) << 24) / size_t(V)))));
   size_t n_acts = acts_floats(c, N, RM);
   size_t n_head = align16(size_t(CH) * V) + 4 * align16(size_t(CH) * std::max(Kmax, RM)) + align16(CH);
   size_t n_back = Ng ? backward_floats(c, Ng, RM) + align16(size_t(Ng) * c.C) : 0;

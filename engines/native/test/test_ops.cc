@@ -1,0 +1,315 @@
+// test_ops.cc — every op against finite differences (central, fp32 with tolerances sized for it),
+// the built-in GEMM against a naive product for all transpose cases and odd shapes, the losses'
+// d loss / d logprob, and the whole LoRA model's gradient against finite differences of its loss.
+#include <algorithm>
+#include <cstring>
+#include <functional>
+#include <random>
+
+#include "common/pool.h"
+#include "cpu/gemm.h"
+#include "loss/loss.h"
+#include "model/engine_impl.h"
+#include "ops/attention.h"
+#include "ops/linear.h"
+#include "ops/rmsnorm.h"
+#include "ops/rope.h"
+#include "ops/softmax.h"
+#include "ops/swiglu.h"
+#include "test_util.h"
+
+using namespace tuft;
+
+namespace {
+
+std::mt19937 rng(1234);
+std::vector<float> randn(size_t n, float s = 1.f) {
+  std::normal_distribution<float> nd(0.f, s);
+  std::vector<float> v(n);
+  for (auto &x : v) x = nd(rng);
+  return v;
+}
+double dotd(const std::vector<float> &a, const std::vector<float> &b) {
+  double s = 0;
+  for (size_t i = 0; i < a.size(); i++) s += double(a[i]) * b[i];
+  return s;
+}
+
+// Checks grad (analytic d f / d x) against central differences of f at every element of x.
+void fd_check(std::vector<float> &x, const std::vector<float> &grad, const std::function<double()> &f,
+              const std::string &what, float eps = 1e-2f, double tol = 2e-3) {
+  double worst = 0, scale = 1e-3;
+  for (float g : grad) scale = std::max(scale, double(std::fabs(g)));
+  for (size_t i = 0; i < x.size(); i++) {
+    float x0 = x[i];
+    x[i] = x0 + eps;
+    double fp = f();
+    x[i] = x0 - eps;
+    double fm = f();
+    x[i] = x0;
+    worst = std::max(worst, std::fabs((fp - fm) / (2.0 * eps) - grad[i]) / scale);
+  }
+  tt::near(worst, 0, tol, 0, what + " vs finite differences (max error / max |grad|)");
+}
+
+void test_gemm() {
+  for (int ta = 0; ta < 2; ta++)
+    for (int tb = 0; tb < 2; tb++) {
+      const int M = 37, N = 53, K = 300;  // odd sizes, K over one KC block
+      int lda = ta ? M + 3 : K + 2, ldb = tb ? K + 1 : N + 5, ldc = N + 7;
+      auto A = randn(size_t(ta ? K : M) * lda), B = randn(size_t(tb ? N : K) * ldb), C = randn(size_t(M) * ldc);
+      std::vector<float> ref = C, got = C, blas = C;
+      for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+          double s = 0;
+          for (int k = 0; k < K; k++)
+            s += double(ta ? A[size_t(k) * lda + i] : A[size_t(i) * lda + k]) *
+                 (tb ? B[size_t(j) * ldb + k] : B[size_t(k) * ldb + j]);
+          ref[size_t(i) * ldc + j] = float(0.5 * s + 0.25 * C[size_t(i) * ldc + j]);
+        }
+      sgemm_builtin(ta, tb, M, N, K, 0.5f, A.data(), lda, B.data(), ldb, 0.25f, got.data(), ldc);
+      sgemm(ta, tb, M, N, K, 0.5f, A.data(), lda, B.data(), ldb, 0.25f, blas.data(), ldc);
+      double e1 = 0, e2 = 0;
+      for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+          size_t p = size_t(i) * ldc + j;
+          e1 = std::max(e1, double(std::fabs(got[p] - ref[p])));
+          e2 = std::max(e2, double(std::fabs(blas[p] - ref[p])));
+        }
+      std::string s = std::string("gemm ta=") + char('0' + ta) + " tb=" + char('0' + tb);
+      tt::near(e1, 0, 1e-3, 0, s + " builtin");
+      tt::near(e2, 0, 1e-3, 0, s + " " + gemm_backend());
+    }
+  // beta = 0 must ignore NaN in C.
+  std::vector<float> A = randn(4 * 3), B = randn(3 * 5), C(4 * 5, NAN);
+  sgemm_builtin(false, false, 4, 5, 3, 1.f, A.data(), 3, B.data(), 5, 0.f, C.data(), 5);
+  tt::check(std::all_of(C.begin(), C.end(), [](float v) { return std::isfinite(v); }), "gemm beta=0 ignores C");
+}
+
+void test_rmsnorm() {
+  const int N = 3, G = 2, D = 8, ld = G * D + 3;
+  auto x = randn(size_t(N) * ld), w = randn(D), dy = randn(size_t(N) * ld);
+  std::vector<float> out(size_t(N) * ld), rstd(size_t(N) * G), dx(size_t(N) * ld, 0.f);
+  auto f = [&] {
+    rmsnorm_forward(out.data(), ld, rstd.data(), x.data(), ld, w.data(), N, G, D, 1e-6f);
+    double s = 0;
+    for (int n = 0; n < N; n++)
+      for (int i = 0; i < G * D; i++) s += double(out[size_t(n) * ld + i]) * dy[size_t(n) * ld + i];
+    return s;
+  };
+  f();
+  rmsnorm_backward(dx.data(), ld, dy.data(), ld, x.data(), ld, w.data(), rstd.data(), N, G, D);
+  fd_check(x, dx, f, "rmsnorm dx");
+}
+
+void test_rope() {
+  Config c;
+  c.HD = 8, c.rope_theta = 10000;
+  RopeTable t;
+  tt::ok_status(rope_table_init(&t, c, 16), "rope table");
+  const int N = 4, H = 3, HD = 8;
+  std::vector<int32_t> pos = {0, 5, 2, 15};
+  auto x = randn(size_t(N) * H * HD), y = randn(size_t(N) * H * HD);
+  std::vector<float> rx = x, ry = y;
+  rope_forward(rx.data(), H * HD, pos.data(), t, N, H, HD);
+  rope_backward(ry.data(), H * HD, pos.data(), t, N, H, HD);
+  tt::near(dotd(rx, y), dotd(x, ry), 1e-4, 1e-5, "rope backward is the adjoint of forward");
+  tt::near(dotd(rx, rx), dotd(x, x), 1e-3, 1e-5, "rope preserves norms");
+  std::vector<float> p0 = x;
+  std::vector<int32_t> zero(N, 0);
+  rope_forward(p0.data(), H * HD, zero.data(), t, N, H, HD);
+  tt::near(dotd(p0, y), dotd(x, y), 1e-6, 1e-6, "rope at position 0 is the identity");
+}
+
+void test_attention() {
+  const int NH = 4, NKV = 2, HD = 8, Q = NH * HD, KV = NKV * HD;
+  std::vector<Span> spans = {{0, 5}, {5, 3}};
+  const int N = 8;
+  auto q = randn(size_t(N) * Q), k = randn(size_t(N) * KV), v = randn(size_t(N) * KV), dy = randn(size_t(N) * Q);
+  std::vector<float> out(size_t(N) * Q), lse(size_t(N) * NH), dq(q.size()), dk(k.size()), dv(v.size()),
+      scratch(2 * size_t(N) * Q);
+  auto f = [&] {
+    attention_forward(out.data(), Q, lse.data(), q.data(), Q, k.data(), KV, v.data(), KV, spans.data(), 2, NH, NKV, HD);
+    return dotd(out, dy);
+  };
+  f();
+  attention_backward(dq.data(), Q, dk.data(), KV, dv.data(), KV, scratch.data(), dy.data(), Q, out.data(), Q,
+                     lse.data(), q.data(), Q, k.data(), KV, v.data(), KV, spans.data(), 2, NH, NKV, HD, N);
+  fd_check(q, dq, f, "attention dq");
+  fd_check(k, dk, f, "attention dk");
+  fd_check(v, dv, f, "attention dv");
+  // Causality and item isolation: changing the last item's tokens leaves the first item unchanged.
+  std::vector<float> before(out.begin(), out.begin() + 5 * Q);
+  k[size_t(6) * KV] += 1.f;
+  f();
+  tt::check(std::equal(before.begin(), before.end(), out.begin()), "attention: items do not see each other");
+}
+
+void test_swiglu() {
+  const int N = 3, FF = 6;
+  auto gu = randn(size_t(N) * 2 * FF), dy = randn(size_t(N) * FF);
+  std::vector<float> h(size_t(N) * FF), dgu(gu.size());
+  auto f = [&] {
+    swiglu_forward(h.data(), gu.data(), N, FF);
+    return dotd(h, dy);
+  };
+  f();
+  swiglu_backward(dgu.data(), dy.data(), gu.data(), N, FF);
+  fd_check(gu, dgu, f, "swiglu dgu");
+}
+
+void test_linear_lora() {
+  const int N = 7, in = 6, out = 5, R = 3, ldy = out + 2;
+  auto x = randn(size_t(N) * in), W = randn(size_t(out) * in), b = randn(out), A = randn(size_t(R) * in),
+       B = randn(size_t(out) * R), dy = randn(size_t(N) * ldy);
+  std::vector<float> y(size_t(N) * ldy), u(size_t(N) * R), t(size_t(N) * R), dx(x.size()), dA(A.size(), 0.f),
+      dB(B.size(), 0.f);
+  // Rows 0..2 use the adapter, rows 3..4 none, rows 5..6 the adapter again.
+  std::vector<LoraGroup> gs = {{0, 3, R, 1.5f, A.data(), B.data(), dA.data(), dB.data()},
+                               {5, 2, R, 1.5f, A.data(), B.data(), dA.data(), dB.data()}};
+  auto f = [&] {
+    linear_forward(y.data(), ldy, x.data(), in, W.data(), b.data(), N, in, out);
+    lora_forward(y.data(), ldy, u.data(), R, x.data(), in, gs.data(), 2, in, out);
+    double s = 0;
+    for (int n = 0; n < N; n++)
+      for (int o = 0; o < out; o++) s += double(y[size_t(n) * ldy + o]) * dy[size_t(n) * ldy + o];
+    return s;
+  };
+  f();
+  linear_backward(dx.data(), in, dy.data(), ldy, W.data(), N, in, out, 0.f);
+  lora_backward(dx.data(), in, t.data(), dy.data(), ldy, x.data(), in, u.data(), R, gs.data(), 2, in, out);
+  fd_check(x, dx, f, "linear+lora dx");
+  fd_check(A, dA, f, "lora dA");
+  fd_check(B, dB, f, "lora dB");
+}
+
+void test_logsoftmax() {
+  const int n = 3, V = 11, K = 2;
+  auto z = randn(size_t(n) * V, 2.f), g = randn(size_t(n) * K);
+  std::vector<int32_t> tg = {1, 4, 0, 10, 7, 7};
+  std::vector<float> logp(size_t(n) * K), lse(n);
+  auto f = [&] {
+    logsoftmax_gather(logp.data(), lse.data(), z.data(), tg.data(), n, V, K);
+    return dotd(logp, g);
+  };
+  f();
+  std::vector<float> dz = z;
+  logsoftmax_gather_backward(dz.data(), lse.data(), tg.data(), g.data(), n, V, K);
+  fd_check(z, dz, f, "log-softmax gather dlogits");
+}
+
+void test_losses() {
+  const int T = 6;
+  std::vector<float> q = {-1.f, -2.f, -0.5f, -3.f, -1.2f, -0.1f}, adv = {1.f, -0.5f, 2.f, -1.f, 0.3f, 0.f},
+                     w = {1.f, 0.f, -0.5f, 2.f, 1.f, 0.3f}, lo = {0.5f, 0.9f, 0.7f, 0.95f, 0.1f, 0.8f},
+                     hi = {1.5f, 1.1f, 1.3f, 1.05f, 3.f, 1.2f};
+  // ℓ chosen so that ratios fall inside and outside the clip ranges.
+  std::vector<double> lp = {-1.1, -1.5, -0.9, -3.0, -2.5, -0.05};
+  for (int loss = 0; loss <= 4; loss++)
+    for (int per_token = 0; per_token < 2; per_token++) {
+      te_train_item it;
+      std::memset(&it, 0, sizeof it);
+      it.n_tokens = T, it.k = 1, it.loss = te_loss(loss), it.weights = w.data(), it.logprobs = q.data();
+      it.advantages = adv.data(), it.clip_low_threshold = 0.8f, it.clip_high_threshold = 1.2f, it.beta = 0.05f;
+      if (per_token) it.clip_low = lo.data(), it.clip_high = hi.data();
+      tt::ok_status(loss_validate(it), "loss_validate " + std::to_string(loss));
+      double worst = 0;
+      for (int t = 0; t < T; t++) {
+        if (loss == TE_LOSS_CISPO) {  // the clipped ratio is a constant (stop-gradient): d/dℓ = −clip(r)·A
+          double r = std::exp(lp[size_t(t)] - q[size_t(t)]);
+          double l = per_token ? lo[size_t(t)] : 0.8, hgh = per_token ? hi[size_t(t)] : 1.2;
+          worst = std::max(worst, std::fabs(loss_token(it, t, 0, lp[size_t(t)]).dlogp + std::clamp(r, l, hgh) * adv[size_t(t)]));
+          continue;
+        }
+        const double h = 1e-6;
+        double d = loss_token(it, t, 0, lp[size_t(t)]).dlogp;
+        double fd = (loss_token(it, t, 0, lp[size_t(t)] + h).loss - loss_token(it, t, 0, lp[size_t(t)] - h).loss) / (2 * h);
+        worst = std::max(worst, std::fabs(d - fd));
+      }
+      tt::near(worst, 0, 1e-6, 0, "loss " + std::to_string(loss) + (per_token ? " per-token clips" : "") + " dloss/dlogprob");
+    }
+  te_train_item bad;
+  std::memset(&bad, 0, sizeof bad);
+  bad.n_tokens = T, bad.k = 1, bad.loss = TE_LOSS_PPO, bad.logprobs = q.data();
+  tt::check(loss_validate(bad) == TE_EINVAL, "ppo without advantages is rejected");
+  std::vector<float> nan_adv = adv;
+  nan_adv[3] = NAN;
+  bad.advantages = nan_adv.data();
+  tt::check(loss_validate(bad) == TE_EINVAL, "NaN advantage is rejected");
+}
+
+// The whole model: loss of te_forward_backward vs its LoRA gradients, by finite differences.
+void test_model_fd() {
+  Config c;
+  c.arch = Arch::Qwen3, c.arch_name = "qwen3", c.V = 48, c.C = 16, c.L = 2, c.NH = 4, c.NKV = 2, c.HD = 4, c.FF = 24;
+  c.max_pos = 32, c.qk_norm = true, c.qkv_bias = true, c.tie = true;
+  Model m;
+  if (!tt::ok_status(model_init_random(&m, c, 7, 32), "random model")) return;
+  // Larger weights than the default 0.02 so that every path carries signal (norm weights stay 1).
+  for (size_t i = 0; i < m.mem.size(); i++)
+    if (m.mem.data()[i] != 1.f) m.mem.data()[i] *= 10.f;
+  te_engine *e = nullptr;
+  te_engine_options o{2, 8, 0};
+  if (!tt::ok_status(engine_create_from_model(std::move(m), &o, &e), "engine from model")) return;
+  te_lora_config lc{3, 6.f, 11, 1, 1, 1};
+  tt::ok_status(te_adapter_create(e, "a", &lc), "adapter");
+  Adapter *a = find_adapter(e, "a");
+  auto bvals = randn(a->n_params, 0.3f);
+  for (const auto &en : a->entries)
+    if (en.is_B) std::memcpy(a->params.data() + en.offset, bvals.data() + en.offset, sizeof(float) * en.rows * en.cols);
+  std::vector<int32_t> tok = {3, 17, 5, 40, 22, 9, 1}, tgt = {17, 5, 40, 22, 9, 1, 30}, tok2 = {8, 2, 44}, tgt2 = {2, 44, 0};
+  std::vector<float> w = {1.f, 0.5f, -0.3f, 1.f, 0.f, 2.f, 1.f}, w2 = {1.f, 1.f, 1.f};
+  auto run = [&](bool fwd_only) {
+    te_train_item it[2];
+    std::memset(it, 0, sizeof it);
+    double loss[2] = {0, 0};
+    it[0].adapter_id = "a", it[0].tokens = tok.data(), it[0].n_tokens = 7, it[0].targets = tgt.data(), it[0].k = 1;
+    it[0].weights = w.data(), it[0].forward_only = fwd_only, it[0].out_loss = &loss[0];
+    it[1] = it[0];
+    it[1].tokens = tok2.data(), it[1].n_tokens = 3, it[1].targets = tgt2.data(), it[1].weights = w2.data();
+    it[1].out_loss = &loss[1];
+    te_forward_backward(e, it, 2);
+    return loss[0] + loss[1];
+  };
+  a->grads.zero();
+  run(false);
+  std::vector<float> grad(a->grads.data(), a->grads.data() + a->n_params);
+  // A spread of parameters from every tensor.
+  double worst = 0;
+  for (const auto &en : a->entries) {
+    size_t n = size_t(en.rows) * en.cols;
+    for (int s = 0; s < 3; s++) {
+      size_t i = en.offset + (size_t(s) * n) / 3 + (size_t(s) * 5 + 1) % (n / 3);
+      float x0 = a->params.data()[i];
+      const float h = 1e-2f;
+      a->params.data()[i] = x0 + h;
+      double fp = run(true);
+      a->params.data()[i] = x0 - h;
+      double fm = run(true);
+      a->params.data()[i] = x0;
+      double fd = (fp - fm) / (2 * h);
+      double err = std::fabs(fd - grad[i]) / std::max(0.05, std::fabs(fd));
+      if (getenv("TUFT_TEST_VERBOSE")) std::printf("%s[%zu] fd %.6g grad %.6g\n", en.name.c_str(), i - en.offset, fd, grad[i]);
+      worst = std::max(worst, err);
+    }
+  }
+  tt::near(worst, 0, 2e-2, 0, "whole LoRA model gradient vs finite differences");
+  te_engine_destroy(e);
+}
+
+}  // namespace
+
+int main() {
+  Pool pool(2);
+  PoolScope scope(&pool);
+  test_gemm();
+  test_rmsnorm();
+  test_rope();
+  test_attention();
+  test_swiglu();
+  test_linear_lora();
+  test_logsoftmax();
+  test_losses();
+  test_model_fd();
+  return tt::finish("test_ops");
+}
