@@ -1,0 +1,73 @@
+// Subscribes telemetry to the domain events (core/events.ts): future spans from queued to done,
+// and the metrics services announce (usage, queues, adapters, store latency).
+
+import { type Attributes, context, SpanKind, SpanStatusCode } from '@opentelemetry/api'
+import type { EventBus, TuftEvents, UsageKind } from '../events.js'
+import { ATTR } from './attributes.js'
+import type { Telemetry } from './sdk.js'
+import { asContext, traceAttributes } from './trace-context.js'
+
+type Listener<K extends keyof TuftEvents> = (...args: TuftEvents[K]) => void
+
+/** Starts observing; the returned function stops (used when the app closes). */
+export function observeEvents(bus: EventBus, telemetry: Telemetry): () => void {
+  const { instruments: m, tracer, futures } = telemetry
+  const off: (() => void)[] = []
+  const on = <K extends keyof TuftEvents>(event: K, listener: Listener<K>): void => {
+    // EventEmitter's typing of generic keys is too loose to accept the listener as is.
+    bus.on(event as 'usage', listener as unknown as Listener<'usage'>)
+    off.push(() => bus.off(event as 'usage', listener as unknown as Listener<'usage'>))
+  }
+
+  const counters: Record<Exclude<UsageKind, 'checkpoint_bytes'>, typeof m.trainingTokens> = {
+    training_tokens: m.trainingTokens,
+    prefill_tokens: m.prefillTokens,
+    sampled_tokens: m.sampledTokens,
+  }
+  on('usage', ({ userId, modelName, kind, amount }) => {
+    const attributes = { [ATTR.userId]: userId, [ATTR.model]: modelName }
+    if (kind === 'checkpoint_bytes') m.checkpointBytes.add(amount, attributes)
+    else if (amount > 0) counters[kind].add(amount, attributes)
+  })
+  on('queue.depth', ({ modelName, kind, depth }) => {
+    m.queueDepth.record(depth, { [ATTR.model]: modelName, [ATTR.queue]: kind })
+  })
+  on('adapters.resident', ({ modelName, count }) => {
+    m.adaptersResident.record(count, { [ATTR.model]: modelName })
+  })
+  on('store.op', ({ store, op, ms }) => {
+    m.storeDuration.record(ms / 1000, { [ATTR.store]: store, [ATTR.storeOp]: op })
+  })
+  on('future.running', ({ trace, kind, modelName, waitedMs }) => {
+    m.queueWait.record(waitedMs / 1000, { [ATTR.model]: modelName, [ATTR.futureKind]: kind })
+    futures.span(trace.requestId)?.addEvent('running', { waited_ms: waitedMs })
+  })
+  on('future.done', ({ trace, kind, modelName, ok, error, totalMs }) => {
+    const outcome = ok ? 'ok' : 'error'
+    m.futureDuration.record(totalMs / 1000, {
+      [ATTR.model]: modelName,
+      [ATTR.futureKind]: kind,
+      [ATTR.outcome]: outcome,
+    })
+    futures.end(
+      trace.requestId,
+      ok ? { code: SpanStatusCode.OK } : { code: SpanStatusCode.ERROR, message: error ?? 'failed' },
+    )
+  })
+  if (tracer !== null) {
+    on('future.queued', ({ trace, kind, modelName }) => {
+      // The request span (captured in otelContext when the request arrived) parents the future.
+      const parent = asContext(trace.otelContext) ?? context.active()
+      const attributes: Attributes = {
+        ...traceAttributes(trace),
+        [ATTR.model]: modelName,
+        [ATTR.futureKind]: kind,
+      }
+      const span = tracer.startSpan(`future ${kind}`, { kind: SpanKind.INTERNAL, attributes }, parent)
+      futures.add(trace.requestId, span, parent)
+    })
+  }
+  return () => {
+    for (const stop of off) stop()
+  }
+}

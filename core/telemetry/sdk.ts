@@ -1,0 +1,209 @@
+// One telemetry instance per app: tracer, meter and OTel logger providers built from the config,
+// their exporters (OTLP over HTTP/protobuf or gRPC, console under TUFT_OTEL_DEBUG=1, a Prometheus
+// scrape reader), and a shutdown that flushes everything. Nothing here is registered globally except
+// the async-hooks context manager, which span propagation across awaits needs.
+
+import { randomUUID } from 'node:crypto'
+import { context, type Tracer } from '@opentelemetry/api'
+import type { Logger as OtelLogger } from '@opentelemetry/api-logs'
+import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks'
+import { resourceFromAttributes } from '@opentelemetry/resources'
+import {
+  BatchLogRecordProcessor,
+  ConsoleLogRecordExporter,
+  LoggerProvider,
+  type LogRecordExporter,
+  type LogRecordProcessor,
+  SimpleLogRecordProcessor,
+} from '@opentelemetry/sdk-logs'
+import {
+  ConsoleMetricExporter,
+  MeterProvider,
+  type MetricReader,
+  PeriodicExportingMetricReader,
+  type PushMetricExporter,
+} from '@opentelemetry/sdk-metrics'
+import {
+  BasicTracerProvider,
+  BatchSpanProcessor,
+  ConsoleSpanExporter,
+  SimpleSpanProcessor,
+  type SpanExporter,
+  type SpanProcessor,
+} from '@opentelemetry/sdk-trace-base'
+import { ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions'
+import type { TelemetryConfig } from '../../config/schema.js'
+import { tuftError } from '../errors.js'
+import { Instruments } from './instruments.js'
+import { ScrapeReader } from './prometheus.js'
+import { type OtlpProtocol, resolveExport } from './settings.js'
+import { FutureSpans } from './trace-context.js'
+
+const SCOPE = 'tuft'
+/** OTLP metric push interval; dashboards of training runs want better than the 60 s default. */
+const METRIC_EXPORT_INTERVAL_MS = 15_000
+
+export interface TelemetryOptions {
+  env?: NodeJS.ProcessEnv
+  /**
+   * Exporters chosen by the caller (tests, embedding). When given they replace the configured ones
+   * entirely: no OTLP and no console exporter is started. Spans and log records are exported as they
+   * end; metrics go to the given readers.
+   */
+  exporters?: { spans?: SpanExporter; logs?: LogRecordExporter; metricReaders?: MetricReader[] }
+  metricExportIntervalMs?: number
+}
+
+interface Exporters {
+  spans: SpanExporter
+  metrics: PushMetricExporter
+  logs: LogRecordExporter
+}
+
+export class Telemetry {
+  readonly settings: TelemetryConfig
+  /** null when only metrics are on (prometheus without `enabled`). */
+  readonly tracer: Tracer | null
+  readonly otelLogger: OtelLogger | null
+  readonly instruments: Instruments
+  /** The Prometheus reader when the scrape endpoint is on. */
+  readonly scrape: ScrapeReader | null
+  /** Open future spans, by request id (only filled when tracing). */
+  readonly futures = new FutureSpans()
+  readonly #tracerProvider: BasicTracerProvider | null
+  readonly #meterProvider: MeterProvider
+  readonly #loggerProvider: LoggerProvider | null
+  #closed: Promise<void> | null = null
+
+  constructor(parts: {
+    settings: TelemetryConfig
+    tracerProvider: BasicTracerProvider | null
+    meterProvider: MeterProvider
+    loggerProvider: LoggerProvider | null
+    scrape: ScrapeReader | null
+  }) {
+    this.settings = parts.settings
+    this.#tracerProvider = parts.tracerProvider
+    this.#meterProvider = parts.meterProvider
+    this.#loggerProvider = parts.loggerProvider
+    this.scrape = parts.scrape
+    this.tracer = parts.tracerProvider?.getTracer(SCOPE) ?? null
+    this.otelLogger = parts.loggerProvider?.getLogger(SCOPE) ?? null
+    this.instruments = new Instruments(parts.meterProvider.getMeter(SCOPE))
+  }
+
+  /** Pushes everything buffered to the exporters (tests; before a planned stop). */
+  async forceFlush(): Promise<void> {
+    await Promise.all([
+      this.#tracerProvider?.forceFlush(),
+      this.#meterProvider.forceFlush(),
+      this.#loggerProvider?.forceFlush(),
+    ])
+  }
+
+  /** Flushes and stops every provider; safe to call more than once. */
+  shutdown(): Promise<void> {
+    if (this.#closed === null) this.futures.endAll()
+    this.#closed ??= Promise.all([
+      this.#tracerProvider?.shutdown(),
+      this.#meterProvider.shutdown(),
+      this.#loggerProvider?.shutdown(),
+    ]).then(() => undefined)
+    return this.#closed
+  }
+}
+
+/**
+ * Starts telemetry as configured, or returns null when neither `enabled` nor `prometheus.enabled` is
+ * set: then no provider, exporter or hook exists at all.
+ */
+export async function createTelemetry(
+  settings: TelemetryConfig,
+  options: TelemetryOptions = {},
+): Promise<Telemetry | null> {
+  if (!settings.enabled && !settings.prometheus.enabled) return null
+  const resource = resourceFromAttributes({
+    'service.instance.id': randomUUID(),
+    ...settings.resource_attributes,
+    [ATTR_SERVICE_NAME]: settings.service_name,
+  })
+  const scrape = settings.prometheus.enabled ? new ScrapeReader() : null
+  const injected = options.exporters
+  const readers: MetricReader[] = [...(injected?.metricReaders ?? [])]
+  if (scrape !== null) readers.push(scrape)
+  if (!settings.enabled) {
+    return new Telemetry({
+      settings,
+      tracerProvider: null,
+      meterProvider: new MeterProvider({ resource, readers }),
+      loggerProvider: null,
+      scrape,
+    })
+  }
+
+  const spanProcessors: SpanProcessor[] = []
+  const logProcessors: LogRecordProcessor[] = []
+  if (injected !== undefined) {
+    if (injected.spans !== undefined) spanProcessors.push(new SimpleSpanProcessor(injected.spans))
+    if (injected.logs !== undefined)
+      logProcessors.push(new SimpleLogRecordProcessor({ exporter: injected.logs }))
+  } else {
+    const plan = resolveExport(settings, options.env ?? process.env)
+    const interval = options.metricExportIntervalMs ?? METRIC_EXPORT_INTERVAL_MS
+    if (plan.endpoint !== null) {
+      const otlp = await otlpExporters(plan.endpoint, plan.protocol)
+      spanProcessors.push(new BatchSpanProcessor(otlp.spans))
+      logProcessors.push(new BatchLogRecordProcessor({ exporter: otlp.logs }))
+      readers.push(
+        new PeriodicExportingMetricReader({ exporter: otlp.metrics, exportIntervalMillis: interval }),
+      )
+    }
+    if (plan.console) {
+      spanProcessors.push(new SimpleSpanProcessor(new ConsoleSpanExporter()))
+      logProcessors.push(new SimpleLogRecordProcessor({ exporter: new ConsoleLogRecordExporter() }))
+      const exporter = new ConsoleMetricExporter()
+      readers.push(new PeriodicExportingMetricReader({ exporter, exportIntervalMillis: interval }))
+    }
+  }
+
+  // Without a context manager the active span would be lost at the first await; registering it is
+  // idempotent (setGlobalContextManager refuses a second one) and shared by every app in the process.
+  context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable())
+  return new Telemetry({
+    settings,
+    tracerProvider: new BasicTracerProvider({ resource, spanProcessors }),
+    meterProvider: new MeterProvider({ resource, readers }),
+    loggerProvider: new LoggerProvider({ resource, processors: logProcessors }),
+    scrape,
+  })
+}
+
+/** OTLP exporters for the configured protocol; the gRPC stack is only loaded when chosen. */
+async function otlpExporters(endpoint: string, protocol: OtlpProtocol): Promise<Exporters> {
+  try {
+    if (protocol === 'grpc') {
+      const [traces, metrics, logs] = await Promise.all([
+        import('@opentelemetry/exporter-trace-otlp-grpc'),
+        import('@opentelemetry/exporter-metrics-otlp-grpc'),
+        import('@opentelemetry/exporter-logs-otlp-grpc'),
+      ])
+      return {
+        spans: new traces.OTLPTraceExporter({ url: endpoint }),
+        metrics: new metrics.OTLPMetricExporter({ url: endpoint }),
+        logs: new logs.OTLPLogExporter({ url: endpoint }),
+      }
+    }
+    const [traces, metrics, logs] = await Promise.all([
+      import('@opentelemetry/exporter-trace-otlp-proto'),
+      import('@opentelemetry/exporter-metrics-otlp-proto'),
+      import('@opentelemetry/exporter-logs-otlp-proto'),
+    ])
+    return {
+      spans: new traces.OTLPTraceExporter({ url: `${endpoint}/v1/traces` }),
+      metrics: new metrics.OTLPMetricExporter({ url: `${endpoint}/v1/metrics` }),
+      logs: new logs.OTLPLogExporter({ url: `${endpoint}/v1/logs` }),
+    }
+  } catch (cause) {
+    throw tuftError('TUFT_CONFIG', `telemetry: cannot start the OTLP ${protocol} exporters`, { cause })
+  }
+}

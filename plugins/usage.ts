@@ -1,0 +1,134 @@
+// Usage REST endpoints: the caller's own usage, every user's usage for operators, and the billing
+// usage events of spec §3.25. Metering (core/telemetry/usage.ts) runs whether or not telemetry is on.
+// Operators are `telemetry.operators`; in dev mode (no authorized_users configured) every caller is one.
+
+import { type Static, Type } from '@sinclair/typebox'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
+import { tuftError } from '../core/errors.js'
+import type { EventBus } from '../core/events.js'
+import { UsageMeter } from '../core/telemetry/usage.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    usage: UsageMeter
+  }
+}
+
+export interface UsagePluginOptions {
+  events: EventBus
+  /** User ids allowed to read everybody's usage. */
+  operators: readonly string[]
+  /** Auth in dev mode: every caller may read everybody's usage. */
+  devMode: boolean
+  /** The authenticated user of a request; undefined answers 401. */
+  userOf: (request: FastifyRequest) => string | undefined
+  /** An existing meter (tests use a clock they control). */
+  meter?: UsageMeter
+}
+
+const Totals = Type.Object({
+  training_tokens: Type.Number(),
+  prefill_tokens: Type.Number(),
+  sampled_tokens: Type.Number(),
+  checkpoint_bytes: Type.Number(),
+  checkpoints_saved: Type.Number(),
+  storage_gigabyte_hours: Type.Number(),
+})
+const UserUsage = Type.Object({
+  user_id: Type.String(),
+  totals: Totals,
+  models: Type.Record(Type.String(), Totals),
+})
+const Detail = Type.Object({ detail: Type.String() })
+
+export const GetUsageSchema = { response: { 200: UserUsage } }
+export const GetAdminUsageSchema = { response: { 200: Type.Object({ users: Type.Array(UserUsage) }) } }
+
+const strict = { additionalProperties: false } as const
+const EventInfo = Type.Union([
+  Type.Object({ type: Type.Literal('training'), token_count: Type.Number() }, strict),
+  Type.Object(
+    { type: Type.Literal('sampling_prefill'), cached: Type.Boolean(), token_count: Type.Number() },
+    strict,
+  ),
+  Type.Object({ type: Type.Literal('sampling_sample'), token_count: Type.Number() }, strict),
+  Type.Object({ type: Type.Literal('checkpoint'), count: Type.Number() }, strict),
+  Type.Object({ type: Type.Literal('storage'), gigabyte_hours: Type.Number() }, strict),
+])
+const BillingQuery = Type.Object({
+  starting_on: Type.Optional(Type.String({ description: 'ISO-8601 instant, inclusive' })),
+  ending_before: Type.Optional(Type.String({ description: 'ISO-8601 instant, exclusive' })),
+})
+export const GetBillingEventsSchema = {
+  querystring: BillingQuery,
+  response: {
+    200: Type.Object({
+      data: Type.Array(
+        Type.Object({
+          bucket_start: Type.String(),
+          bucket_end: Type.String(),
+          base_model: Type.String(),
+          user_id: Type.String(),
+          user_name: Type.String(),
+          session_id: Type.Union([Type.String(), Type.Null()]),
+          project_id: Type.Union([Type.String(), Type.Null()]),
+          event_info: EventInfo,
+        }),
+      ),
+      sessions: Type.Record(
+        Type.String(),
+        Type.Object({ user_metadata: Type.Record(Type.String(), Type.String()) }),
+      ),
+    }),
+    400: Detail,
+  },
+}
+
+function instant(name: string, value: string | undefined, fallback: number): number {
+  if (value === undefined || value === '') return fallback
+  const ms = Date.parse(value)
+  if (Number.isNaN(ms))
+    throw tuftError('TUFT_BAD_REQUEST', `${name} must be an ISO-8601 date-time, got '${value}'`)
+  return ms
+}
+
+async function usagePlugin(app: FastifyInstance, opts: UsagePluginOptions): Promise<void> {
+  const meter = opts.meter ?? new UsageMeter()
+  const stop = meter.observe(opts.events)
+  app.decorate('usage', meter)
+  app.addHook('onClose', async () => stop())
+  const operators = new Set(opts.operators)
+
+  const caller = (request: FastifyRequest): string => {
+    const user = opts.userOf(request)
+    if (user === undefined) throw tuftError('TUFT_UNAUTHORIZED', 'Missing or invalid X-API-Key')
+    return user
+  }
+
+  app.get('/api/v1/usage', { schema: GetUsageSchema }, async (request) => meter.user(caller(request)))
+
+  app.get('/api/v1/admin/usage', { schema: GetAdminUsageSchema }, async (request) => {
+    const user = caller(request)
+    if (!opts.devMode && !operators.has(user)) {
+      throw tuftError(
+        'TUFT_FORBIDDEN',
+        `User '${user}' may not read other users' usage (telemetry.operators)`,
+      )
+    }
+    return { users: meter.all() }
+  })
+
+  app.get<{ Querystring: Static<typeof BillingQuery> }>(
+    '/api/v1/billing/usage/events',
+    { schema: GetBillingEventsSchema },
+    async (request) => {
+      const user = caller(request)
+      const from = instant('starting_on', request.query.starting_on, 0)
+      const to = instant('ending_before', request.query.ending_before, Number.POSITIVE_INFINITY)
+      return meter.billing(user, from, to)
+    },
+  )
+}
+
+export default fp(usagePlugin, { name: 'usage', fastify: '5.x' })
