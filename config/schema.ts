@@ -67,6 +67,18 @@ export const PersistenceConfigSchema = Type.Object(
       description: 'when training state is made durable: after every optim_step, or only at save_state',
     }),
     check_fields: Type.Optional(Type.Array(Type.String())),
+    // Store tuning; absent keys take the store's own defaults (persistence/README.md).
+    compact_bytes: Type.Optional(
+      Type.Integer({ minimum: 1, description: 'file: journal size that triggers a snapshot' }),
+    ),
+    snapshot_interval_ms: Type.Optional(Type.Integer({ minimum: 1, description: 'file: periodic snapshot' })),
+    sweep_interval_ms: Type.Optional(
+      Type.Integer({ minimum: 10, description: 'memory/file: TTL sweep period' }),
+    ),
+    connect_timeout_ms: Type.Optional(
+      Type.Integer({ minimum: 1, description: 'redis: boot connection bound' }),
+    ),
+    command_timeout_ms: Type.Optional(Type.Integer({ minimum: 1, description: 'redis: per-command bound' })),
   },
   strict,
 )
