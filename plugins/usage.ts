@@ -40,7 +40,6 @@ const UserUsage = Type.Object({
   totals: Totals,
   models: Type.Record(Type.String(), Totals),
 })
-const Detail = Type.Object({ detail: Type.String() })
 
 export const GetUsageSchema = { response: { 200: UserUsage } }
 export const GetAdminUsageSchema = { response: { 200: Type.Object({ users: Type.Array(UserUsage) }) } }
@@ -81,7 +80,6 @@ export const GetBillingEventsSchema = {
         Type.Object({ user_metadata: Type.Record(Type.String(), Type.String()) }),
       ),
     }),
-    400: Detail,
   },
 }
 
