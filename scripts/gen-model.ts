@@ -278,16 +278,16 @@ export function generateModel(outDir: string, preset: ModelPreset, seed = 0): vo
 }
 
 /**
- * Path of the embedded tiny model under cacheDir, generated once. Generation goes to a private temp
- * dir renamed into place, so concurrent starts never see a half-written model.
+ * Path of a generated model (preset, seed 0) under cacheDir, generated once. Generation goes to a
+ * private temp dir renamed into place, so concurrent starts never see a half-written model.
  */
-export async function ensureEmbeddedModel(cacheDir: string): Promise<string> {
-  const target = resolve(cacheDir, `tiny-qwen3-v${GENERATOR_VERSION}`)
+export async function ensureGeneratedModel(cacheDir: string, preset: PresetName): Promise<string> {
+  const target = resolve(cacheDir, `${preset}-qwen3-v${GENERATOR_VERSION}`)
   if (existsSync(join(target, 'model.safetensors'))) return target
   mkdirSync(cacheDir, { recursive: true })
   const tmp = `${target}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`
   try {
-    generateModel(tmp, PRESETS.tiny, 0)
+    generateModel(tmp, PRESETS[preset], 0)
     try {
       renameSync(tmp, target)
     } catch (err) {
@@ -298,6 +298,11 @@ export async function ensureEmbeddedModel(cacheDir: string): Promise<string> {
     rmSync(tmp, { recursive: true, force: true })
   }
   return target
+}
+
+/** The embedded default model (tiny preset), generated once under cacheDir; the server's fallback. */
+export function ensureEmbeddedModel(cacheDir: string): Promise<string> {
+  return ensureGeneratedModel(cacheDir, 'tiny')
 }
 
 // ---- CLI ---------------------------------------------------------------------------------------

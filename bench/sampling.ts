@@ -1,0 +1,152 @@
+// Sampling benchmark of the native engine: prefill and decode throughput at several concurrencies,
+// the cost of 8 distinct LoRA adapters in one batch against the base model alone, and the time from
+// a training snapshot to its first sampled token. Prints figures; asserts nothing about speed.
+//   node --import tsx bench/sampling.ts [--preset bench|tiny] [--model DIR] [--threads N]
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { pino } from 'pino'
+import type { SampleJob, SamplingEngine, TrainingEngine } from '../core/engine.js'
+import { createNativeProvider } from '../engines/native/index.js'
+import { ensureGeneratedModel, type PresetName } from '../scripts/gen-model.js'
+
+const { values: args } = parseArgs({
+  options: {
+    preset: { type: 'string', default: 'bench' },
+    model: { type: 'string' },
+    threads: { type: 'string', default: '0' },
+    prompt: { type: 'string', default: '256' },
+    decode: { type: 'string', default: '32' },
+  },
+})
+if (args.preset !== 'bench' && args.preset !== 'tiny') throw new Error('--preset is bench or tiny')
+const PROMPT = Number(args.prompt)
+const DECODE = Number(args.decode)
+const ROOT = new URL('..', import.meta.url).pathname
+
+function prompt(n: number, salt: number): Int32Array {
+  // Deterministic ids spread over the vocabulary; distinct per request so nothing is shared.
+  return Int32Array.from({ length: n }, (_, i) => (i * 7919 + salt * 104729 + 17) % 150000)
+}
+
+function job(p: Int32Array, maxTokens: number, adapterId: string | null = null): SampleJob {
+  return {
+    adapter: adapterId === null ? null : { kind: 'snapshot', id: adapterId },
+    prompt: p,
+    numSamples: 1,
+    maxTokens,
+    temperature: 0,
+    topK: -1,
+    topP: 1,
+    seed: 0n,
+    stopTokens: [],
+    stopStrings: [],
+    promptLogprobs: false,
+    topkPromptLogprobs: 0,
+  }
+}
+
+async function timed<T>(fn: () => Promise<T>): Promise<[T, number]> {
+  const t0 = performance.now()
+  const r = await fn()
+  return [r, (performance.now() - t0) / 1000]
+}
+
+const fmt = (x: number) => (x >= 100 ? x.toFixed(0) : x.toFixed(1))
+
+async function main(): Promise<void> {
+  const modelPath =
+    args.model ?? (await ensureGeneratedModel(join(ROOT, '.tuft', 'models'), args.preset as PresetName))
+  const provider = createNativeProvider()
+  const ctx = {
+    modelName: 'bench',
+    modelPath,
+    maxModelLen: 0,
+    maxLoraRank: 64,
+    log: pino({ level: 'silent' }),
+  }
+  const cfg = { threads: Number(args.threads) }
+  const [training, openSeconds] = await timed(() => provider.createTraining!(cfg, ctx))
+  const sampling: SamplingEngine = await provider.createSampling!(cfg, ctx)
+  console.log(`model ${modelPath}`)
+  console.log(`engine ${training.info.device}, arch ${training.info.arch}, opened in ${fmt(openSeconds)} s`)
+
+  try {
+    await sampling.sample(job(prompt(8, 0), 2)) // warm-up: KV cache allocation, first-touch pages
+
+    // Prefill: one long prompt, one generated token.
+    const [, prefillSeconds] = await timed(() => sampling.sample(job(prompt(PROMPT, 1), 1)))
+    console.log(`prefill           ${PROMPT} tokens: ${fmt(PROMPT / prefillSeconds)} tokens/s`)
+
+    // Decode: c concurrent requests with short prompts, DECODE tokens each.
+    for (const c of [1, 8, 32]) {
+      const jobs = Array.from({ length: c }, (_, i) => job(prompt(16, 100 + i), DECODE))
+      const [, s] = await timed(() => Promise.all(jobs.map((j) => sampling.sample(j))))
+      console.log(
+        `decode c=${String(c).padEnd(2)}       ${fmt((c * DECODE) / s)} tokens/s (${fmt((s / DECODE) * 1000)} ms per step)`,
+      )
+    }
+
+    // 8 distinct adapters in one batch against the base model alone.
+    const ids = await makeAdapters(training, 8)
+    const base = Array.from({ length: 8 }, (_, i) => job(prompt(16, 200 + i), DECODE))
+    const mixed = base.map((j, i) => ({ ...j, adapter: { kind: 'snapshot' as const, id: ids[i]! } }))
+    const [, baseSeconds] = await timed(() => Promise.all(base.map((j) => sampling.sample(j))))
+    const [, mixedSeconds] = await timed(() => Promise.all(mixed.map((j) => sampling.sample(j))))
+    console.log(
+      `8 adapters (r16)  ${fmt((8 * DECODE) / mixedSeconds)} tokens/s vs base ${fmt((8 * DECODE) / baseSeconds)}` +
+        ` (${fmt((mixedSeconds / baseSeconds - 1) * 100)}% slower)`,
+    )
+
+    // Snapshot of a training adapter to its first sampled token.
+    const [, firstSeconds] = await timed(async () => {
+      const ref = await training.snapshotAdapter(ids[0]!.replace('@s', ''), 'fresh@s')
+      await sampling.loadAdapter(ref)
+      await sampling.sample(job(prompt(16, 300), 1, 'fresh@s'))
+    })
+    console.log(`snapshot → first token: ${fmt(firstSeconds * 1000)} ms`)
+  } finally {
+    await training.close()
+    await sampling.close()
+  }
+}
+
+/** n trained-looking adapters (one AdamW step each, so B ≠ 0) and their sampler snapshots. */
+async function makeAdapters(training: TrainingEngine, n: number): Promise<string[]> {
+  const ids: string[] = []
+  for (let i = 0; i < n; i++) {
+    const id = `a${i}`
+    await training.createAdapter(id, {
+      rank: 16,
+      alpha: 32,
+      seed: i,
+      trainAttn: true,
+      trainMlp: true,
+      trainUnembed: false,
+    })
+    const tokens = prompt(9, 400 + i)
+    await training.forwardBackward([
+      {
+        adapterId: id,
+        tokens: tokens.subarray(0, 8),
+        targets: tokens.subarray(1),
+        k: 1,
+        lossFn: 'cross_entropy',
+        lossConfig: {},
+        forwardOnly: false,
+      },
+    ])
+    await training.optimStep(id, {
+      learningRate: 1e-3,
+      beta1: 0.9,
+      beta2: 0.95,
+      eps: 1e-8,
+      weightDecay: 0,
+      gradClipNorm: 0,
+    })
+    await training.snapshotAdapter(id, `${id}@s`)
+    ids.push(`${id}@s`)
+  }
+  return ids
+}
+
+await main()
