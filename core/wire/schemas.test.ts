@@ -36,10 +36,13 @@ before(async () => {
     '/create_session',
     echo(CreateSessionRoute, { session_id: 's', type: 'create_session', secret: 'x' }),
   )
-  app.post(
-    '/retrieve_future',
-    echo(RetrieveFutureRoute, { type: 'try_again', request_id: 'r', queue_state: 'active' }),
-  )
+  app.post<{ Body: { request_id: string } }>('/retrieve_future', {
+    schema: RetrieveFutureRoute,
+    handler: async (req) =>
+      req.body.request_id === 'save'
+        ? { path: 'tinker://r/weights/a', type: 'save_weights' }
+        : { type: 'try_again', request_id: 'r', queue_state: 'active' },
+  })
   await app.ready()
 })
 after(() => app.close())
@@ -146,6 +149,11 @@ describe('response schemas', () => {
       type: 'try_again',
       request_id: 'r',
       queue_state: 'active',
+    })
+    // Results whose fields are all optional in some other result type keep every field.
+    assert.deepEqual((await post('/retrieve_future', { request_id: 'save' })).body, {
+      path: 'tinker://r/weights/a',
+      type: 'save_weights',
     })
   })
 })

@@ -299,11 +299,15 @@ export const RetrieveFutureResponse = Type.Union([
   UnloadModelResult,
 ])
 export type RetrieveFutureResponse = Static<typeof RetrieveFutureResponse>
+/**
+ * The 200 schema is an open object: as a serializer schema the union above would pick its first
+ * matching branch (all-optional results match anything) and strip the other fields.
+ */
 export const RetrieveFutureRoute = {
   body: RetrieveFutureRequest,
   response: {
-    200: RetrieveFutureResponse,
-    408: Type.Object({ queue_state: Type.Optional(Type.String()) }),
+    200: Type.Object({}, { additionalProperties: true }),
+    408: Type.Object({ queue_state: Type.Optional(Type.String()) }, { additionalProperties: true }),
     ...ErrorResponses,
   },
 }
