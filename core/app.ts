@@ -1,0 +1,70 @@
+// The app factory (STYLE "the app is separate from the server"): builds the Fastify app from a loaded
+// config and optional injected dependencies, and never listens. core/cli.ts and the tests call it.
+
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
+import type { Logger } from 'pino'
+import type { TuftConfig } from '../config/schema.js'
+import authPlugin from '../plugins/auth.js'
+import configPlugin from '../plugins/config.js'
+import contentParsersPlugin from '../plugins/content-parsers.js'
+import enginesPlugin from '../plugins/engines.js'
+import errorHandlerPlugin from '../plugins/error-handler.js'
+import persistencePlugin from '../plugins/persistence.js'
+import servicesPlugin from '../plugins/services.js'
+import tinkerApi, { API_PREFIX } from '../plugins/tinker/index.js'
+import type { EventBus } from './events.js'
+import type { Store } from './persistence.js'
+import type { EngineRegistry } from './registry.js'
+
+export interface AppDeps {
+  /** A Store to use instead of the configured one (left open on close). */
+  store?: Store
+  /** Engine providers to choose from (tests register doubles); default: the built-ins. */
+  registry?: EngineRegistry
+  events?: EventBus
+  /** Where relative engine module specifiers resolve from; default: the working directory. */
+  configDir?: string
+  /** A pino logger to use; default: one at config.log_level. */
+  logger?: Logger
+}
+
+/** Log paths that could carry credentials; API keys are never logged. */
+export const REDACT_PATHS = [
+  'req.headers["x-api-key"]',
+  'req.headers.authorization',
+  'headers["x-api-key"]',
+  'authorized_users',
+]
+
+export async function buildApp(config: TuftConfig, deps: AppDeps = {}): Promise<FastifyInstance> {
+  const logging = deps.logger
+    ? { loggerInstance: deps.logger as unknown as FastifyBaseLogger }
+    : { logger: { level: config.log_level, redact: REDACT_PATHS } }
+  const app: FastifyInstance = Fastify({
+    bodyLimit: config.server.body_limit_bytes,
+    // Bounded boot: model weights load in the background after ready (plugins/engines.ts).
+    pluginTimeout: 10_000,
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+    routerOptions: { maxParamLength: 1000 },
+    // The SDK's stop field is a union of string / string[] / int[] (spec §5.7).
+    ajv: { customOptions: { allowUnionTypes: true } },
+    ...logging,
+  })
+
+  // Cross-cutting plugins, in dependency order (each declares its dependencies).
+  await app.register(configPlugin, {
+    config,
+    configDir: deps.configDir ?? process.cwd(),
+    ...(deps.events ? { events: deps.events } : {}),
+  })
+  await app.register(errorHandlerPlugin)
+  await app.register(contentParsersPlugin)
+  await app.register(persistencePlugin, deps.store ? { store: deps.store } : {})
+  await app.register(enginesPlugin, deps.registry ? { registry: deps.registry } : {})
+  await app.register(authPlugin)
+  await app.register(servicesPlugin)
+  // Routes.
+  await app.register(tinkerApi, { prefix: API_PREFIX })
+  return app
+}

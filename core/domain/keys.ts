@@ -1,0 +1,21 @@
+// Store key layout: every durable record lives under one of these prefixes, so scans and restart
+// recovery know where to look.
+
+export const keys = {
+  session: (id: string) => `session/${id}`,
+  sessions: () => 'session/',
+  /** X-Idempotency-Key of a create_session call → the session it created (per user). */
+  sessionIdempotency: (userId: string, key: string) => `idem/session/${userId}/${key}`,
+  run: (id: string) => `run/${id}`,
+  runs: () => 'run/',
+  sampler: (id: string) => `sampler/${id}`,
+  samplers: () => 'sampler/',
+  checkpoint: (runId: string, checkpointId: string) => `ckpt/${runId}/${checkpointId}`,
+  runCheckpoints: (runId: string) => `ckpt/${runId}/`,
+  checkpoints: () => 'ckpt/',
+  future: (id: string) => `future/${id}`,
+  /** (model_id, seq_id) → the future that accepted it, for de-duplicating resubmissions. */
+  seq: (runId: string, seqId: number) => `seq/${runId}/${seqId}`,
+  /** (sampling_session_id, seq_id) → future, for de-duplicating asample resubmissions. */
+  sampleSeq: (samplerId: string, seqId: number) => `sampleseq/${samplerId}/${seqId}`,
+}

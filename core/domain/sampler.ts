@@ -1,0 +1,27 @@
+// Sampling session records (spec §3.18, §3.20): a sampler id bound to a base model and optionally an
+// immutable adapter (a checkpoint directory, or an in-memory snapshot taken by save_weights_for_sampler).
+
+export type SamplerSource =
+  | { kind: 'base' }
+  | { kind: 'checkpoint'; runId: string; checkpointId: string; dir: string }
+  | { kind: 'snapshot'; runId: string }
+
+export type SamplerRecord = {
+  id: string
+  owner: string
+  sessionId: string
+  seqId: number
+  baseModel: string
+  /** The tinker:// path it was created from, or null (base model, ephemeral snapshot). */
+  modelPath: string | null
+  source: SamplerSource
+  createdAt: number
+}
+
+export function toWireSampler(s: SamplerRecord): {
+  sampler_id: string
+  base_model: string
+  model_path: string | null
+} {
+  return { sampler_id: s.id, base_model: s.baseModel, model_path: s.modelPath }
+}

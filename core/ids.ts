@@ -1,0 +1,31 @@
+// Server-minted identifiers (spec §5.10): opaque session ids, request ids, and the derived training-run
+// and sampler ids `<session>:train:<n>` / `<session>:sample:<n>`. Clients never choose ids.
+
+import { randomBytes, randomUUID } from 'node:crypto'
+
+/** `s-` + 16 hex chars: URL-safe, no `/`, so it can prefix run and sampler ids inside tinker:// paths. */
+export function newSessionId(): string {
+  return `s-${randomBytes(8).toString('hex')}`
+}
+
+export function newRequestId(): string {
+  return randomUUID()
+}
+
+/** Identifies one server process; futures pending under another boot were lost in a restart. */
+export function newBootId(): string {
+  return randomBytes(6).toString('hex')
+}
+
+export function trainingRunId(sessionId: string, modelSeqId: number): string {
+  return `${sessionId}:train:${modelSeqId}`
+}
+
+export function samplerId(sessionId: string, samplingSessionSeqId: number): string {
+  return `${sessionId}:sample:${samplingSessionSeqId}`
+}
+
+/** A checkpoint name for saves that gave none. */
+export function generatedCheckpointName(): string {
+  return `ckpt-${new Date().toISOString().replace(/[-:.]/g, '').slice(0, 15)}-${randomBytes(3).toString('hex')}`
+}

@@ -1,0 +1,183 @@
+// Futures (spec §4): every asynchronous operation gets a server-minted request id at once; its state
+// and result live in the Store, and retrieve_future long-polls in-process waiters until it finishes.
+
+import { type FutureRecord, isFinished } from '../domain/future.js'
+import { keys } from '../domain/keys.js'
+import type { RequestTrace } from '../engine.js'
+import type { FailureCategory } from '../errors.js'
+import { isTuftError, tuftError } from '../errors.js'
+import type { EventBus, FutureKind } from '../events.js'
+import { newRequestId } from '../ids.js'
+import type { Json, Store } from '../persistence.js'
+
+export interface FutureServiceOptions {
+  store: Store
+  events: EventBus
+  bootId: string
+  /** Retention of finished futures (null: forever). */
+  ttlMs: number | null
+}
+
+export interface NewFuture {
+  owner: string
+  kind: FutureKind
+  modelId: string | null
+  modelName: string
+  trace: Omit<RequestTrace, 'requestId'>
+}
+
+interface Live {
+  record: FutureRecord
+  trace: RequestTrace
+  modelName: string
+  startedAt: number | null
+  waiters: Set<() => void>
+}
+
+/** Turns any failure into the `{error, category}` the SDK reports as RequestFailedError. */
+export function failureOf(err: unknown): { message: string; category: FailureCategory } {
+  if (isTuftError(err)) return { message: err.message, category: err.category }
+  return { message: `Internal error: ${(err as Error)?.message ?? String(err)}`, category: 'server' }
+}
+
+export class FutureService {
+  private readonly live = new Map<string, Live>()
+
+  constructor(private readonly opts: FutureServiceOptions) {}
+
+  async create(init: NewFuture): Promise<FutureRecord> {
+    const record: FutureRecord = {
+      id: newRequestId(),
+      owner: init.owner,
+      kind: init.kind,
+      modelId: init.modelId,
+      state: 'pending',
+      boot: this.opts.bootId,
+      createdAt: Date.now(),
+      finishedAt: null,
+      result: null,
+      error: null,
+    }
+    const trace: RequestTrace = { requestId: record.id, ...init.trace }
+    this.live.set(record.id, {
+      record,
+      trace,
+      modelName: init.modelName,
+      startedAt: null,
+      waiters: new Set(),
+    })
+    await this.write(record)
+    this.opts.events.emit('future.queued', { trace, kind: record.kind, modelName: init.modelName })
+    return record
+  }
+
+  /** The trace to hand to engine calls made for this future. */
+  traceOf(id: string): RequestTrace {
+    const live = this.live.get(id)
+    if (!live) throw tuftError('TUFT_INTERNAL', `Future ${id} is not live in this process`)
+    return live.trace
+  }
+
+  markRunning(id: string): void {
+    const live = this.live.get(id)
+    if (!live || live.startedAt !== null) return
+    live.startedAt = Date.now()
+    live.record.state = 'running'
+    this.opts.events.emit('future.running', {
+      trace: live.trace,
+      kind: live.record.kind,
+      modelName: live.modelName,
+      waitedMs: live.startedAt - live.record.createdAt,
+    })
+  }
+
+  /** Runs `work` as the body of future `id`, storing its result or its failure. Never rejects. */
+  async run(id: string, work: () => Promise<Json>): Promise<void> {
+    this.markRunning(id)
+    try {
+      const result = await work()
+      await this.finish(id, { state: 'done', result })
+    } catch (err) {
+      await this.finish(id, { state: 'failed', error: failureOf(err) })
+    }
+  }
+
+  async fail(id: string, err: unknown): Promise<void> {
+    await this.finish(id, { state: 'failed', error: failureOf(err) })
+  }
+
+  /**
+   * The future as its owner may see it: 404 for unknown ids and for other users' futures (no
+   * existence leak); 410 for work that was pending when an earlier server process stopped.
+   */
+  async get(id: string, userId: string): Promise<FutureRecord> {
+    const record =
+      this.live.get(id)?.record ?? (await this.opts.store.get<FutureRecord>(keys.future(id)))?.value
+    if (!record || record.owner !== userId) throw tuftError('TUFT_NOT_FOUND', `Unknown request_id '${id}'`)
+    if (!isFinished(record) && record.boot !== this.opts.bootId) {
+      throw tuftError(
+        'TUFT_FUTURE_EXPIRED',
+        `Request ${id} was lost when the server restarted; submit the operation again`,
+      )
+    }
+    return record
+  }
+
+  /** Long-poll: resolves with the record once finished, or as it stands after timeoutMs / on abort. */
+  async wait(id: string, userId: string, timeoutMs: number, signal?: AbortSignal): Promise<FutureRecord> {
+    const record = await this.get(id, userId)
+    const live = this.live.get(id)
+    if (isFinished(record) || !live || timeoutMs <= 0 || signal?.aborted) return record
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer)
+        live.waiters.delete(done)
+        signal?.removeEventListener('abort', done)
+        resolve()
+      }
+      const timer = setTimeout(done, timeoutMs)
+      live.waiters.add(done)
+      signal?.addEventListener('abort', done, { once: true })
+    })
+    return live.record
+  }
+
+  /** Pending and running futures of this process (for shutdown and diagnostics). */
+  pendingCount(): number {
+    return this.live.size
+  }
+
+  private async finish(
+    id: string,
+    outcome:
+      | { state: 'done'; result: Json }
+      | { state: 'failed'; error: { message: string; category: FailureCategory } },
+  ): Promise<void> {
+    const live = this.live.get(id)
+    if (!live) return
+    const record = live.record
+    record.state = outcome.state
+    record.finishedAt = Date.now()
+    if (outcome.state === 'done') record.result = outcome.result
+    else record.error = outcome.error
+    try {
+      await this.write(record)
+    } finally {
+      this.live.delete(id)
+      for (const wake of [...live.waiters]) wake()
+      this.opts.events.emit('future.done', {
+        trace: live.trace,
+        kind: record.kind,
+        modelName: live.modelName,
+        ok: outcome.state === 'done',
+        ...(outcome.state === 'failed' ? { error: outcome.error.message } : {}),
+        totalMs: record.finishedAt - record.createdAt,
+      })
+    }
+  }
+
+  private async write(record: FutureRecord): Promise<void> {
+    const ttl = this.opts.ttlMs
+    await this.opts.store.put(keys.future(record.id), record, ttl === null ? {} : { ttlMs: ttl })
+  }
+}

@@ -1,0 +1,228 @@
+// Base models served by this process: for each configured model, its engines (loaded in the
+// background so boot stays bounded), its training scheduler and the facts get_info reports.
+
+import { Value } from '@sinclair/typebox/value'
+import type { Logger } from 'pino'
+import type { ModelConfig } from '../../config/schema.js'
+import type { EngineInfo, EngineProvider, SamplingEngine, TrainingEngine } from '../engine.js'
+import { tuftError } from '../errors.js'
+import type { EventBus } from '../events.js'
+import type { EngineRegistry } from '../registry.js'
+import { TrainingScheduler } from './scheduler.js'
+
+export type ModelState = 'loading' | 'ready' | 'failed'
+
+export interface ModelHostOptions {
+  config: ModelConfig
+  registry: EngineRegistry
+  /** Where relative provider module specifiers are resolved from (the config file's directory). */
+  configDir: string
+  log: Logger
+  events: EventBus
+  maxBatchTokens: number
+  /** Wraps every engine once (telemetry); identity when absent. */
+  wrapTraining?: (engine: TrainingEngine, modelName: string) => TrainingEngine
+  wrapSampling?: (engine: SamplingEngine, modelName: string) => SamplingEngine
+  /** Produces the model directory before loading (the embedded model is generated on first start). */
+  prepare?: () => Promise<string>
+}
+
+/** Resolves a provider and checks its options against the provider's own schema. */
+async function choose(
+  registry: EngineRegistry,
+  configDir: string,
+  name: string,
+  options: Record<string, unknown>,
+  what: string,
+): Promise<{ provider: EngineProvider; options: unknown }> {
+  const provider = await registry.resolve(name, configDir)
+  const withDefaults = Value.Default(provider.configSchema, structuredClone(options))
+  const errors = [...Value.Errors(provider.configSchema, withDefaults)]
+  if (errors.length > 0) {
+    const list = errors.slice(0, 5).map((e) => `${e.path || '/'}: ${e.message}`)
+    throw tuftError('TUFT_CONFIG', `${what}: invalid options for engine '${name}': ${list.join('; ')}`)
+  }
+  return { provider, options: withDefaults }
+}
+
+export class ModelHost {
+  readonly name: string
+  readonly config: ModelConfig
+  state: ModelState = 'loading'
+  error: Error | null = null
+  private trainingEngine: TrainingEngine | null = null
+  private samplingEngine: SamplingEngine | null = null
+  private loading: Promise<void> | null = null
+  readonly scheduler: TrainingScheduler
+
+  constructor(private readonly opts: ModelHostOptions) {
+    this.config = opts.config
+    this.name = opts.config.model_name
+    this.scheduler = new TrainingScheduler({
+      modelName: this.name,
+      engine: () => this.training(),
+      maxBatchTokens: opts.maxBatchTokens,
+      events: opts.events,
+    })
+  }
+
+  get tokenizerId(): string {
+    return this.config.tokenizer_id ?? this.name
+  }
+
+  get maxLoraRank(): number {
+    return Math.min(
+      this.config.max_lora_rank,
+      this.trainingEngine?.info.maxLoraRank ?? Number.POSITIVE_INFINITY,
+    )
+  }
+
+  /** PEFT lora_alpha for a rank (official default 32 unless lora_alpha_ratio is configured). */
+  loraAlpha(rank: number): number {
+    return this.config.lora_alpha_ratio === undefined ? 32 : this.config.lora_alpha_ratio * rank
+  }
+
+  supports(capability: 'training' | 'sampling'): boolean {
+    return this.config.capabilities.includes(capability)
+  }
+
+  /** Starts loading the engines (once); resolves when ready, rejects when loading failed. */
+  load(): Promise<void> {
+    this.loading ??= this.doLoad()
+    return this.loading
+  }
+
+  async whenReady(): Promise<void> {
+    try {
+      await this.load()
+    } catch (err) {
+      throw tuftError('TUFT_UNAVAILABLE', `Model '${this.name}' failed to load: ${(err as Error).message}`)
+    }
+  }
+
+  training(): TrainingEngine {
+    if (!this.trainingEngine)
+      throw tuftError('TUFT_UNAVAILABLE', `Model '${this.name}' is not ready for training`)
+    return this.trainingEngine
+  }
+
+  sampling(): SamplingEngine {
+    if (!this.samplingEngine)
+      throw tuftError('TUFT_UNAVAILABLE', `Model '${this.name}' is not ready for sampling`)
+    return this.samplingEngine
+  }
+
+  /** Facts about the loaded model (vocabulary, context); requires readiness. */
+  info(): EngineInfo {
+    const info = this.trainingEngine?.info ?? this.samplingEngine?.info
+    if (!info) throw tuftError('TUFT_UNAVAILABLE', `Model '${this.name}' is still loading`)
+    return info
+  }
+
+  /** The context limit: configured max_model_len, capped by the engine's own limit once known. */
+  maxContext(): number {
+    const engine = this.trainingEngine?.info.maxContext ?? this.samplingEngine?.info.maxContext
+    const configured = this.config.max_model_len
+    if (engine === undefined) return configured ?? 0
+    return configured === undefined ? engine : Math.min(configured, engine)
+  }
+
+  /** True when training and sampling share one provider, so in-memory snapshots are visible to sampling. */
+  sharedProvider(): boolean {
+    return this.config.training.provider === this.config.sampling.provider
+  }
+
+  async close(): Promise<void> {
+    await this.loading?.catch(() => {})
+    const engines = [this.trainingEngine, this.samplingEngine]
+    this.trainingEngine = null
+    this.samplingEngine = null
+    for (const engine of new Set(engines)) await engine?.close()
+  }
+
+  private async doLoad(): Promise<void> {
+    const { config, registry, configDir, log } = this.opts
+    const started = Date.now()
+    try {
+      const modelPath = this.opts.prepare ? await this.opts.prepare() : config.model_path
+      const ctx = {
+        modelName: config.model_name,
+        modelPath,
+        maxModelLen: config.max_model_len ?? 0,
+        maxLoraRank: config.max_lora_rank,
+        log: log.child({ model: config.model_name }),
+      }
+      log.info({ model: this.name, path: modelPath }, 'loading model')
+      if (this.supports('training')) {
+        const { training } = config
+        const { provider, options } = await choose(
+          registry,
+          configDir,
+          training.provider,
+          training.options,
+          `Model '${this.name}' training`,
+        )
+        if (!provider.createTraining) throw tuftError('TUFT_CONFIG', `Engine '${provider.name}' cannot train`)
+        const engine = await provider.createTraining(options, ctx)
+        this.trainingEngine = this.opts.wrapTraining?.(engine, this.name) ?? engine
+      }
+      if (this.supports('sampling')) {
+        const { sampling } = config
+        const { provider, options } = await choose(
+          registry,
+          configDir,
+          sampling.provider,
+          sampling.options,
+          `Model '${this.name}' sampling`,
+        )
+        if (!provider.createSampling)
+          throw tuftError('TUFT_CONFIG', `Engine '${provider.name}' cannot sample`)
+        const engine = await provider.createSampling(options, ctx)
+        this.samplingEngine = this.opts.wrapSampling?.(engine, this.name) ?? engine
+      }
+      this.state = 'ready'
+      log.info({ model: this.name, ms: Date.now() - started, device: this.info().device }, 'model ready')
+    } catch (err) {
+      this.state = 'failed'
+      this.error = err as Error
+      log.error({ model: this.name, err }, 'model failed to load')
+      throw err
+    }
+  }
+}
+
+export class ModelHosts {
+  private readonly hosts = new Map<string, ModelHost>()
+
+  constructor(hosts: ModelHost[]) {
+    for (const h of hosts) {
+      if (this.hosts.has(h.name)) throw tuftError('TUFT_CONFIG', `Model '${h.name}' is configured twice`)
+      this.hosts.set(h.name, h)
+    }
+  }
+
+  list(): ModelHost[] {
+    return [...this.hosts.values()]
+  }
+
+  /** The host serving base_model, or a 400 naming the supported models. */
+  get(name: string): ModelHost {
+    const host = this.hosts.get(name)
+    if (!host) {
+      throw tuftError(
+        'TUFT_BAD_REQUEST',
+        `Unknown base model '${name}'. Supported: ${[...this.hosts.keys()].join(', ')}`,
+      )
+    }
+    return host
+  }
+
+  /** Starts every model loading; resolves when all are ready, rejects on the first failure. */
+  loadAll(): Promise<void> {
+    return Promise.all(this.list().map((h) => h.load())).then(() => undefined)
+  }
+
+  async close(): Promise<void> {
+    for (const h of this.list()) await h.close()
+  }
+}

@@ -1,0 +1,299 @@
+// Sampling sessions and sample requests (spec §3.16, §3.18-3.20, §4.7, §7.5): samplers bind a base
+// model and an immutable adapter; requests run concurrently on the sampling engine, bounded per model
+// (429 above the bound), de-duplicated on (sampler, seq_id), and dropped when their session expires.
+
+import { randomBytes } from 'node:crypto'
+import type { Logger } from 'pino'
+import { keys } from '../domain/keys.js'
+import type { SamplerRecord, SamplerSource } from '../domain/sampler.js'
+import type { TrainingRunRecord } from '../domain/training-run.js'
+import type { AdapterRef, SampleJob } from '../engine.js'
+import { tuftError } from '../errors.js'
+import type { EventBus } from '../events.js'
+import { samplerId } from '../ids.js'
+import type { Store } from '../persistence.js'
+import { formatCheckpointId } from '../wire/paths.js'
+import type { CreateSamplingSessionRequest, SampleRequest } from '../wire/schemas.js'
+import type { CheckpointService } from './checkpoints.js'
+import type { FutureService } from './futures.js'
+import type { ModelHost, ModelHosts } from './models.js'
+import { storeSample } from './results.js'
+import type { SessionService } from './sessions.js'
+import { checkTokenIds } from './train-items.js'
+
+export interface SamplingServiceOptions {
+  store: Store
+  futures: FutureService
+  sessions: SessionService
+  models: ModelHosts
+  checkpoints: CheckpointService
+  events: EventBus
+  log: Logger
+  /** Queued + running sample requests allowed per model. */
+  queueLimit: number
+}
+
+/** Generated tokens when max_tokens is absent: up to the context limit, at most this many. */
+export const DEFAULT_MAX_TOKENS = 1024
+
+interface Pending {
+  sessionId: string
+  abort: AbortController
+}
+
+export class SamplingService {
+  /** Samplers whose adapter lives only in this process (snapshots), and loaded adapter refs. */
+  private readonly refs = new Map<string, AdapterRef>()
+  private readonly loaded = new Map<string, Promise<void>>()
+  private readonly inFlight = new Map<string, number>()
+  private readonly pending = new Map<string, Pending>()
+  private readonly seen = new Map<string, string>()
+
+  constructor(private readonly opts: SamplingServiceOptions) {
+    opts.sessions.onExpire((sessionId) => this.dropSession(sessionId))
+  }
+
+  async createSession(userId: string, body: CreateSamplingSessionRequest): Promise<string> {
+    const session = await this.opts.sessions.getLive(userId, body.session_id)
+    const id = samplerId(session.id, body.sampling_session_seq_id)
+    const existing = await this.opts.store.get<SamplerRecord>(keys.sampler(id))
+    if (existing) return existing.value.id
+    let source: SamplerSource = { kind: 'base' }
+    let baseModel: string
+    if (body.model_path) {
+      const c = await this.opts.checkpoints.readablePath(userId, body.model_path)
+      source = {
+        kind: 'checkpoint',
+        runId: c.runId,
+        checkpointId: formatCheckpointId(c.kind, c.name),
+        dir: c.dir,
+      }
+      baseModel = c.baseModel
+    } else if (body.base_model) {
+      baseModel = body.base_model
+    } else {
+      throw tuftError('TUFT_BAD_REQUEST', 'create_sampling_session needs model_path or base_model')
+    }
+    const host = this.opts.models.get(baseModel)
+    if (!host.supports('sampling'))
+      throw tuftError('TUFT_BAD_REQUEST', `Model '${host.name}' is configured for training only`)
+    const record: SamplerRecord = {
+      id,
+      owner: userId,
+      sessionId: session.id,
+      seqId: body.sampling_session_seq_id,
+      baseModel: host.name,
+      modelPath: body.model_path ?? null,
+      source,
+      createdAt: Date.now(),
+    }
+    await this.opts.store.put(keys.sampler(id), record)
+    return id
+  }
+
+  /** The ephemeral sampler of save_weights_for_sampler: `snapshot` captures the adapter under its id. */
+  async createFromTraining(
+    run: TrainingRunRecord,
+    seqId: number,
+    snapshot: (snapshotId: string) => Promise<AdapterRef>,
+  ): Promise<string> {
+    const id = samplerId(run.sessionId, seqId)
+    const existing = await this.opts.store.get<SamplerRecord>(keys.sampler(id))
+    if (existing && existing.value.owner !== run.owner)
+      throw tuftError('TUFT_NOT_FOUND', `Unknown session '${run.sessionId}'`)
+    if (existing) {
+      const old = this.refs.get(id)
+      this.loaded.delete(`${existing.value.baseModel}|${id}`)
+      if (old)
+        await this.opts.models
+          .get(existing.value.baseModel)
+          .sampling()
+          .unloadAdapter(old)
+          .catch(() => {})
+    }
+    const ref = await snapshot(id)
+    this.refs.set(id, ref)
+    const record: SamplerRecord = {
+      id,
+      owner: run.owner,
+      sessionId: run.sessionId,
+      seqId,
+      baseModel: run.baseModel,
+      modelPath: null,
+      source: { kind: 'snapshot', runId: run.id },
+      createdAt: Date.now(),
+    }
+    await this.opts.store.put(keys.sampler(id), record)
+    return id
+  }
+
+  /** The caller's sampler (404 for unknown ids and other users' samplers). */
+  async getSampler(userId: string, id: string): Promise<SamplerRecord> {
+    const doc = await this.opts.store.get<SamplerRecord>(keys.sampler(id))
+    if (!doc || doc.value.owner !== userId) throw tuftError('TUFT_NOT_FOUND', `Unknown sampler '${id}'`)
+    return doc.value
+  }
+
+  async listSamplers(userId: string, sessionId: string): Promise<SamplerRecord[]> {
+    const all = await this.opts.store.scan<SamplerRecord>(keys.samplers())
+    return all.map((e) => e.doc.value).filter((s) => s.owner === userId && s.sessionId === sessionId)
+  }
+
+  async sample(userId: string, body: SampleRequest): Promise<{ request_id: string }> {
+    if (!body.sampling_session_id) {
+      throw tuftError(
+        'TUFT_BAD_REQUEST',
+        'asample needs sampling_session_id (create one with create_sampling_session)',
+      )
+    }
+    const sampler = await this.getSampler(userId, body.sampling_session_id)
+    const dedupKey = body.seq_id === undefined || body.seq_id === null ? null : `${sampler.id}#${body.seq_id}`
+    const prior = dedupKey ? this.seen.get(dedupKey) : undefined
+    if (prior) return { request_id: prior }
+    const host = this.opts.models.get(sampler.baseModel)
+    if (host.state !== 'ready') throw tuftError('TUFT_UNAVAILABLE', `Model '${host.name}' is still loading`)
+    const depth = this.inFlight.get(host.name) ?? 0
+    if (depth >= this.opts.queueLimit) {
+      throw tuftError(
+        'TUFT_BUSY',
+        `Too many sampling requests in flight for '${host.name}' (${depth}); retry shortly`,
+      )
+    }
+    const job = this.toJob(body, host)
+    const ref = this.adapterRef(sampler)
+    const future = await this.opts.futures.create({
+      owner: userId,
+      kind: 'sample',
+      modelId: null,
+      modelName: host.name,
+      trace: { userId, sessionId: sampler.sessionId, samplingSessionId: sampler.id },
+    })
+    if (dedupKey) this.remember(dedupKey, future.id)
+    const abort = new AbortController()
+    job.signal = abort.signal
+    this.pending.set(future.id, { sessionId: sampler.sessionId, abort })
+    this.setDepth(host, depth + 1)
+    void this.opts.futures
+      .run(future.id, async () => {
+        const engine = host.sampling()
+        if (ref) await this.ensureLoaded(host, ref)
+        if (abort.signal.aborted)
+          throw tuftError('TUFT_BAD_REQUEST', 'Sample request dropped: its session expired')
+        const result = await engine.sample(
+          { ...job, adapter: ref },
+          { requests: [this.opts.futures.traceOf(future.id)] },
+        )
+        const sampled = result.sequences.reduce((n, s) => n + s.tokens.length, 0)
+        this.opts.events.emit('usage', {
+          userId,
+          modelName: host.name,
+          kind: 'prefill_tokens',
+          amount: job.prompt.length,
+        })
+        this.opts.events.emit('usage', {
+          userId,
+          modelName: host.name,
+          kind: 'sampled_tokens',
+          amount: sampled,
+        })
+        return storeSample(result)
+      })
+      .finally(() => {
+        this.pending.delete(future.id)
+        this.setDepth(host, (this.inFlight.get(host.name) ?? 1) - 1)
+      })
+    return { request_id: future.id }
+  }
+
+  /** Aborts the queued and running requests of a session whose client went away. */
+  dropSession(sessionId: string): void {
+    for (const p of this.pending.values()) if (p.sessionId === sessionId) p.abort.abort()
+  }
+
+  private toJob(body: SampleRequest, host: ModelHost): SampleJob {
+    const tokens: number[] = []
+    for (const [i, chunk] of body.prompt.chunks.entries()) {
+      if (chunk.type !== undefined && chunk.type !== 'encoded_text') {
+        throw tuftError(
+          'TUFT_BAD_REQUEST',
+          `prompt.chunks[${i}]: ${chunk.type} chunks are not supported; this server serves text-only models`,
+        )
+      }
+      tokens.push(...(chunk as { tokens: number[] }).tokens)
+    }
+    if (tokens.length === 0) throw tuftError('TUFT_BAD_REQUEST', 'prompt is empty')
+    checkTokenIds(tokens, 'prompt', host.info().vocabSize)
+    const context = host.maxContext()
+    if (tokens.length >= context) {
+      throw tuftError(
+        'TUFT_BAD_REQUEST',
+        `prompt of ${tokens.length} tokens leaves no room in the context of ${context}`,
+      )
+    }
+    const p = body.sampling_params
+    const stop = p.stop ?? []
+    const stopList = typeof stop === 'string' ? [stop] : stop
+    const stopTokens = stopList.filter((s): s is number => typeof s === 'number')
+    checkTokenIds(stopTokens, 'sampling_params.stop', host.info().vocabSize)
+    const maxTokens = p.max_tokens ?? Math.min(DEFAULT_MAX_TOKENS, context - tokens.length)
+    return {
+      adapter: null,
+      prompt: Int32Array.from(tokens),
+      numSamples: body.num_samples,
+      maxTokens,
+      temperature: p.temperature,
+      topK: p.top_k,
+      topP: p.top_p,
+      seed: p.seed === undefined || p.seed === null ? randomBytes(8).readBigUInt64LE() : BigInt(p.seed),
+      stopTokens,
+      stopStrings: stopList.filter((s): s is string => typeof s === 'string'),
+      promptLogprobs: body.prompt_logprobs,
+      topkPromptLogprobs: body.topk_prompt_logprobs,
+    }
+  }
+
+  /** The adapter a sampler serves, or null for the bare base model. */
+  private adapterRef(s: SamplerRecord): AdapterRef | null {
+    switch (s.source.kind) {
+      case 'base':
+        return null
+      case 'checkpoint':
+        return {
+          kind: 'peft',
+          id: `${s.source.runId}/${s.source.checkpointId}`,
+          dir: this.opts.checkpoints.absDir(s.source),
+        }
+      case 'snapshot': {
+        const ref = this.refs.get(s.id)
+        if (!ref) {
+          throw tuftError(
+            'TUFT_NOT_FOUND',
+            `Sampler '${s.id}' held an in-memory snapshot that was lost in a restart`,
+          )
+        }
+        return ref
+      }
+    }
+  }
+
+  private ensureLoaded(host: ModelHost, ref: AdapterRef): Promise<void> {
+    const key = `${host.name}|${ref.id}`
+    let loading = this.loaded.get(key)
+    if (!loading) {
+      loading = host.sampling().loadAdapter(ref)
+      loading.catch(() => this.loaded.delete(key))
+      this.loaded.set(key, loading)
+    }
+    return loading
+  }
+
+  private remember(key: string, futureId: string): void {
+    this.seen.set(key, futureId)
+    if (this.seen.size > 100_000) this.seen.delete(this.seen.keys().next().value!)
+  }
+
+  private setDepth(host: ModelHost, depth: number): void {
+    this.inFlight.set(host.name, depth)
+    this.opts.events.emit('queue.depth', { modelName: host.name, kind: 'sampling', depth })
+  }
+}

@@ -1,0 +1,474 @@
+// Training runs (spec §3.9-3.17, §4.6, §7): creates LoRA adapters, orders every operation of a run
+// through its Sequencer, sends forward/backward work to the model's fused scheduler and everything
+// else straight to the training engine, and records checkpoints. Ownership is checked before any work.
+
+import { randomInt } from 'node:crypto'
+import type { Logger } from 'pino'
+import { keys } from '../domain/keys.js'
+import { type LoraRecord, loraSpec, type TrainingRunRecord } from '../domain/training-run.js'
+import type { AdapterRef } from '../engine.js'
+import { tuftError } from '../errors.js'
+import type { EventBus, FutureKind } from '../events.js'
+import { generatedCheckpointName, trainingRunId } from '../ids.js'
+import type { Json, Store } from '../persistence.js'
+import { formatTinkerPath, parseTinkerPath } from '../wire/paths.js'
+import type { ForwardBackwardRequest } from '../wire/proto.js'
+import type {
+  CreateModelRequest,
+  LoadWeightsRequest,
+  OptimStepRequest,
+  SaveWeightsForSamplerRequest,
+  SaveWeightsRequest,
+} from '../wire/schemas.js'
+import type { CheckpointService } from './checkpoints.js'
+import type { FutureService } from './futures.js'
+import type { ModelHost, ModelHosts } from './models.js'
+import { storeFwdBwd } from './results.js'
+import type { SamplingService } from './sampling.js'
+import { Sequencer } from './sequencer.js'
+import type { SessionService } from './sessions.js'
+import { stringMap } from './sessions.js'
+import { toTrainItems } from './train-items.js'
+
+export interface TrainingServiceOptions {
+  store: Store
+  futures: FutureService
+  sessions: SessionService
+  models: ModelHosts
+  checkpoints: CheckpointService
+  sampling: SamplingService
+  events: EventBus
+  log: Logger
+  gapWaitMs: number
+}
+
+export type FutureRef = { request_id: string; model_id: string }
+
+interface LiveRun {
+  record: TrainingRunRecord
+  sequencer: Sequencer
+  host: ModelHost
+  /** Settles when the adapter exists in the engine (or creation failed). */
+  created: Promise<void>
+}
+
+/**
+ * A training submission in flight for a user. While any is unsettled, a gap in some run's seq_ids may
+ * still be filled by it; once all are settled, gaps are skipped at once (spec §4.6: gaps never stall).
+ */
+export interface Submission {
+  settle(): void
+}
+
+export class TrainingService {
+  private readonly runs = new Map<string, LiveRun>()
+  private readonly unsettled = new Map<string, number>()
+
+  constructor(private readonly opts: TrainingServiceOptions) {}
+
+  beginSubmission(userId: string): Submission {
+    this.unsettled.set(userId, (this.unsettled.get(userId) ?? 0) + 1)
+    let settled = false
+    return {
+      settle: () => {
+        if (settled) return
+        settled = true
+        const left = (this.unsettled.get(userId) ?? 1) - 1
+        if (left > 0) {
+          this.unsettled.set(userId, left)
+          return
+        }
+        this.unsettled.delete(userId)
+        for (const run of this.runs.values()) if (run.record.owner === userId) run.sequencer.poke()
+      },
+    }
+  }
+
+  // ---- create / info / unload ----
+
+  async createModel(userId: string, body: CreateModelRequest): Promise<FutureRef> {
+    const session = await this.opts.sessions.getLive(userId, body.session_id)
+    const id = trainingRunId(session.id, body.model_seq_id)
+    const existing =
+      this.runs.get(id)?.record ?? (await this.opts.store.get<TrainingRunRecord>(keys.run(id)))?.value
+    if (existing) {
+      if (existing.owner !== userId) throw tuftError('TUFT_NOT_FOUND', `Unknown session '${body.session_id}'`)
+      return { request_id: existing.createFutureId, model_id: id }
+    }
+    const host = this.opts.models.get(body.base_model)
+    if (!host.supports('training'))
+      throw tuftError('TUFT_BAD_REQUEST', `Model '${host.name}' is configured for sampling only`)
+    const lora = body.lora_config
+    if (!lora)
+      throw tuftError('TUFT_BAD_REQUEST', 'lora_config is required (this server trains LoRA adapters only)')
+    if (lora.rank > host.maxLoraRank) {
+      throw tuftError(
+        'TUFT_BAD_REQUEST',
+        `LoRA rank ${lora.rank} exceeds this model's maximum of ${host.maxLoraRank}`,
+      )
+    }
+    if (!lora.train_attn && !lora.train_mlp && !lora.train_unembed) {
+      throw tuftError('TUFT_BAD_REQUEST', 'At least one of train_attn, train_mlp, train_unembed must be true')
+    }
+    const loraRecord: LoraRecord = {
+      rank: lora.rank,
+      alpha: host.loraAlpha(lora.rank),
+      seed: lora.seed ?? randomInt(2 ** 31),
+      trainAttn: lora.train_attn,
+      trainMlp: lora.train_mlp,
+      trainUnembed: lora.train_unembed,
+    }
+    const future = await this.opts.futures.create({
+      owner: userId,
+      kind: 'create_model',
+      modelId: id,
+      modelName: host.name,
+      trace: { userId, sessionId: session.id, trainingRunId: id },
+    })
+    const now = Date.now()
+    const record: TrainingRunRecord = {
+      id,
+      owner: userId,
+      sessionId: session.id,
+      modelSeqId: body.model_seq_id,
+      baseModel: host.name,
+      lora: loraRecord,
+      userMetadata: body.user_metadata ? stringMap(body.user_metadata) : null,
+      projectId: session.projectId,
+      state: 'creating',
+      createFutureId: future.id,
+      failure: null,
+      createdAt: now,
+      lastRequestAt: now,
+    }
+    await this.opts.store.put(keys.run(id), record)
+    const created = this.opts.futures.run(future.id, async () => {
+      try {
+        await host.whenReady()
+        await host.training().createAdapter(id, loraSpec(loraRecord))
+        await this.setState(record, 'ready', null)
+        this.opts.log.info({ run: id, model: host.name, rank: lora.rank }, 'training run created')
+        return { model_id: id, type: 'create_model' }
+      } catch (err) {
+        await this.setState(record, 'failed', (err as Error).message)
+        throw err
+      }
+    })
+    this.runs.set(id, {
+      record,
+      host,
+      created,
+      sequencer: new Sequencer({
+        gapWaitMs: this.opts.gapWaitMs,
+        mayStillArrive: () => (this.unsettled.get(userId) ?? 0) > 0,
+        onGapSkipped: (missing) => this.opts.log.info({ run: id, missing }, 'seq_id gap skipped'),
+      }),
+    })
+    return { request_id: future.id, model_id: id }
+  }
+
+  /** The caller's run record (404 for unknown ids and other users' runs). */
+  async getRun(userId: string, id: string): Promise<TrainingRunRecord> {
+    const record = await this.findRun(id)
+    if (!record || record.owner !== userId) throw tuftError('TUFT_NOT_FOUND', `Unknown training run '${id}'`)
+    return record
+  }
+
+  /** Any run by id, whoever owns it (callers decide what the requester may see). */
+  async findRun(id: string): Promise<TrainingRunRecord | null> {
+    return (
+      this.runs.get(id)?.record ?? (await this.opts.store.get<TrainingRunRecord>(keys.run(id)))?.value ?? null
+    )
+  }
+
+  async listRuns(userId: string): Promise<TrainingRunRecord[]> {
+    const all = await this.opts.store.scan<TrainingRunRecord>(keys.runs())
+    return all
+      .map((e) => this.runs.get(e.doc.value.id)?.record ?? e.doc.value)
+      .filter((r) => r.owner === userId)
+  }
+
+  /** A run loaded in this process and usable for new operations. */
+  private async live(userId: string, id: string): Promise<LiveRun> {
+    const record = await this.getRun(userId, id)
+    const run = this.runs.get(id)
+    if (!run) {
+      throw tuftError(
+        'TUFT_BAD_REQUEST',
+        `Training run '${id}' is not loaded in this server process (it predates a restart); resume it from a checkpoint`,
+      )
+    }
+    if (record.state === 'failed')
+      throw tuftError('TUFT_BAD_REQUEST', `Training run '${id}' failed: ${record.failure}`)
+    if (record.state === 'unloaded') throw tuftError('TUFT_BAD_REQUEST', `Training run '${id}' was unloaded`)
+    return run
+  }
+
+  async getInfo(userId: string, id: string) {
+    const record = await this.getRun(userId, id)
+    const host = this.opts.models.get(record.baseModel)
+    return {
+      type: 'get_info' as const,
+      model_id: id,
+      model_data: {
+        arch: host.state === 'ready' ? host.info().arch : null,
+        model_name: record.baseModel,
+        tokenizer_id: host.tokenizerId,
+      },
+      is_lora: true,
+      lora_rank: record.lora.rank,
+      model_name: record.baseModel,
+    }
+  }
+
+  async unloadModel(userId: string, id: string): Promise<FutureRef> {
+    const run = await this.live(userId, id)
+    const future = await this.newFuture(run, 'unload_model')
+    void run.sequencer.after(() =>
+      this.opts.futures.run(future, async () => {
+        run.sequencer.close()
+        await this.setState(run.record, 'unloaded', null)
+        await run.host.training().dropAdapter(id)
+        return { model_id: id, type: 'unload_model' }
+      }),
+    )
+    return { request_id: future, model_id: id }
+  }
+
+  // ---- sequenced operations ----
+
+  async forwardBackward(userId: string, req: ForwardBackwardRequest, sub: Submission): Promise<FutureRef> {
+    return this.sequenced(
+      userId,
+      req.modelId,
+      req.seqId,
+      req.forwardOnly ? 'forward' : 'forward_backward',
+      sub,
+      (run) => {
+        if (run.host.state !== 'ready')
+          throw tuftError('TUFT_UNAVAILABLE', `Model '${run.host.name}' is still loading`)
+        const items = toTrainItems(req, run.record.id, {
+          vocabSize: run.host.info().vocabSize,
+          maxContext: run.host.maxContext(),
+        })
+        return async (futureId) => {
+          const results = await run.host.scheduler.submit(userId, items, this.opts.futures.traceOf(futureId))
+          let loss = 0
+          let tokens = 0
+          const outputs = results.map((r, i) => {
+            loss += r.loss
+            tokens += items[i]!.tokens.length
+            const item = items[i]!
+            return {
+              logprobs: r.logprobs,
+              shape: item.k === 1 ? [item.tokens.length] : [item.tokens.length, item.k],
+            }
+          })
+          this.opts.events.emit('usage', {
+            userId,
+            modelName: run.host.name,
+            kind: 'training_tokens',
+            amount: tokens,
+          })
+          return storeFwdBwd(outputs, { 'loss:sum': loss })
+        }
+      },
+    )
+  }
+
+  async optimStep(userId: string, body: OptimStepRequest, sub: Submission): Promise<FutureRef> {
+    return this.sequenced(userId, body.model_id, body.seq_id, 'optim_step', sub, (run) => {
+      const a = body.adam_params
+      const adam = {
+        learningRate: a.learning_rate,
+        beta1: a.beta1,
+        beta2: a.beta2,
+        eps: a.eps,
+        weightDecay: a.weight_decay,
+        gradClipNorm: a.grad_clip_norm,
+      }
+      return async (futureId) => {
+        const r = await run.host
+          .training()
+          .optimStep(run.record.id, adam, { requests: [this.opts.futures.traceOf(futureId)] })
+        return {
+          metrics: {
+            'grad_norm:mean': r.gradNorm,
+            'step:max': r.step,
+            'learning_rate:mean': a.learning_rate,
+          },
+        }
+      }
+    })
+  }
+
+  async saveWeights(userId: string, body: SaveWeightsRequest, sub: Submission): Promise<FutureRef> {
+    return this.sequenced(userId, body.model_id, body.seq_id, 'save_weights', sub, (run) => {
+      const name = body.path ?? generatedCheckpointName()
+      return async () => {
+        const c = await this.opts.checkpoints.save(
+          run.record,
+          'weights',
+          name,
+          { ttlSeconds: body.ttl_seconds ?? null, overwrite: body.overwrite, hasOptimizer: true },
+          (dir) => run.host.training().saveState(run.record.id, dir, { optimizer: true }),
+        )
+        return { path: formatTinkerPath(c), type: 'save_weights' }
+      }
+    })
+  }
+
+  async loadWeights(userId: string, body: LoadWeightsRequest, sub: Submission): Promise<FutureRef> {
+    if (body.model_id === undefined || body.seq_id === undefined) {
+      throw tuftError(
+        'TUFT_BAD_REQUEST',
+        'load_weights needs model_id and seq_id (create-via-load addressing is not enabled)',
+      )
+    }
+    return this.sequenced(userId, body.model_id, body.seq_id, 'load_weights', sub, (run) => {
+      parseTinkerPath(body.path)
+      return async () => {
+        const c = await this.opts.checkpoints.readablePath(userId, body.path)
+        const mine = run.record
+        const mismatch =
+          c.baseModel !== mine.baseModel
+            ? `base model ${c.baseModel} ≠ ${mine.baseModel}`
+            : c.lora.rank !== mine.lora.rank
+              ? `LoRA rank ${c.lora.rank} ≠ ${mine.lora.rank}`
+              : c.lora.trainAttn !== mine.lora.trainAttn ||
+                  c.lora.trainMlp !== mine.lora.trainMlp ||
+                  c.lora.trainUnembed !== mine.lora.trainUnembed
+                ? 'different LoRA targets (train_attn/train_mlp/train_unembed)'
+                : null
+        if (mismatch)
+          throw tuftError(
+            'TUFT_BAD_REQUEST',
+            `Checkpoint ${body.path} does not fit training run ${mine.id}: ${mismatch}`,
+          )
+        if (body.optimizer && !c.hasOptimizer) {
+          throw tuftError(
+            'TUFT_BAD_REQUEST',
+            `Checkpoint ${body.path} has no optimizer state (sampler checkpoints hold weights only)`,
+          )
+        }
+        await run.host
+          .training()
+          .loadState(mine.id, this.opts.checkpoints.absDir(c), { optimizer: body.optimizer })
+        return { path: body.path, model_id: mine.id, type: 'load_weights' }
+      }
+    })
+  }
+
+  async saveWeightsForSampler(
+    userId: string,
+    body: SaveWeightsForSamplerRequest,
+    sub: Submission,
+  ): Promise<FutureRef> {
+    return this.sequenced(userId, body.model_id, body.seq_id, 'save_weights_for_sampler', sub, (run) => {
+      const training = () => run.host.training()
+      if (body.path) {
+        const name = body.path
+        return async () => {
+          const c = await this.opts.checkpoints.save(
+            run.record,
+            'sampler_weights',
+            name,
+            { ttlSeconds: body.ttl_seconds ?? null, overwrite: true, hasOptimizer: false },
+            (dir) => training().exportAdapter(run.record.id, dir),
+          )
+          return { path: formatTinkerPath(c), sampling_session_id: null, type: 'save_weights_for_sampler' }
+        }
+      }
+      const seq = body.sampling_session_seq_id
+      if (seq === undefined || seq === null) {
+        throw tuftError(
+          'TUFT_BAD_REQUEST',
+          'save_weights_for_sampler needs either path or sampling_session_seq_id',
+        )
+      }
+      return async () => {
+        const samplerId = await this.opts.sampling.createFromTraining(
+          run.record,
+          seq,
+          async (snapshotId): Promise<AdapterRef> => {
+            if (run.host.sharedProvider()) return training().snapshotAdapter(run.record.id, snapshotId)
+            // Different sampling engine: hand it a PEFT directory instead of an in-memory snapshot.
+            const dir = await this.opts.checkpoints.ephemeralDir(snapshotId)
+            await training().exportAdapter(run.record.id, dir)
+            return { kind: 'peft', id: snapshotId, dir }
+          },
+        )
+        return { path: null, sampling_session_id: samplerId, type: 'save_weights_for_sampler' }
+      }
+    })
+  }
+
+  /**
+   * The common path of every seq_id-ordered operation: ownership, duplicate and order checks, then
+   * `prepare` (synchronous validation, 400 on bad input) builds the work that runs in seq_id order.
+   */
+  private async sequenced(
+    userId: string,
+    modelId: string,
+    seqId: number,
+    kind: FutureKind,
+    sub: Submission,
+    prepare: (run: LiveRun) => (futureId: string) => Promise<Json>,
+  ): Promise<FutureRef> {
+    const run = await this.live(userId, modelId)
+    const seq = run.sequencer
+    try {
+      const duplicate = seq.duplicateOf(seqId)
+      if (duplicate !== undefined) return { request_id: duplicate, model_id: modelId }
+      seq.check(seqId)
+      const work = prepare(run)
+      const future = await this.newFuture(run, kind)
+      seq.submit(seqId, future, async () => {
+        await run.created
+        await this.opts.futures.run(future, async () => {
+          if (run.record.state !== 'ready')
+            throw tuftError('TUFT_BAD_REQUEST', `Training run '${modelId}' is ${run.record.state}`)
+          return work(future)
+        })
+      })
+      run.record.lastRequestAt = Date.now()
+      await this.opts.store.put(keys.run(modelId), run.record)
+      return { request_id: future, model_id: modelId }
+    } catch (err) {
+      seq.skip(seqId)
+      throw err
+    } finally {
+      sub.settle()
+    }
+  }
+
+  private async newFuture(run: LiveRun, kind: FutureKind): Promise<string> {
+    const f = await this.opts.futures.create({
+      owner: run.record.owner,
+      kind,
+      modelId: run.record.id,
+      modelName: run.host.name,
+      trace: { userId: run.record.owner, sessionId: run.record.sessionId, trainingRunId: run.record.id },
+    })
+    return f.id
+  }
+
+  private async setState(
+    record: TrainingRunRecord,
+    state: TrainingRunRecord['state'],
+    failure: string | null,
+  ): Promise<void> {
+    record.state = state
+    record.failure = failure
+    await this.opts.store.put(keys.run(record.id), record)
+  }
+
+  /** Waits for every run's queued operations (graceful shutdown). */
+  async drain(): Promise<void> {
+    await Promise.all([...this.runs.values()].map((r) => r.sequencer.idle()))
+  }
+
+  close(): void {
+    for (const run of this.runs.values()) run.sequencer.close()
+  }
+}

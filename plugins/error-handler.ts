@@ -1,0 +1,58 @@
+// The error handler (spec §1.8, §1.9): every error becomes `{"detail": ..., "code": ...}` with the
+// coded status; Fastify's own errors (validation, body parsing, size, media type) map to 4xx with a
+// body and Content-Length, never 409/5xx for user mistakes. 5xx are logged at error, 4xx at info.
+
+import type { FastifyError, FastifyInstance } from 'fastify'
+import fp from 'fastify-plugin'
+import { isTuftError } from '../core/errors.js'
+
+interface Mapped {
+  status: number
+  detail: string
+  code: string
+}
+
+function mapError(err: FastifyError): Mapped {
+  if (isTuftError(err)) return { status: err.statusCode, detail: err.message, code: err.code }
+  if (err.validation) {
+    return { status: 400, detail: `Invalid request: ${err.message}`, code: 'TUFT_BAD_REQUEST' }
+  }
+  switch (err.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return { status: 413, detail: 'Request body is too large', code: 'TUFT_PAYLOAD_TOO_LARGE' }
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return { status: err.statusCode ?? 415, detail: err.message, code: 'TUFT_UNSUPPORTED_MEDIA_TYPE' }
+  }
+  const status = err.statusCode ?? 500
+  if (status >= 400 && status < 500) {
+    // Body parsing (malformed JSON) and other client errors Fastify detected.
+    return { status: status === 409 ? 400 : status, detail: err.message, code: 'TUFT_BAD_REQUEST' }
+  }
+  return { status: 500, detail: 'Internal server error', code: 'TUFT_INTERNAL' }
+}
+
+async function errorHandlerPlugin(app: FastifyInstance): Promise<void> {
+  app.setErrorHandler((err: FastifyError, request, reply) => {
+    const mapped = mapError(err)
+    if (mapped.status >= 500) request.log.error({ err }, 'request failed')
+    else
+      request.log.info(
+        { code: mapped.code, status: mapped.status, detail: mapped.detail },
+        'request rejected',
+      )
+    if (mapped.status === 429) reply.header('retry-after', '1')
+    return reply
+      .code(mapped.status)
+      .type('application/json; charset=utf-8')
+      .send({ detail: mapped.detail, code: mapped.code })
+  })
+  app.setNotFoundHandler((request, reply) =>
+    reply.code(404).send({
+      detail: `No route for ${request.method} ${request.url.split('?')[0]}`,
+      code: 'TUFT_NOT_FOUND',
+    }),
+  )
+}
+
+export default fp(errorHandlerPlugin, { name: 'tuft-error-handler', fastify: '5.x' })

@@ -1,0 +1,32 @@
+// The Tinker API under /api/v1 (spec §3): one route plugin per resource, registered in one list.
+
+import type { FastifyInstance } from 'fastify'
+import checkpointRoutes from './checkpoints.js'
+import clientConfigRoutes from './client-config.js'
+import futureRoutes from './futures.js'
+import healthRoutes from './health.js'
+import modelRoutes from './models.js'
+import samplingRoutes from './sampling.js'
+import sessionRoutes from './sessions.js'
+import telemetrySinkRoutes from './telemetry.js'
+import trainingRoutes from './training.js'
+import trainingRunRoutes from './training-runs.js'
+
+export const API_PREFIX = '/api/v1'
+
+export default async function tinkerApi(app: FastifyInstance): Promise<void> {
+  for (const routes of [
+    clientConfigRoutes,
+    healthRoutes,
+    sessionRoutes,
+    telemetrySinkRoutes,
+    modelRoutes,
+    trainingRoutes,
+    samplingRoutes,
+    futureRoutes,
+    trainingRunRoutes,
+    checkpointRoutes,
+  ]) {
+    await app.register(routes)
+  }
+}

@@ -1,0 +1,25 @@
+// Training-run lifecycle routes (spec §3.9-3.11): create_model and unload_model answer futures at once;
+// get_info answers from metadata (it feeds the SDK's client-side tokenizer loading).
+
+import type { FastifyInstance } from 'fastify'
+import {
+  type CreateModelRequest,
+  CreateModelRoute,
+  GetInfoRoute,
+  type ModelIdRequest,
+  UnloadModelRoute,
+} from '../../core/wire/schemas.js'
+import { userOf } from '../auth.js'
+
+export default async function modelRoutes(app: FastifyInstance): Promise<void> {
+  const { training } = app.tuft
+  app.post<{ Body: CreateModelRequest }>('/create_model', { schema: CreateModelRoute }, async (request) =>
+    training.createModel(userOf(request), request.body),
+  )
+  app.post<{ Body: ModelIdRequest }>('/get_info', { schema: GetInfoRoute }, async (request) =>
+    training.getInfo(userOf(request), request.body.model_id),
+  )
+  app.post<{ Body: ModelIdRequest }>('/unload_model', { schema: UnloadModelRoute }, async (request) =>
+    training.unloadModel(userOf(request), request.body.model_id),
+  )
+}

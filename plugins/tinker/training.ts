@@ -1,0 +1,72 @@
+// seq_id-ordered training routes (spec §3.12-3.16, §4.6): forward_backward (protobuf, optional zstd),
+// optim_step, save_weights, load_weights, save_weights_for_sampler. Each request is tracked from
+// arrival to answer so that a gap in a run's seq_ids is held only while it might still be filled.
+
+import type { FastifyInstance } from 'fastify'
+import { tuftError } from '../../core/errors.js'
+import type { Submission } from '../../core/services/training.js'
+import { decodeForwardBackwardRequest } from '../../core/wire/proto.js'
+import {
+  type LoadWeightsRequest,
+  LoadWeightsRoute,
+  type OptimStepRequest,
+  OptimStepRoute,
+  type SaveWeightsForSamplerRequest,
+  SaveWeightsForSamplerRoute,
+  type SaveWeightsRequest,
+  SaveWeightsRoute,
+} from '../../core/wire/schemas.js'
+import { userOf } from '../auth.js'
+import { PROTOBUF_TYPES } from '../content-parsers.js'
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    submission: Submission | null
+  }
+}
+
+/** The body is protobuf, so only the responses are described by schema. */
+const ForwardBackwardRoute = { response: OptimStepRoute.response }
+
+export default async function trainingRoutes(app: FastifyInstance): Promise<void> {
+  const { training } = app.tuft
+  const maxBytes = app.tuftConfig.server.body_limit_bytes
+  app.decorateRequest('submission', null)
+  app.addHook('onRequest', async (request) => {
+    request.submission = training.beginSubmission(userOf(request))
+  })
+  const settle = async (request: { submission: Submission | null }) => request.submission?.settle()
+  app.addHook('onResponse', settle)
+  app.addHook('onRequestAbort', settle)
+
+  app.post('/forward_backward', { schema: ForwardBackwardRoute }, async (request) => {
+    const type = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase()
+    if (!PROTOBUF_TYPES.includes(type) || !Buffer.isBuffer(request.body)) {
+      throw tuftError(
+        'TUFT_UNSUPPORTED_MEDIA_TYPE',
+        'forward_backward takes a protobuf ForwardBackwardRequest body (Content-Type: application/x-protobuf)',
+      )
+    }
+    const encoding = request.headers['content-encoding']
+    const req = decodeForwardBackwardRequest(
+      request.body,
+      typeof encoding === 'string' ? encoding : undefined,
+      maxBytes,
+    )
+    return training.forwardBackward(userOf(request), req, request.submission!)
+  })
+  app.post<{ Body: OptimStepRequest }>('/optim_step', { schema: OptimStepRoute }, async (request) =>
+    training.optimStep(userOf(request), request.body, request.submission!),
+  )
+  app.post<{ Body: SaveWeightsRequest }>('/save_weights', { schema: SaveWeightsRoute }, async (request) =>
+    training.saveWeights(userOf(request), request.body, request.submission!),
+  )
+  app.post<{ Body: LoadWeightsRequest }>('/load_weights', { schema: LoadWeightsRoute }, async (request) =>
+    training.loadWeights(userOf(request), request.body, request.submission!),
+  )
+  app.post<{ Body: SaveWeightsForSamplerRequest }>(
+    '/save_weights_for_sampler',
+    { schema: SaveWeightsForSamplerRoute },
+    async (request) => training.saveWeightsForSampler(userOf(request), request.body, request.submission!),
+  )
+}
