@@ -3,11 +3,11 @@
 // the app's own port, and flushes everything when the app closes. With telemetry off it only
 // decorates `app.telemetry = null`: no hook, route or listener is added.
 
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import type { TelemetryConfig } from '../config/schema.js'
+import type { TuftConfig } from '../config/schema.js'
 import type { EventBus } from '../core/events.js'
-import { installHttpTelemetry, type UserOf } from '../core/telemetry/http.js'
+import { installHttpTelemetry } from '../core/telemetry/http.js'
 import { attachLogExport } from '../core/telemetry/logging.js'
 import { observeEvents } from '../core/telemetry/observe.js'
 import { PROMETHEUS_CONTENT_TYPE } from '../core/telemetry/prometheus.js'
@@ -21,38 +21,44 @@ declare module 'fastify' {
 }
 
 export interface TelemetryPluginOptions {
-  config: TelemetryConfig
-  /** The app's domain event bus (futures, usage, queues, store latency). */
-  events?: EventBus
   /** An already started instance (tests inject one with in-memory exporters); null forces off. */
   telemetry?: Telemetry | null
-  /** The authenticated user of a request, for the span's user_id. */
-  userOf?: UserOf
+}
+
+/** The user plugins/auth resolved for the request (its `userId` decorator), never the credential. */
+function requestUser(request: FastifyRequest): string | undefined {
+  return (request as { userId?: string | null }).userId ?? undefined
 }
 
 async function telemetryPlugin(app: FastifyInstance, opts: TelemetryPluginOptions): Promise<void> {
-  const telemetry = opts.telemetry !== undefined ? opts.telemetry : await createTelemetry(opts.config)
+  const config = app.getDecorator<TuftConfig>('tuftConfig').telemetry
+  const telemetry = opts.telemetry !== undefined ? opts.telemetry : await createTelemetry(config)
   app.decorate('telemetry', telemetry)
   if (telemetry === null) return
 
-  const stopObserving = opts.events === undefined ? null : observeEvents(opts.events, telemetry)
+  const stopObserving = observeEvents(app.getDecorator<EventBus>('events'), telemetry)
   const detachLogs = telemetry.otelLogger === null ? null : attachLogExport(app.log, telemetry.otelLogger)
-  installHttpTelemetry(app, telemetry, opts.userOf ?? (() => undefined))
+  installHttpTelemetry(app, telemetry, requestUser)
 
   const scrape = telemetry.scrape
   if (scrape !== null) {
-    app.get(opts.config.prometheus.path, { logLevel: 'warn' }, async (_request, reply) => {
-      reply.header('content-type', PROMETHEUS_CONTENT_TYPE)
-      return scrape.scrape()
-    })
+    // Public like any scrape target: the exposition carries user ids but no credentials or payloads.
+    app.get(
+      config.prometheus.path,
+      { logLevel: 'warn', config: { public: true } },
+      async (_request, reply) => {
+        reply.header('content-type', PROMETHEUS_CONTENT_TYPE)
+        return scrape.scrape()
+      },
+    )
   }
 
   app.addHook('onClose', async () => {
-    stopObserving?.()
+    stopObserving()
     await telemetry.shutdown()
     // After the flush, so the last lines of the shutdown still reach the exporter.
     detachLogs?.()
   })
 }
 
-export default fp(telemetryPlugin, { name: 'telemetry', fastify: '5.x' })
+export default fp(telemetryPlugin, { name: 'tuft-telemetry', fastify: '5.x', dependencies: ['tuft-config'] })

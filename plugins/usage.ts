@@ -1,10 +1,12 @@
 // Usage REST endpoints: the caller's own usage, every user's usage for operators, and the billing
 // usage events of spec §3.25. Metering (core/telemetry/usage.ts) runs whether or not telemetry is on.
-// Operators are `telemetry.operators`; in dev mode (no authorized_users configured) every caller is one.
+// Operators are `telemetry.operators`; in dev mode (no authorized_users configured, so only the local
+// dev key exists) every caller is one.
 
 import { type Static, Type } from '@sinclair/typebox'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
+import type { TuftConfig } from '../config/schema.js'
 import { tuftError } from '../core/errors.js'
 import type { EventBus } from '../core/events.js'
 import { UsageMeter } from '../core/telemetry/usage.js'
@@ -16,13 +18,6 @@ declare module 'fastify' {
 }
 
 export interface UsagePluginOptions {
-  events: EventBus
-  /** User ids allowed to read everybody's usage. */
-  operators: readonly string[]
-  /** Auth in dev mode: every caller may read everybody's usage. */
-  devMode: boolean
-  /** The authenticated user of a request; undefined answers 401. */
-  userOf: (request: FastifyRequest) => string | undefined
   /** An existing meter (tests use a clock they control). */
   meter?: UsageMeter
 }
@@ -92,15 +87,18 @@ function instant(name: string, value: string | undefined, fallback: number): num
 }
 
 async function usagePlugin(app: FastifyInstance, opts: UsagePluginOptions): Promise<void> {
+  const config = app.getDecorator<TuftConfig>('tuftConfig')
   const meter = opts.meter ?? new UsageMeter()
-  const stop = meter.observe(opts.events)
+  const stop = meter.observe(app.getDecorator<EventBus>('events'))
   app.decorate('usage', meter)
   app.addHook('onClose', async () => stop())
-  const operators = new Set(opts.operators)
+  const operators = new Set(config.telemetry.operators)
+  const devMode = Object.keys(config.authorized_users).length === 0
 
+  // plugins/auth has authenticated every non-public route; its `userId` decorator names the caller.
   const caller = (request: FastifyRequest): string => {
-    const user = opts.userOf(request)
-    if (user === undefined) throw tuftError('TUFT_UNAUTHORIZED', 'Missing or invalid X-API-Key')
+    const user = (request as { userId?: string | null }).userId
+    if (user === null || user === undefined) throw tuftError('TUFT_UNAUTHORIZED', 'Not authenticated')
     return user
   }
 
@@ -108,7 +106,7 @@ async function usagePlugin(app: FastifyInstance, opts: UsagePluginOptions): Prom
 
   app.get('/api/v1/admin/usage', { schema: GetAdminUsageSchema }, async (request) => {
     const user = caller(request)
-    if (!opts.devMode && !operators.has(user)) {
+    if (!devMode && !operators.has(user)) {
       throw tuftError(
         'TUFT_FORBIDDEN',
         `User '${user}' may not read other users' usage (telemetry.operators)`,
@@ -129,4 +127,8 @@ async function usagePlugin(app: FastifyInstance, opts: UsagePluginOptions): Prom
   )
 }
 
-export default fp(usagePlugin, { name: 'usage', fastify: '5.x' })
+export default fp(usagePlugin, {
+  name: 'tuft-usage',
+  fastify: '5.x',
+  dependencies: ['tuft-config', 'tuft-auth'],
+})

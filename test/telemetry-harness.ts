@@ -3,8 +3,9 @@
 // call, sampling, usage events), so spans, metrics, logs and usage can be checked end to end.
 
 import { Writable } from 'node:stream'
+import { Value } from '@sinclair/typebox/value'
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify'
-import type { TelemetryConfig } from '../config/schema.js'
+import { type TelemetryConfig, type TuftConfig, TuftConfigSchema } from '../config/schema.js'
 import type {
   AdapterRef,
   EngineInfo,
@@ -21,6 +22,9 @@ import { instrumentSamplingEngine, instrumentTrainingEngine } from '../core/tele
 import { buildLoggerOptions } from '../core/telemetry/logging.js'
 import type { Telemetry } from '../core/telemetry/sdk.js'
 import type { UsageMeter } from '../core/telemetry/usage.js'
+import authPlugin from '../plugins/auth.js'
+import configPlugin from '../plugins/config.js'
+import errorHandlerPlugin from '../plugins/error-handler.js'
 import telemetryPlugin from '../plugins/telemetry.js'
 import usagePlugin from '../plugins/usage.js'
 
@@ -103,9 +107,13 @@ export interface FlowApp {
   idle(): Promise<void>
 }
 
-export function userOf(request: FastifyRequest): string | undefined {
-  const key = request.headers['x-api-key']
-  return typeof key === 'string' ? API_KEYS[key] : undefined
+/** A full server config around a telemetry section; dev mode leaves authorized_users empty. */
+export function serverConfig(telemetry: TelemetryConfig, devMode = false): TuftConfig {
+  return Value.Default(TuftConfigSchema, {
+    log_level: 'info',
+    authorized_users: devMode ? {} : API_KEYS,
+    telemetry: structuredClone(telemetry),
+  }) as TuftConfig
 }
 
 /**
@@ -119,23 +127,16 @@ export async function buildFlowApp(opts: {
   batchSize?: number
   devMode?: boolean
 }): Promise<FlowApp> {
+  const config = serverConfig(opts.config, opts.devMode)
   const logs = new LineCapture()
-  const app = Fastify({
-    logger: buildLoggerOptions({ log_level: 'info', telemetry: opts.config }, { stdout: logs }),
-  })
+  const app = Fastify({ logger: buildLoggerOptions(config, { stdout: logs }) })
   const events = new EventBus()
-  const pluginOpts = { config: opts.config, events, userOf }
-  await app.register(
-    telemetryPlugin,
-    opts.telemetry === undefined ? pluginOpts : { ...pluginOpts, telemetry: opts.telemetry },
-  )
-  await app.register(usagePlugin, {
-    events,
-    operators: opts.config.operators,
-    devMode: opts.devMode ?? false,
-    userOf,
-    ...(opts.meter === undefined ? {} : { meter: opts.meter }),
-  })
+  // The server's own plugins in the server's order: config, errors, telemetry, auth, then usage.
+  await app.register(configPlugin, { config, configDir: process.cwd(), events })
+  await app.register(errorHandlerPlugin)
+  await app.register(telemetryPlugin, opts.telemetry === undefined ? {} : { telemetry: opts.telemetry })
+  await app.register(authPlugin)
+  await app.register(usagePlugin, opts.meter === undefined ? {} : { meter: opts.meter })
   const fake = new FakeTraining()
   const training = instrumentTrainingEngine(fake, app.telemetry, MODEL)
   const sampling = instrumentSamplingEngine(new FakeSampling(), app.telemetry, MODEL)
@@ -145,8 +146,8 @@ export async function buildFlowApp(opts: {
   const running: Promise<void>[] = []
 
   const requestTrace = (request: FastifyRequest, extra: Partial<RequestTrace>): RequestTrace => {
-    const userId = userOf(request)
-    if (userId === undefined) throw Object.assign(new Error('unauthorized'), { statusCode: 401 })
+    const userId = request.userId
+    if (userId === null) throw new Error('the auth plugin let an anonymous request through')
     const sessionId = String(request.headers['x-session'] ?? 's-1')
     return { requestId: `req-${++nextId}`, userId, sessionId, ...extra }
   }

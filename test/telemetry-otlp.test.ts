@@ -48,7 +48,8 @@ function checkReceived(receiver: OtlpReceiver): void {
 
   const tokens = (user: string) =>
     receiver.points.findLast(
-      (p) => p.metric === 'tuft.training.tokens' && p.attributes.user_id === user && p.attributes.model === MODEL,
+      (p) =>
+        p.metric === 'tuft.training.tokens' && p.attributes.user_id === user && p.attributes.model === MODEL,
     )?.value
   assert.equal(tokens('alice'), 12)
   assert.equal(tokens('bob'), 5)

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import { EventBus } from '../core/events.js'
 import { UsageMeter } from '../core/telemetry/usage.js'
+import { DEV_API_KEY } from '../plugins/auth.js'
 import { buildFlowApp, type FlowApp, MODEL, runFlow, telemetryConfig } from './telemetry-harness.js'
 
 const T0 = Date.parse('2026-08-19T10:15:00Z')
@@ -192,16 +193,21 @@ describe('usage REST endpoints', () => {
     }
   })
 
-  test('in dev mode every user may read everybody', async () => {
+  test('in dev mode (no authorized_users) the dev user may read everybody', async () => {
     const flow = await buildFlowApp({
       config: telemetryConfig({ enabled: false, operators: [] }),
       devMode: true,
     })
     try {
-      await runFlow(flow)
-      const admin = await get(flow, '/api/v1/admin/usage', 'tml-bob-secret')
+      flow.events.emit('usage', { userId: 'alice', modelName: MODEL, kind: 'training_tokens', amount: 3 })
+      flow.events.emit('usage', { userId: 'bob', modelName: MODEL, kind: 'sampled_tokens', amount: 2 })
+      const admin = await get(flow, '/api/v1/admin/usage', DEV_API_KEY)
       assert.equal(admin.statusCode, 200)
-      assert.equal(admin.json().users.length, 2)
+      assert.deepEqual(
+        admin.json().users.map((u: { user_id: string }) => u.user_id),
+        ['alice', 'bob'],
+      )
+      assert.equal((await get(flow, '/api/v1/usage', DEV_API_KEY)).json().user_id, 'local-user')
     } finally {
       await flow.app.close()
     }

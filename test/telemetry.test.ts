@@ -217,7 +217,7 @@ describe('telemetry disabled', () => {
         return {}
       })
       await runFlow(flow)
-      await flow.app.inject('/probe')
+      await flow.app.inject({ url: '/probe', headers: { 'x-api-key': 'tml-alice-secret' } })
       assert.equal(seen, false, 'no request decorator')
       const line = flow.logs.lines.find((l) => l.msg === 'training future queued')
       assert.ok(line)
