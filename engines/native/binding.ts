@@ -26,6 +26,8 @@ export interface NativeOpenOptions {
   maxLoraRank: number
   /** 0 = the model's max_position_embeddings. */
   maxSeqLen: number
+  /** Sampler KV cache budget in MiB; 0 = the engine's default. */
+  kvCacheMb: number
 }
 
 export interface NativeLoraConfig {

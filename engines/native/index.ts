@@ -13,6 +13,13 @@ export const NativeConfigSchema = Type.Object(
     threads: Type.Optional(
       Type.Integer({ minimum: 0, description: 'engine worker threads; 0 = one per core' }),
     ),
+    kv_cache_mb: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        description:
+          'sampler KV cache in MiB, allocated at the first sample (default 2048, less for small models)',
+      }),
+    ),
     max_batch_tokens: Type.Optional(
       Type.Integer({
         minimum: 1,
@@ -42,6 +49,7 @@ export function createNativeProvider(): EngineProvider<typeof NativeConfigSchema
             threads: cfg.threads ?? 0,
             maxLoraRank: ctx.maxLoraRank,
             maxSeqLen: ctx.maxModelLen,
+            kvCacheMb: cfg.kv_cache_mb ?? 0,
           }),
         ).catch(async (err) => {
           await native.close().catch(() => undefined)

@@ -253,6 +253,30 @@ describe('native engine on the tiny generated model', () => {
     assert.deepEqual([...res.sequences[0]!.tokens], text.slice(4, 10))
   })
 
+  it('bounds the KV cache: oversized requests are refused, the rest wait for blocks', async () => {
+    // 1 MiB holds 1024 positions of this model (2 layers × k, v × 64 floats); 64 blocks of 16.
+    const own = await createNativeProvider().createSampling!({ threads: 1, kv_cache_mb: 1 }, ctx)
+    try {
+      await assert.rejects(own.sample(job(text.slice(0, 2), { numSamples: 8, maxTokens: 200 })), {
+        code: 'TUFT_BAD_REQUEST',
+        message: /KV cache/,
+      })
+      // Each needs 8 samples × 4 blocks = 32 of the 64 blocks: two run, the third waits.
+      const jobs = [0, 1, 2].map((i) => job(text.slice(i, i + 2), { numSamples: 8, maxTokens: 60 }))
+      const together = await Promise.all(jobs.map((j) => own.sample(j)))
+      for (const [i, r] of together.entries()) {
+        const alone = await own.sample(jobs[i]!)
+        assert.deepEqual(
+          r.sequences.map((q) => [...q.tokens]),
+          alone.sequences.map((q) => [...q.tokens]),
+        )
+        assert.equal(r.sequences[0]!.tokens.length, 60)
+      }
+    } finally {
+      await own.close()
+    }
+  })
+
   it('close() fails in-flight samples cleanly and rejects later calls', async () => {
     const provider = createNativeProvider()
     const own = await provider.createSampling!({ threads: 1 }, ctx)

@@ -31,7 +31,7 @@ export class NativeSamplingEngine implements SamplingEngine {
 
   async sample(job: SampleJob): Promise<SampleResult> {
     checkSampleJob(job, this.shared.limits)
-    job.signal?.throwIfAborted()
+    if (job.signal?.aborted) throw tuftError('TUFT_UNAVAILABLE', 'the sample request was cancelled')
     if (job.stopStrings.length > 0) await this.shared.ensureTokenBytes()
     const native = this.native
     const requestId = this.shared.requestId()

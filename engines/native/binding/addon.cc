@@ -186,10 +186,12 @@ class Engine : public Napi::ObjectWrap<Engine> {
     opts.n_threads = ToInt(o.Get("threads"), "threads");
     opts.max_lora_rank = ToInt(o.Get("maxLoraRank"), "maxLoraRank");
     opts.max_seq_len = ToInt(o.Get("maxSeqLen"), "maxSeqLen");
-    return Queue(info.Env(), [dir, opts](Worker &w, napi_deferred) {
+    const size_t kv_bytes = static_cast<size_t>(ToNumber(o.Get("kvCacheMb"), "kvCacheMb")) << 20;
+    return Queue(info.Env(), [dir, opts, kv_bytes](Worker &w, napi_deferred) {
       if (w.engine != nullptr) return Outcome::Error("TE_EINVAL", "the engine is already open");
       te_status s = te_engine_create(dir.c_str(), &opts, &w.engine);
       if (s != TE_OK) return Outcome::Failed(s);
+      if (kv_bytes > 0 && (s = te_sample_configure(w.engine, kv_bytes)) != TE_OK) return Outcome::Failed(s);
       te_model_info mi{};
       s = te_engine_info(w.engine, &mi);
       if (s != TE_OK) return Outcome::Failed(s);

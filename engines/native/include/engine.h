@@ -160,6 +160,10 @@ typedef struct {
   int topk_prompt_logprobs; /* K > 0: fill the top-K prompt matrices */
 } te_sample_request;
 
+/* KV cache budget in bytes, before the first request (0 = the default: 2 GiB, at most 64 sequences of
+ * the maximum length). The cache is allocated once, at the first submit; TE_EINVAL after that. */
+te_status te_sample_configure(te_engine *e, size_t kv_cache_bytes);
+
 /* Queues a request; it joins the running batch at the next te_sample_step. */
 te_status te_sample_submit(te_engine *e, const te_sample_request *r, uint64_t *out_handle);
 /* One step: prefill newly admitted requests, decode one token for every running sequence.

@@ -278,7 +278,8 @@ static te_status ensure_kv(te_engine *e, Sampler &s) {
   if (s.kv.ready()) return TE_OK;
   const Config &c = e->model.cfg;
   const size_t per_token = size_t(c.L) * 2 * size_t(c.KV()) * sizeof(float);
-  const size_t budget = std::min(KV_BUDGET_BYTES, KV_MAX_FULL_SEQS * size_t(e->model.max_seq) * per_token);
+  const size_t budget = s.kv_budget > 0 ? s.kv_budget
+                                        : std::min(KV_BUDGET_BYTES, KV_MAX_FULL_SEQS * size_t(e->model.max_seq) * per_token);
   return s.kv.init(c, e->model.max_seq, budget);
 }
 
@@ -336,6 +337,14 @@ te_status te_set_token_bytes(te_engine *e, const char *const *bytes, const int32
   sampler_of(e).token_bytes = std::move(tb);
   return TE_OK;
   TE_API_END
+}
+
+te_status te_sample_configure(te_engine *e, size_t kv_cache_bytes) {
+  if (!e) return TE_FAIL(TE_EINVAL, "te_sample_configure: engine is required");
+  Sampler &s = sampler_of(e);
+  if (s.kv.ready()) return TE_FAIL(TE_EINVAL, "te_sample_configure: the KV cache is already allocated");
+  s.kv_budget = kv_cache_bytes;
+  return TE_OK;
 }
 
 te_status te_sample_submit(te_engine *e, const te_sample_request *r, uint64_t *out_handle) {

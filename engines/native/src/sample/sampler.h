@@ -69,6 +69,7 @@ struct Request {
 struct Sampler {
   std::vector<std::string> token_bytes;  // [V] once te_set_token_bytes was called
   KvCache kv;
+  size_t kv_budget = 0;  // bytes; 0 = the default
   uint64_t next_handle = 1;
   std::deque<std::unique_ptr<Request>> queued;
   std::vector<std::unique_ptr<Request>> running;
