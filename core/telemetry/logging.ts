@@ -17,6 +17,8 @@ export const REDACTED_PATHS = [
   'req.headers.authorization',
   'headers["x-api-key"]',
   'headers.authorization',
+  // The config's key → user map, should the config ever be logged.
+  'authorized_users',
 ]
 
 /**
@@ -45,6 +47,15 @@ export function buildLoggerOptions(
     options.stream = primary
   }
   return options
+}
+
+/** The same logger as a pino instance, for a caller that hands Fastify a `loggerInstance` (the CLI). */
+export function createLogger(
+  config: Pick<TuftConfig, 'log_level' | 'telemetry'>,
+  output: { stdout?: NodeJS.WritableStream & { isTTY?: boolean } } = {},
+): pino.Logger {
+  const { stream, ...options } = buildLoggerOptions(config, output)
+  return pino(options as PinoLoggerOptions, stream as DestinationStream | undefined)
 }
 
 /** Fresh object per line: pino merges the line's own fields into what the mixin returns. */
