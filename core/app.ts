@@ -11,10 +11,13 @@ import enginesPlugin from '../plugins/engines.js'
 import errorHandlerPlugin from '../plugins/error-handler.js'
 import persistencePlugin from '../plugins/persistence.js'
 import servicesPlugin from '../plugins/services.js'
+import telemetryPlugin from '../plugins/telemetry.js'
 import tinkerApi, { API_PREFIX } from '../plugins/tinker/index.js'
+import usagePlugin from '../plugins/usage.js'
 import type { EventBus } from './events.js'
 import type { Store } from './persistence.js'
 import type { EngineRegistry } from './registry.js'
+import { buildLoggerOptions } from './telemetry/logging.js'
 
 export interface AppDeps {
   /** A Store to use instead of the configured one (left open on close). */
@@ -28,18 +31,10 @@ export interface AppDeps {
   logger?: Logger
 }
 
-/** Log paths that could carry credentials; API keys are never logged. */
-export const REDACT_PATHS = [
-  'req.headers["x-api-key"]',
-  'req.headers.authorization',
-  'headers["x-api-key"]',
-  'authorized_users',
-]
-
 export async function buildApp(config: TuftConfig, deps: AppDeps = {}): Promise<FastifyInstance> {
   const logging = deps.logger
     ? { loggerInstance: deps.logger as unknown as FastifyBaseLogger }
-    : { logger: { level: config.log_level, redact: REDACT_PATHS } }
+    : { logger: buildLoggerOptions(config) }
   const app: FastifyInstance = Fastify({
     bodyLimit: config.server.body_limit_bytes,
     // Bounded boot: model weights load in the background after ready (plugins/engines.ts).
@@ -59,10 +54,12 @@ export async function buildApp(config: TuftConfig, deps: AppDeps = {}): Promise<
     ...(deps.events ? { events: deps.events } : {}),
   })
   await app.register(errorHandlerPlugin)
+  await app.register(telemetryPlugin)
   await app.register(contentParsersPlugin)
   await app.register(persistencePlugin, deps.store ? { store: deps.store } : {})
   await app.register(enginesPlugin, deps.registry ? { registry: deps.registry } : {})
   await app.register(authPlugin)
+  await app.register(usagePlugin)
   await app.register(servicesPlugin)
   // Routes.
   await app.register(tinkerApi, { prefix: API_PREFIX })

@@ -5,11 +5,11 @@
 import { readFileSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
-import { pino } from 'pino'
 import { loadConfig } from '../config/load.js'
 import type { TuftConfig } from '../config/schema.js'
-import { buildApp, REDACT_PATHS } from './app.js'
+import { buildApp } from './app.js'
 import { isTuftError, tuftError } from './errors.js'
+import { createLogger } from './telemetry/logging.js'
 
 const USAGE = `Usage: tuft [options]
 
@@ -100,11 +100,7 @@ async function main(): Promise<void> {
     overrides: parsed.overrides,
   })
   checkExposure(config)
-  const logger = pino({
-    level: config.log_level,
-    redact: REDACT_PATHS,
-    ...(process.stdout.isTTY ? { transport: { target: 'pino-pretty' } } : {}),
-  })
+  const logger = createLogger(config)
   const configDir = parsed.configPath ? dirname(resolve(parsed.configPath)) : process.cwd()
   const app = await buildApp(config, { configDir, logger })
 
