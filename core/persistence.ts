@@ -33,6 +33,10 @@ export interface DeleteOptions {
 
 export interface Store {
   readonly name: string
+  /** Data survives a restart of this process (absent: false). Training state is made durable only then. */
+  readonly durable?: boolean
+  /** Other processes may use the same data at once (absent: false): runs then need leases. */
+  readonly shared?: boolean
   get<T extends Json = Json>(key: string): Promise<StoredDoc<T> | null>
   /** Resolves to the new version, or null when an ifVersion condition failed. Durable on resolve. */
   put(key: string, value: Json, opts?: PutOptions): Promise<number | null>

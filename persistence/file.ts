@@ -56,6 +56,8 @@ interface Write {
 
 export class FileStore implements Store {
   readonly name = 'file'
+  readonly durable = true
+  readonly shared = false
   /** Acknowledged (durable) state: what reads see. */
   private readonly committed: Table
   /** The newest not-yet-durable write per key: what compare-and-set decides on. */

@@ -20,6 +20,8 @@ export type MemoryConfig = Static<typeof MemoryConfig>
 
 export class MemoryStore implements Store {
   readonly name = 'memory'
+  readonly durable = false
+  readonly shared = false
   private readonly table = new Table()
   private seq = 0
   private closed = false

@@ -16,6 +16,14 @@ export class ObservedStore implements Store {
     return this.inner.name
   }
 
+  get durable(): boolean {
+    return this.inner.durable ?? false
+  }
+
+  get shared(): boolean {
+    return this.inner.shared ?? false
+  }
+
   get<T extends Json = Json>(key: string): Promise<StoredDoc<T> | null> {
     return this.timed('get', () => this.inner.get<T>(key))
   }

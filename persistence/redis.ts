@@ -60,6 +60,8 @@ const FETCH_CHUNK = 500
 
 export class RedisStore implements Store {
   readonly name = 'redis'
+  readonly durable = true
+  readonly shared = true
   private readonly root: string
   private closed = false
   private readonly shas = new Map<string, string>()
