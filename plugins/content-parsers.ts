@@ -9,7 +9,8 @@ export const PROTOBUF_TYPES = ['application/x-protobuf', 'application/protobuf']
 
 async function contentParsersPlugin(app: FastifyInstance): Promise<void> {
   const strictJson = app.getDefaultJsonParser('error', 'error')
-  app.removeContentTypeParser('application/json')
+  // The Tinker API is JSON and protobuf only: other media types are 415.
+  app.removeContentTypeParser(['application/json', 'text/plain'])
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
     if (body === '' || (typeof body === 'string' && body.trim() === '')) {
       done(null, undefined)

@@ -7,7 +7,7 @@ import type { Logger } from 'pino'
 import { keys } from '../domain/keys.js'
 import { type LoraRecord, loraSpec, type TrainingRunRecord } from '../domain/training-run.js'
 import type { AdapterRef } from '../engine.js'
-import { tuftError } from '../errors.js'
+import { isTuftError, tuftError } from '../errors.js'
 import type { EventBus, FutureKind } from '../events.js'
 import { generatedCheckpointName, trainingRunId } from '../ids.js'
 import type { Json, Store } from '../persistence.js'
@@ -435,7 +435,9 @@ export class TrainingService {
       await this.opts.store.put(keys.run(modelId), run.record)
       return { request_id: future, model_id: modelId }
     } catch (err) {
-      seq.skip(seqId)
+      // A seq_id refused for a user error is consumed (the SDK moves on to the next one); after a
+      // retryable refusal (busy, still loading) the client resends the same seq_id.
+      if (isTuftError(err) && err.statusCode < 500 && err.statusCode !== 429) seq.skip(seqId)
       throw err
     } finally {
       sub.settle()

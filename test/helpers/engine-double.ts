@@ -33,7 +33,7 @@ export const DoubleOptions = Type.Object(
     seed: Type.Integer({ default: 7 }),
     /** Any fused call containing this token fails, as a broken engine would (isolation tests). */
     poison_token: Type.Optional(Type.Integer({ minimum: 0 })),
-    /** Milliseconds each training call takes, so tests can queue work behind it. */
+    /** Milliseconds each training and sampling call takes, so tests can queue work behind it. */
     step_delay_ms: Type.Integer({ minimum: 0, default: 0 }),
   },
   { additionalProperties: false },
@@ -303,7 +303,7 @@ class DoubleSampling implements SamplingEngine {
 
   constructor(
     private readonly model: SharedModel,
-    opts: Options,
+    private readonly opts: Options,
     maxLoraRank: number,
   ) {
     this.info = {
@@ -333,6 +333,7 @@ class DoubleSampling implements SamplingEngine {
   }
 
   async sample(job: SampleJob): Promise<SampleResult> {
+    if (this.opts.step_delay_ms > 0) await new Promise((r) => setTimeout(r, this.opts.step_delay_ms))
     if (job.signal?.aborted) throw new Error('sample request aborted')
     const v = this.model.v
     const delta = job.adapter ? this.loaded.get(job.adapter.id) : null
