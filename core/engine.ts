@@ -108,13 +108,13 @@ export interface TrainingEngine {
   forwardBackward(items: TrainItem[], o?: StepOptions): Promise<TrainItemResult[]>
   optimStep(id: AdapterId, adam: AdamParams, o?: StepOptions): Promise<OptimResult>
   /** Training checkpoint: adapter weights, LoRA config and (optionally) optimizer moments + step. */
-  saveState(id: AdapterId, dir: string, opts: { optimizer: boolean }): Promise<Manifest>
+  saveState(id: AdapterId, dir: string, opts: { optimizer: boolean }, o?: StepOptions): Promise<Manifest>
   /** Replaces weights (and optimizer state when asked; otherwise resets it); discards gradients. */
-  loadState(id: AdapterId, dir: string, opts: { optimizer: boolean }): Promise<void>
+  loadState(id: AdapterId, dir: string, opts: { optimizer: boolean }, o?: StepOptions): Promise<void>
   /** PEFT layout: adapter_model.safetensors + adapter_config.json. */
-  exportAdapter(id: AdapterId, dir: string): Promise<Manifest>
+  exportAdapter(id: AdapterId, dir: string, o?: StepOptions): Promise<Manifest>
   /** Cheap in-memory copy of the current adapter weights, usable as a sampler's AdapterRef. */
-  snapshotAdapter(id: AdapterId, snapshotId: AdapterId): Promise<AdapterRef>
+  snapshotAdapter(id: AdapterId, snapshotId: AdapterId, o?: StepOptions): Promise<AdapterRef>
   close(): Promise<void>
 }
 
