@@ -187,6 +187,27 @@ describe('telemetry enabled (in-memory exporters)', () => {
     assert.equal(engine?.spanContext().traceId, traceId)
   })
 
+  test('a checkpoint operation given its request is a child of the future, with run, user and bytes', async () => {
+    const trace = {
+      requestId: 'save-1',
+      userId: 'alice',
+      sessionId: 's-alice',
+      trainingRunId: 's-alice:train:0',
+    }
+    flow.events.emit('future.queued', { trace, kind: 'save_weights', modelName: MODEL })
+    const engine = instrumentTrainingEngine(new FakeTraining(), telemetry, MODEL)
+    await engine.saveState('s-alice:train:0', '/nonexistent', { optimizer: true }, { requests: [trace] })
+    flow.events.emit('future.done', { trace, kind: 'save_weights', modelName: MODEL, ok: true, totalMs: 1 })
+    const all = spans.getFinishedSpans()
+    const future = all.find((s) => s.name === 'future save_weights')
+    const save = all.find((s) => s.name === 'engine save_state')
+    assert.ok(future && save)
+    assert.equal(save.parentSpanContext?.spanId, future.spanContext().spanId)
+    assert.equal(save.attributes.user_id, 'alice')
+    assert.equal(save.attributes.training_run_id, 's-alice:train:0')
+    assert.equal(save.attributes['checkpoint.bytes'], 4096)
+  })
+
   test('a failing engine call is an error span and an error duration sample', async () => {
     const broken = new FakeTraining()
     broken.forwardBackward = async () => {

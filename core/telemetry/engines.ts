@@ -200,38 +200,38 @@ class InstrumentedTrainingEngine implements TrainingEngine {
     )
   }
 
-  saveState(id: AdapterId, dir: string, opts: { optimizer: boolean }) {
+  saveState(id: AdapterId, dir: string, opts: { optimizer: boolean }, o?: StepOptions) {
     return this.#rec.run(
       'save_state',
-      undefined,
+      o?.requests,
       { [ATTR.adapterId]: id, 'checkpoint.optimizer': opts.optimizer },
-      () => this.#engine.saveState(id, dir, opts),
+      () => this.#engine.saveState(id, dir, opts, o),
       manifestBytes,
     )
   }
 
-  loadState(id: AdapterId, dir: string, opts: { optimizer: boolean }) {
+  loadState(id: AdapterId, dir: string, opts: { optimizer: boolean }, o?: StepOptions) {
     return this.#rec.run(
       'load_state',
-      undefined,
+      o?.requests,
       { [ATTR.adapterId]: id, 'checkpoint.optimizer': opts.optimizer },
-      () => this.#engine.loadState(id, dir, opts),
+      () => this.#engine.loadState(id, dir, opts, o),
     )
   }
 
-  exportAdapter(id: AdapterId, dir: string) {
+  exportAdapter(id: AdapterId, dir: string, o?: StepOptions) {
     return this.#rec.run(
       'export_adapter',
-      undefined,
+      o?.requests,
       { [ATTR.adapterId]: id },
-      () => this.#engine.exportAdapter(id, dir),
+      () => this.#engine.exportAdapter(id, dir, o),
       manifestBytes,
     )
   }
 
-  snapshotAdapter(id: AdapterId, snapshotId: AdapterId) {
-    return this.#rec.run('snapshot_adapter', undefined, { [ATTR.adapterId]: id }, () =>
-      this.#engine.snapshotAdapter(id, snapshotId),
+  snapshotAdapter(id: AdapterId, snapshotId: AdapterId, o?: StepOptions) {
+    return this.#rec.run('snapshot_adapter', o?.requests, { [ATTR.adapterId]: id }, () =>
+      this.#engine.snapshotAdapter(id, snapshotId, o),
     )
   }
 
