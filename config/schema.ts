@@ -67,6 +67,11 @@ export const PersistenceConfigSchema = Type.Object(
       description: 'when training state is made durable: after every optim_step, or only at save_state',
     }),
     check_fields: Type.Optional(Type.Array(Type.String())),
+    lease_ttl_ms: Type.Integer({
+      minimum: 300,
+      default: 15_000,
+      description: "shared stores: how long after its last renewal a dead server's runs are taken over",
+    }),
     // Store tuning; absent keys take the store's own defaults (persistence/README.md).
     compact_bytes: Type.Optional(
       Type.Integer({ minimum: 1, description: 'file: journal size that triggers a snapshot' }),

@@ -2,12 +2,16 @@
 // the model hosts, starts their timers (session reaper, checkpoint TTL collection) and, on close,
 // lets queued training work finish before the engines go away.
 
+import type { AddressInfo } from 'node:net'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Logger } from 'pino'
 import { newBootId } from '../core/ids.js'
 import { CheckpointService } from '../core/services/checkpoints.js'
+import { DurableState } from '../core/services/durable-state.js'
 import { FutureService } from '../core/services/futures.js'
+import { Ownership } from '../core/services/ownership.js'
+import { reconcileFromDurableState } from '../core/services/recovery.js'
 import { SamplingService } from '../core/services/sampling.js'
 import { SessionService } from '../core/services/sessions.js'
 import { TrainingService } from '../core/services/training.js'
@@ -18,6 +22,7 @@ export interface Services {
   checkpoints: CheckpointService
   training: TrainingService
   sampling: SamplingService
+  ownership: Ownership
 }
 
 declare module 'fastify' {
@@ -29,16 +34,35 @@ declare module 'fastify' {
 /** How often expired sessions and checkpoints are looked for. */
 const SWEEP_INTERVAL_MS = 30_000
 
+/** This process's base URL as peers reach it: public_base_url, else the address it listens on. */
+function selfUrl(app: FastifyInstance): string | null {
+  if (app.tuftConfig.server.public_base_url) return app.tuftConfig.server.public_base_url.replace(/\/$/, '')
+  const address = app.server.address() as AddressInfo | string | null
+  if (address === null || typeof address === 'string') return null
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address
+  return `http://${host}:${address.port}`
+}
+
 async function servicesPlugin(app: FastifyInstance): Promise<void> {
   const config = app.tuftConfig
   const log = app.log as unknown as Logger
   const { store, events, models } = app
   const ttlSeconds = config.persistence.future_ttl_seconds
+  const bootId = newBootId()
+  const ownership = new Ownership({
+    store,
+    bootId,
+    selfUrl: () => selfUrl(app),
+    ttlMs: config.persistence.lease_ttl_ms,
+    log,
+  })
   const futures = new FutureService({
     store,
     events,
-    bootId: newBootId(),
+    bootId,
     ttlMs: ttlSeconds === null ? null : ttlSeconds * 1000,
+    isBootAlive: (id) => ownership.isBootAlive(id),
+    reconcileLost: reconcileFromDurableState(store),
   })
   const sessions = new SessionService({
     store,
@@ -66,9 +90,17 @@ async function servicesPlugin(app: FastifyInstance): Promise<void> {
     events,
     log,
     gapWaitMs: config.server.seq_gap_timeout_ms,
+    durable: new DurableState({
+      store,
+      root: config.checkpoint_dir,
+      durability: config.persistence.durability,
+      log,
+    }),
+    ownership,
   })
-  app.decorate('tuft', { futures, sessions, checkpoints, training, sampling })
+  app.decorate('tuft', { futures, sessions, checkpoints, training, sampling, ownership })
   app.addHook('onReady', async () => {
+    await ownership.start()
     sessions.startReaper(SWEEP_INTERVAL_MS, (err) => log.error({ err }, 'session reaper failed'))
     checkpoints.startGc(SWEEP_INTERVAL_MS)
   })
@@ -85,6 +117,8 @@ async function servicesPlugin(app: FastifyInstance): Promise<void> {
     ])
     clearTimeout(timer)
     training.close()
+    // Peers may take this process's runs over at once instead of waiting for the leases to lapse.
+    await ownership.releaseAll()
   })
 }
 

@@ -1,6 +1,7 @@
 // Training run records (spec §3.9, §3.22, §5.11): a LoRA adapter on a base model, owned by one user.
 
 import type { LoraSpec } from '../engine.js'
+import type { Json } from '../persistence.js'
 import { type CheckpointRecord, toWireCheckpoint, type WireCheckpoint } from './checkpoint.js'
 
 export type RunState = 'creating' | 'ready' | 'failed' | 'unloaded'
@@ -12,6 +13,21 @@ export type LoraRecord = {
   trainAttn: boolean
   trainMlp: boolean
   trainUnembed: boolean
+}
+
+/** The run's latest durable adapter + optimizer state (persistence.durability; durable stores only). */
+export type DurablePointer = {
+  /** Directory relative to checkpoint_dir (`<user>/<run>/_state/<seq>`). */
+  dir: string
+  /** The optimizer step counter the state holds. */
+  step: number
+  /** The operation that produced it, its future and that future's result: a crash between writing the
+   * pointer and finishing the future is reconciled from here, so an acknowledged state is never lost
+   * and a durable one is never reported as lost. */
+  seqId: number
+  futureId: string
+  result: Json
+  at: number
 }
 
 export type TrainingRunRecord = {
@@ -29,6 +45,12 @@ export type TrainingRunRecord = {
   failure: string | null
   createdAt: number
   lastRequestAt: number
+  /** Absent until the first durable point (and always with memory persistence). */
+  durable?: DurablePointer | null
+  /** Highest seq_id accepted, and the latest accepted (seq_id, future) pairs: after a restart the
+   * sequencer continues above it and answers resubmissions with the (failed or finished) future. */
+  lastSeqId?: number
+  recentSeqs?: [number, string][]
 }
 
 export function loraSpec(l: LoraRecord): LoraSpec {

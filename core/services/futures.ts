@@ -1,6 +1,7 @@
 // Futures (spec §4): every asynchronous operation gets a server-minted request id at once; its state
 // and result live in the Store, and retrieve_future long-polls in-process waiters until it finishes.
 
+import { setTimeout as sleep } from 'node:timers/promises'
 import { type FutureRecord, isFinished } from '../domain/future.js'
 import { keys } from '../domain/keys.js'
 import type { RequestTrace } from '../engine.js'
@@ -16,6 +17,12 @@ export interface FutureServiceOptions {
   bootId: string
   /** Retention of finished futures (null: forever). */
   ttlMs: number | null
+  /** Whether the process that accepted a future (its boot id) still runs; default: only this one. */
+  isBootAlive?: (bootId: string) => Promise<boolean>
+  /** A future whose process died may still have reached its durable point: its finished record, or null. */
+  reconcileLost?: (record: FutureRecord) => Promise<FutureRecord | null>
+  /** How often a poll re-reads a future that another live process is running. */
+  watchIntervalMs?: number
 }
 
 export interface NewFuture {
@@ -108,26 +115,58 @@ export class FutureService {
 
   /**
    * The future as its owner may see it: 404 for unknown ids and for other users' futures (no
-   * existence leak); 410 for work that was pending when an earlier server process stopped.
+   * existence leak). Work that was pending in a process that has since stopped is settled (spec §4.5):
+   * finished when it reached its durable point, 410 for samples (the client resubmits them), otherwise
+   * a terminal failure of category server.
    */
   async get(id: string, userId: string): Promise<FutureRecord> {
-    const record =
-      this.live.get(id)?.record ?? (await this.opts.store.get<FutureRecord>(keys.future(id)))?.value
+    const own = this.live.get(id)?.record
+    const doc = own ? null : await this.opts.store.get<FutureRecord>(keys.future(id))
+    const record = own ?? doc?.value
     if (!record || record.owner !== userId) throw tuftError('TUFT_NOT_FOUND', `Unknown request_id '${id}'`)
-    if (!isFinished(record) && record.boot !== this.opts.bootId) {
+    if (own || isFinished(record) || (await this.isBootAlive(record.boot))) return record
+    return this.settleLost(record, doc!.version)
+  }
+
+  private isBootAlive(bootId: string): Promise<boolean> {
+    if (bootId === this.opts.bootId) return Promise.resolve(true)
+    return this.opts.isBootAlive?.(bootId) ?? Promise.resolve(false)
+  }
+
+  private async settleLost(record: FutureRecord, version: number): Promise<FutureRecord> {
+    const reconciled = await this.opts.reconcileLost?.(record)
+    if (!reconciled && record.kind === 'sample') {
       throw tuftError(
         'TUFT_FUTURE_EXPIRED',
-        `Request ${id} was lost when the server restarted; submit the operation again`,
+        `Request ${record.id} was lost when the server restarted; submit the operation again`,
       )
     }
-    return record
+    const settled: FutureRecord = reconciled ?? {
+      ...record,
+      state: 'failed',
+      finishedAt: Date.now(),
+      error: {
+        message: `Request ${record.id} (${record.kind}) was lost because the server restarted before it finished; submit the operation again`,
+        category: 'server',
+      },
+    }
+    const ttl = this.opts.ttlMs
+    const written = await this.opts.store.put(keys.future(record.id), settled, {
+      ifVersion: version,
+      ...(ttl === null ? {} : { ttlMs: ttl }),
+    })
+    // Another process settled it first: report what it wrote.
+    if (written === null)
+      return (await this.opts.store.get<FutureRecord>(keys.future(record.id)))?.value ?? settled
+    return settled
   }
 
   /** Long-poll: resolves with the record once finished, or as it stands after timeoutMs / on abort. */
   async wait(id: string, userId: string, timeoutMs: number, signal?: AbortSignal): Promise<FutureRecord> {
     const record = await this.get(id, userId)
+    if (isFinished(record) || timeoutMs <= 0 || signal?.aborted) return record
     const live = this.live.get(id)
-    if (isFinished(record) || !live || timeoutMs <= 0 || signal?.aborted) return record
+    if (!live) return this.watch(id, userId, timeoutMs, signal)
     await new Promise<void>((resolve) => {
       const done = () => {
         clearTimeout(timer)
@@ -140,6 +179,26 @@ export class FutureService {
       signal?.addEventListener('abort', done, { once: true })
     })
     return live.record
+  }
+
+  /** A future another live process is running: re-read from the store until it finishes or time is up. */
+  private async watch(
+    id: string,
+    userId: string,
+    timeoutMs: number,
+    signal?: AbortSignal,
+  ): Promise<FutureRecord> {
+    const deadline = Date.now() + timeoutMs
+    const every = this.opts.watchIntervalMs ?? 100
+    for (;;) {
+      try {
+        await sleep(Math.max(1, Math.min(every, deadline - Date.now())), undefined, { signal, ref: false })
+      } catch {
+        // Aborted: the poller went away; answer with the record as it stands.
+      }
+      const record = await this.get(id, userId)
+      if (isFinished(record) || Date.now() >= deadline || signal?.aborted) return record
+    }
   }
 
   /** Pending and running futures of this process (for shutdown and diagnostics). */

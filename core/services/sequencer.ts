@@ -14,6 +14,8 @@ export interface SequencerOptions {
   mayStillArrive: () => boolean
   /** Called when a gap was skipped (for logs). */
   onGapSkipped?: (missing: number[]) => void
+  /** A run recovered after a restart: seq_ids up to `released` are spent; `seen` answers resubmissions. */
+  resume?: { released: number; seen: readonly (readonly [number, string])[] }
 }
 
 export type SubmitOutcome = { kind: 'accepted' } | { kind: 'duplicate'; futureId: string }
@@ -31,7 +33,10 @@ export class Sequencer {
   private tail: Promise<void> = Promise.resolve()
   private closed = false
 
-  constructor(private readonly opts: SequencerOptions) {}
+  constructor(private readonly opts: SequencerOptions) {
+    this.released = opts.resume?.released ?? 0
+    for (const [seq, future] of opts.resume?.seen ?? []) this.seen.set(seq, future)
+  }
 
   /** The future that already accepted seqId, if any. */
   duplicateOf(seqId: number): string | undefined {
@@ -89,6 +94,14 @@ export class Sequencer {
   /** Resolves when every released operation has finished. */
   idle(): Promise<void> {
     return this.tail
+  }
+
+  /** Closes and gives up every operation still waiting for its turn; returns their futures to fail. */
+  abandon(): string[] {
+    const futures = [...this.waiting.keys()].map((seq) => this.seen.get(seq)!)
+    this.waiting.clear()
+    this.close()
+    return futures
   }
 
   close(): void {

@@ -21,8 +21,10 @@ import type {
   SaveWeightsRequest,
 } from '../wire/schemas.js'
 import type { CheckpointService } from './checkpoints.js'
+import type { DurableState } from './durable-state.js'
 import type { FutureService } from './futures.js'
 import type { ModelHost, ModelHosts } from './models.js'
+import type { Ownership } from './ownership.js'
 import { storeFwdBwd } from './results.js'
 import type { SamplingService } from './sampling.js'
 import { Sequencer } from './sequencer.js'
@@ -40,6 +42,10 @@ export interface TrainingServiceOptions {
   events: EventBus
   log: Logger
   gapWaitMs: number
+  /** Makes training state durable (durable stores only) and restores it in a later process. */
+  durable: DurableState
+  /** Which process serves which run when several share the store. */
+  ownership: Ownership
 }
 
 export type FutureRef = { request_id: string; model_id: string }
@@ -50,7 +56,14 @@ interface LiveRun {
   host: ModelHost
   /** Settles when the adapter exists in the engine (or creation failed). */
   created: Promise<void>
+  /** The optimizer step counter after the last optim_step run here (recorded in durable pointers). */
+  step: number
+  /** Set once another process took the run over: what is still queued here fails instead of running. */
+  lost: boolean
 }
+
+/** How many accepted (seq_id, future) pairs the run record keeps for resubmissions after a restart. */
+const RECENT_SEQS = 64
 
 /**
  * A training submission in flight for a user. While any is unsettled, a gap in some run's seq_ids may
@@ -63,6 +76,7 @@ export interface Submission {
 export class TrainingService {
   private readonly runs = new Map<string, LiveRun>()
   private readonly unsettled = new Map<string, number>()
+  private readonly adopting = new Map<string, Promise<LiveRun>>()
 
   constructor(private readonly opts: TrainingServiceOptions) {}
 
@@ -118,6 +132,7 @@ export class TrainingService {
       trainMlp: lora.train_mlp,
       trainUnembed: lora.train_unembed,
     }
+    await this.opts.ownership.claim(id, () => this.evict(id))
     const future = await this.opts.futures.create({
       owner: userId,
       kind: 'create_model',
@@ -154,17 +169,87 @@ export class TrainingService {
         throw err
       }
     })
-    this.runs.set(id, {
+    this.track(record, host, created, null)
+    return { request_id: future.id, model_id: id }
+  }
+
+  private track(
+    record: TrainingRunRecord,
+    host: ModelHost,
+    created: Promise<void>,
+    resume: { released: number; seen: [number, string][] } | null,
+  ): LiveRun {
+    const run: LiveRun = {
       record,
       host,
       created,
+      step: record.durable?.step ?? 0,
+      lost: false,
       sequencer: new Sequencer({
         gapWaitMs: this.opts.gapWaitMs,
-        mayStillArrive: () => (this.unsettled.get(userId) ?? 0) > 0,
-        onGapSkipped: (missing) => this.opts.log.info({ run: id, missing }, 'seq_id gap skipped'),
+        mayStillArrive: () => (this.unsettled.get(record.owner) ?? 0) > 0,
+        onGapSkipped: (missing) => this.opts.log.info({ run: record.id, missing }, 'seq_id gap skipped'),
+        ...(resume ? { resume } : {}),
       }),
-    })
-    return { request_id: future.id, model_id: id }
+    }
+    this.runs.set(record.id, run)
+    return run
+  }
+
+  /**
+   * Serves a run that no process here has loaded: after a restart, or taken over from a peer whose
+   * lease lapsed. The adapter comes back from the last durable point; seq_ids continue above the last
+   * one accepted, and resubmissions of accepted ones get their (settled) futures.
+   */
+  private adopt(record: TrainingRunRecord): Promise<LiveRun> {
+    let adopting = this.adopting.get(record.id)
+    if (!adopting) {
+      adopting = this.recover(record).finally(() => this.adopting.delete(record.id))
+      this.adopting.set(record.id, adopting)
+    }
+    return adopting
+  }
+
+  private async recover(stale: TrainingRunRecord): Promise<LiveRun> {
+    await this.opts.ownership.claim(stale.id, () => this.evict(stale.id))
+    // Read again under the lease: the previous holder may have written a later durable point.
+    const record = (await this.opts.store.get<TrainingRunRecord>(keys.run(stale.id)))?.value ?? stale
+    const host = this.opts.models.get(record.baseModel)
+    const created = (async () => {
+      try {
+        await host.whenReady()
+        await this.opts.durable.restore(record, host.training())
+        if (record.state === 'creating') await this.setState(record, 'ready', null)
+        this.opts.log.info(
+          { run: record.id, step: record.durable?.step ?? 0, seq: record.durable?.seqId ?? 0 },
+          'training run recovered from its durable state',
+        )
+      } catch (err) {
+        this.opts.log.error({ run: record.id, err }, 'training run could not be recovered')
+        await this.setState(record, 'failed', (err as Error).message).catch(() => {})
+      }
+    })()
+    const released = Math.max(record.lastSeqId ?? 0, record.durable?.seqId ?? 0)
+    return this.track(record, host, created, { released, seen: record.recentSeqs ?? [] })
+  }
+
+  /** Another process took the run over: fail what is queued here and free the adapter. */
+  private evict(id: string): void {
+    const run = this.runs.get(id)
+    if (!run) return
+    this.runs.delete(id)
+    run.lost = true
+    const moved = () =>
+      tuftError(
+        'TUFT_UNAVAILABLE',
+        `Training run '${id}' moved to another server process; submit the operation again`,
+      )
+    for (const future of run.sequencer.abandon()) void this.opts.futures.fail(future, moved())
+    void run.sequencer
+      .idle()
+      .then(() => run.created)
+      .then(() => run.host.training().dropAdapter(id))
+      .catch(() => {})
   }
 
   /** The caller's run record (404 for unknown ids and other users' runs). */
@@ -191,17 +276,14 @@ export class TrainingService {
   /** A run loaded in this process and usable for new operations. */
   private async live(userId: string, id: string): Promise<LiveRun> {
     const record = await this.getRun(userId, id)
-    const run = this.runs.get(id)
-    if (!run) {
-      throw tuftError(
-        'TUFT_BAD_REQUEST',
-        `Training run '${id}' is not loaded in this server process (it predates a restart); resume it from a checkpoint`,
-      )
-    }
     if (record.state === 'failed')
       throw tuftError('TUFT_BAD_REQUEST', `Training run '${id}' failed: ${record.failure}`)
     if (record.state === 'unloaded') throw tuftError('TUFT_BAD_REQUEST', `Training run '${id}' was unloaded`)
-    return run
+    const run = this.runs.get(id)
+    if (run && this.opts.ownership.holds(id)) return run
+    // The lease lapsed without notice (e.g. the store was unreachable): a peer may hold the run now.
+    if (run) this.evict(id)
+    return this.adopt(record)
   }
 
   async getInfo(userId: string, id: string) {
@@ -229,6 +311,8 @@ export class TrainingService {
         run.sequencer.close()
         await this.setState(run.record, 'unloaded', null)
         await run.host.training().dropAdapter(id)
+        this.runs.delete(id)
+        await this.opts.ownership.release(id)
         return { model_id: id, type: 'unload_model' }
       }),
     )
@@ -291,13 +375,24 @@ export class TrainingService {
         const r = await run.host
           .training()
           .optimStep(run.record.id, adam, { requests: [this.opts.futures.traceOf(futureId)] })
-        return {
+        run.step = r.step
+        const result = {
           metrics: {
             'grad_norm:mean': r.gradNorm,
             'step:max': r.step,
             'learning_rate:mean': a.learning_rate,
           },
         }
+        // The future reports success only once this step's state is durable.
+        if (this.opts.durable.everyStep) {
+          await this.opts.durable.commit(run.record, run.host.training(), {
+            seqId: body.seq_id,
+            futureId,
+            step: r.step,
+            result,
+          })
+        }
+        return result
       }
     })
   }
@@ -305,7 +400,7 @@ export class TrainingService {
   async saveWeights(userId: string, body: SaveWeightsRequest, sub: Submission): Promise<FutureRef> {
     return this.sequenced(userId, body.model_id, body.seq_id, 'save_weights', sub, (run) => {
       const name = body.path ?? generatedCheckpointName()
-      return async () => {
+      return async (futureId) => {
         const c = await this.opts.checkpoints.save(
           run.record,
           'weights',
@@ -313,7 +408,12 @@ export class TrainingService {
           { ttlSeconds: body.ttl_seconds ?? null, overwrite: body.overwrite, hasOptimizer: true },
           (dir) => run.host.training().saveState(run.record.id, dir, { optimizer: true }),
         )
-        return { path: formatTinkerPath(c), type: 'save_weights' }
+        const result = { path: formatTinkerPath(c), type: 'save_weights' }
+        if (this.opts.durable.enabled) {
+          const point = { seqId: body.seq_id, futureId, step: run.step, result }
+          await this.opts.durable.commitFrom(run.record, this.opts.checkpoints.absDir(c), point)
+        }
+        return result
       }
     })
   }
@@ -327,7 +427,7 @@ export class TrainingService {
     }
     return this.sequenced(userId, body.model_id, body.seq_id, 'load_weights', sub, (run) => {
       parseTinkerPath(body.path)
-      return async () => {
+      return async (futureId) => {
         const c = await this.opts.checkpoints.readablePath(userId, body.path)
         const mine = run.record
         const mismatch =
@@ -354,7 +454,13 @@ export class TrainingService {
         await run.host
           .training()
           .loadState(mine.id, this.opts.checkpoints.absDir(c), { optimizer: body.optimizer })
-        return { path: body.path, model_id: mine.id, type: 'load_weights' }
+        const result = { path: body.path, model_id: mine.id, type: 'load_weights' }
+        // A load replaces the state: it is a durable point in either durability mode.
+        if (this.opts.durable.enabled) {
+          const point = { seqId: body.seq_id!, futureId, step: run.step, result }
+          await this.opts.durable.commit(mine, run.host.training(), point)
+        }
+        return result
       }
     })
   }
@@ -426,12 +532,22 @@ export class TrainingService {
       seq.submit(seqId, future, async () => {
         await run.created
         await this.opts.futures.run(future, async () => {
+          if (run.lost) {
+            throw tuftError(
+              'TUFT_UNAVAILABLE',
+              `Training run '${modelId}' moved to another server process; submit the operation again`,
+            )
+          }
           if (run.record.state !== 'ready')
             throw tuftError('TUFT_BAD_REQUEST', `Training run '${modelId}' is ${run.record.state}`)
           return work(future)
         })
       })
       run.record.lastRequestAt = Date.now()
+      run.record.lastSeqId = Math.max(run.record.lastSeqId ?? 0, seqId)
+      run.record.recentSeqs = [...(run.record.recentSeqs ?? []), [seqId, future] as [number, string]].slice(
+        -RECENT_SEQS,
+      )
       await this.opts.store.put(keys.run(modelId), run.record)
       return { request_id: future, model_id: modelId }
     } catch (err) {

@@ -1,0 +1,145 @@
+// Durable training state (ARCHITECTURE §6): with a durable store, each durable point of a run (every
+// optim_step under durability=every_step, every save_state and load_state) writes the adapter and
+// optimizer state under checkpoint_dir/<user>/<run>/_state/ (temp dir, fsync, rename) and records a
+// pointer to it in the run record before the operation's future reports success.
+
+import { randomUUID } from 'node:crypto'
+import { link, mkdir, open, readdir, rename, rm } from 'node:fs/promises'
+import { join } from 'node:path'
+import type { Logger } from 'pino'
+import { keys } from '../domain/keys.js'
+import { type DurablePointer, loraSpec, type TrainingRunRecord } from '../domain/training-run.js'
+import type { Manifest, TrainingEngine } from '../engine.js'
+import { tuftError } from '../errors.js'
+import type { Json, Store } from '../persistence.js'
+
+export type Durability = 'every_step' | 'checkpoints'
+
+export interface DurableStateOptions {
+  store: Store
+  /** Absolute checkpoint_dir. */
+  root: string
+  durability: Durability
+  log: Logger
+}
+
+/** What a durable point records about the operation that produced it. */
+export interface DurablePoint {
+  seqId: number
+  futureId: string
+  step: number
+  result: Json
+}
+
+const STATE_DIR = '_state'
+
+/** The run's state directory, relative to checkpoint_dir (same user/run layout as its checkpoints). */
+export function stateDirOf(run: Pick<TrainingRunRecord, 'owner' | 'id'>): string {
+  return join(encodeURIComponent(run.owner), run.id, STATE_DIR)
+}
+
+/** fsyncs every file of a flat directory and the directory itself, so a rename publishes whole files. */
+async function syncDir(dir: string): Promise<void> {
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    if (!entry.isFile()) continue
+    const fh = await open(join(dir, entry.name), 'r')
+    try {
+      await fh.sync()
+    } finally {
+      await fh.close()
+    }
+  }
+  await syncPath(dir)
+}
+
+async function syncPath(dir: string): Promise<void> {
+  const fh = await open(dir, 'r')
+  try {
+    await fh.sync()
+  } finally {
+    await fh.close()
+  }
+}
+
+export class DurableState {
+  constructor(private readonly opts: DurableStateOptions) {}
+
+  /** False with a store that does not outlive the process: then nothing is written. */
+  get enabled(): boolean {
+    return this.opts.store.durable === true
+  }
+
+  /** True when every optim_step is a durable point. */
+  get everyStep(): boolean {
+    return this.enabled && this.opts.durability === 'every_step'
+  }
+
+  /** Writes the run's current state through the engine and makes it the run's durable state. */
+  commit(run: TrainingRunRecord, engine: TrainingEngine, point: DurablePoint): Promise<void> {
+    return this.publish(run, point, (dir) => engine.saveState(run.id, dir, { optimizer: true }))
+  }
+
+  /**
+   * Makes an already written training checkpoint (weights + optimizer) the durable state by hard-linking
+   * its files: no copy, and deleting the checkpoint later leaves the durable state intact.
+   */
+  commitFrom(run: TrainingRunRecord, checkpointDir: string, point: DurablePoint): Promise<void> {
+    return this.publish(run, point, async (dir) => {
+      const files: Manifest['files'] = []
+      for (const entry of await readdir(checkpointDir, { withFileTypes: true })) {
+        if (!entry.isFile()) continue
+        await link(join(checkpointDir, entry.name), join(dir, entry.name))
+        files.push({ name: entry.name, bytes: 0 })
+      }
+      return { files }
+    })
+  }
+
+  /** Re-creates the run's adapter in the engine as of its last durable point (fresh from its seed if none). */
+  async restore(run: TrainingRunRecord, engine: TrainingEngine): Promise<void> {
+    await engine.createAdapter(run.id, loraSpec(run.lora))
+    const pointer = run.durable
+    if (!pointer) return
+    try {
+      await engine.loadState(run.id, join(this.opts.root, pointer.dir), { optimizer: true })
+    } catch (err) {
+      await engine.dropAdapter(run.id).catch(() => {})
+      throw tuftError(
+        'TUFT_PERSISTENCE',
+        `Training run '${run.id}': its durable state ${pointer.dir} (step ${pointer.step}) could not be loaded: ${(err as Error).message}`,
+        { cause: err },
+      )
+    }
+  }
+
+  private async publish(
+    run: TrainingRunRecord,
+    point: DurablePoint,
+    write: (dir: string) => Promise<Manifest>,
+  ): Promise<void> {
+    const rel = stateDirOf(run)
+    const parent = join(this.opts.root, rel)
+    const name = `seq-${point.seqId}`
+    const tmp = join(parent, `.tmp-${randomUUID()}`)
+    await mkdir(tmp, { recursive: true })
+    try {
+      await write(tmp)
+      await syncDir(tmp)
+      // A state of the same seq_id can exist only from a crash after its rename and before its
+      // pointer was written; it was never acknowledged, so it is replaced.
+      await rm(join(parent, name), { recursive: true, force: true })
+      await rename(tmp, join(parent, name))
+      await syncPath(parent)
+    } catch (err) {
+      await rm(tmp, { recursive: true, force: true })
+      throw err
+    }
+    const pointer: DurablePointer = { dir: join(rel, name), at: Date.now(), ...point }
+    run.durable = pointer
+    await this.opts.store.put(keys.run(run.id), run)
+    // Older states (and leftovers of crashes) are no longer referenced by the pointer.
+    for (const entry of await readdir(parent)) {
+      if (entry !== name) await rm(join(parent, entry), { recursive: true, force: true })
+    }
+  }
+}
