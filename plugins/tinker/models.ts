@@ -10,9 +10,12 @@ import {
   UnloadModelRoute,
 } from '../../core/wire/schemas.js'
 import { userOf } from '../auth.js'
+import { forwardToOwner } from './forward.js'
 
 export default async function modelRoutes(app: FastifyInstance): Promise<void> {
   const { training } = app.tuft
+  // Runs held by another server process (shared store): relay to it, or take over once it is gone.
+  app.setErrorHandler(forwardToOwner(app))
   app.post<{ Body: CreateModelRequest }>('/create_model', { schema: CreateModelRoute }, async (request) =>
     training.createModel(userOf(request), request.body),
   )

@@ -18,6 +18,7 @@ import {
 } from '../../core/wire/schemas.js'
 import { userOf } from '../auth.js'
 import { PROTOBUF_TYPES } from '../content-parsers.js'
+import { forwardToOwner } from './forward.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -36,6 +37,8 @@ export default async function trainingRoutes(app: FastifyInstance): Promise<void
     request.submission = training.beginSubmission(userOf(request))
   })
   const settle = async (request: { submission: Submission | null }) => request.submission?.settle()
+  // Runs held by another server process (shared store): relay to it, or take over once it is gone.
+  app.setErrorHandler(forwardToOwner(app))
   app.addHook('onResponse', settle)
   app.addHook('onRequestAbort', settle)
 
