@@ -6,7 +6,7 @@ import { randomInt } from 'node:crypto'
 import type { Logger } from 'pino'
 import { keys } from '../domain/keys.js'
 import { type LoraRecord, loraSpec, type TrainingRunRecord } from '../domain/training-run.js'
-import type { AdapterRef } from '../engine.js'
+import type { AdapterRef, StepOptions } from '../engine.js'
 import { isTuftError, tuftError } from '../errors.js'
 import type { EventBus, FutureKind } from '../events.js'
 import { generatedCheckpointName, trainingRunId } from '../ids.js'
@@ -406,7 +406,8 @@ export class TrainingService {
           'weights',
           name,
           { ttlSeconds: body.ttl_seconds ?? null, overwrite: body.overwrite, hasOptimizer: true },
-          (dir) => run.host.training().saveState(run.record.id, dir, { optimizer: true }),
+          (dir) =>
+            run.host.training().saveState(run.record.id, dir, { optimizer: true }, this.step(futureId)),
         )
         const result = { path: formatTinkerPath(c), type: 'save_weights' }
         if (this.opts.durable.enabled) {
@@ -453,7 +454,12 @@ export class TrainingService {
         }
         await run.host
           .training()
-          .loadState(mine.id, this.opts.checkpoints.absDir(c), { optimizer: body.optimizer })
+          .loadState(
+            mine.id,
+            this.opts.checkpoints.absDir(c),
+            { optimizer: body.optimizer },
+            this.step(futureId),
+          )
         const result = { path: body.path, model_id: mine.id, type: 'load_weights' }
         // A load replaces the state: it is a durable point in either durability mode.
         if (this.opts.durable.enabled) {
@@ -474,13 +480,13 @@ export class TrainingService {
       const training = () => run.host.training()
       if (body.path) {
         const name = body.path
-        return async () => {
+        return async (futureId) => {
           const c = await this.opts.checkpoints.save(
             run.record,
             'sampler_weights',
             name,
             { ttlSeconds: body.ttl_seconds ?? null, overwrite: true, hasOptimizer: false },
-            (dir) => training().exportAdapter(run.record.id, dir),
+            (dir) => training().exportAdapter(run.record.id, dir, this.step(futureId)),
           )
           return { path: formatTinkerPath(c), sampling_session_id: null, type: 'save_weights_for_sampler' }
         }
@@ -492,21 +498,27 @@ export class TrainingService {
           'save_weights_for_sampler needs either path or sampling_session_seq_id',
         )
       }
-      return async () => {
+      return async (futureId) => {
+        const o = this.step(futureId)
         const samplerId = await this.opts.sampling.createFromTraining(
           run.record,
           seq,
           async (snapshotId): Promise<AdapterRef> => {
-            if (run.host.sharedProvider()) return training().snapshotAdapter(run.record.id, snapshotId)
+            if (run.host.sharedProvider()) return training().snapshotAdapter(run.record.id, snapshotId, o)
             // Different sampling engine: hand it a PEFT directory instead of an in-memory snapshot.
             const dir = await this.opts.checkpoints.ephemeralDir(snapshotId)
-            await training().exportAdapter(run.record.id, dir)
+            await training().exportAdapter(run.record.id, dir, o)
             return { kind: 'peft', id: snapshotId, dir }
           },
         )
         return { path: null, sampling_session_id: samplerId, type: 'save_weights_for_sampler' }
       }
     })
+  }
+
+  /** Engine-call options naming the request a call serves (telemetry links engine spans to it). */
+  private step(futureId: string): StepOptions {
+    return { requests: [this.opts.futures.traceOf(futureId)] }
   }
 
   /**
