@@ -1,9 +1,12 @@
 // Server overhead benchmark: starts the app in-process on a free loopback port (engine double, memory
 // store) and prints requests/s and p50/p99 latency of create_session, session_heartbeat and
-// retrieve_future of a ready future, at 1, 16 and 128 concurrent keep-alive clients.
+// retrieve_future of a ready future, at 1, 16 and 128 concurrent keep-alive clients. `--telemetry`
+// runs it with telemetry on (OTLP export to a loopback receiver + Prometheus) to compare with off.
 
 import { performance } from 'node:perf_hooks'
+import { parseArgs } from 'node:util'
 import { ALICE, MODEL, startTestApp } from '../test/helpers/app.js'
+import { startOtlpHttpReceiver } from '../test/helpers/otlp-receiver.js'
 
 const DURATION_MS = Number(process.env.BENCH_DURATION_MS ?? 2000)
 const CONCURRENCY = [1, 16, 128]
@@ -47,7 +50,14 @@ async function run(base: string, c: Case, concurrency: number) {
   }
 }
 
-const t = await startTestApp()
+const { values: flags } = parseArgs({ options: { telemetry: { type: 'boolean', default: false } } })
+const receiver = flags.telemetry ? await startOtlpHttpReceiver() : null
+const t = await startTestApp(
+  receiver
+    ? { telemetry: { enabled: true, otlp_endpoint: receiver.endpoint, prometheus: { enabled: true } } }
+    : {},
+)
+console.log(`telemetry: ${receiver ? 'on (OTLP http/protobuf to a loopback receiver, Prometheus)' : 'off'}`)
 try {
   const base = `${await t.app.listen({ host: '127.0.0.1', port: 0 })}/api/v1`
   const post = async (path: string, body: unknown) =>
@@ -83,4 +93,5 @@ try {
   }
 } finally {
   await t.close()
+  await receiver?.close()
 }
