@@ -163,6 +163,7 @@ export class TrainingService {
         await host.training().createAdapter(id, loraSpec(loraRecord))
         await this.setState(record, 'ready', null)
         this.opts.log.info({ run: id, model: host.name, rank: lora.rank }, 'training run created')
+        this.announceResident(host)
         return { model_id: id, type: 'create_model' }
       } catch (err) {
         await this.setState(record, 'failed', (err as Error).message)
@@ -312,6 +313,7 @@ export class TrainingService {
         await this.setState(run.record, 'unloaded', null)
         await run.host.training().dropAdapter(id)
         this.runs.delete(id)
+        this.announceResident(run.host)
         await this.opts.ownership.release(id)
         return { model_id: id, type: 'unload_model' }
       }),
@@ -514,6 +516,13 @@ export class TrainingService {
         return { path: null, sampling_session_id: samplerId, type: 'save_weights_for_sampler' }
       }
     })
+  }
+
+  /** Reports how many training adapters this process keeps on a model (adapters.resident). */
+  private announceResident(host: ModelHost): void {
+    let count = 0
+    for (const run of this.runs.values()) if (run.host === host && run.record.state === 'ready') count++
+    this.opts.events.emit('adapters.resident', { modelName: host.name, count })
   }
 
   /** Engine-call options naming the request a call serves (telemetry links engine spans to it). */
