@@ -60,7 +60,7 @@ struct Model {
 
 // Hugging Face directory: config.json + model.safetensors or a sharded index (bf16/fp16/fp32).
 te_status model_load(Model *m, const std::string &dir, int max_seq);
-// Random weights for a given config (benchmarks, tests): normal(0, 0.02) matrices, unit norms.
+// Random weights for a given config (benchmarks, tests): uniform, std 0.02, matrices; unit norms.
 te_status model_init_random(Model *m, const Config &cfg, uint64_t seed, int max_seq);
 
 // ---- LoRA adapters ------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 // weights.cc — the base weights: one allocation carved by a table of (Hugging Face name, shape,
 // destination), filled from safetensors (converted to fp32) or from a seeded random generator.
 #include <cmath>
-#include <random>
+
+#include "../common/pool.h"
 
 #include "model.h"
 #include "safetensors.h"
@@ -109,13 +110,23 @@ te_status model_load(Model *m, const std::string &dir, int max_seq) {
 te_status model_init_random(Model *m, const Config &cfg, uint64_t seed, int max_seq) {
   std::vector<WeightSlot> table;
   TE_TRY(alloc_and_point(m, cfg, max_seq > 0 ? max_seq : cfg.max_pos, &table));
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> nd(0.f, 0.02f);
-  for (const auto &s : table) {
+  // Uniform with standard deviation 0.02, from a counter-based hash so blocks fill in parallel and
+  // the result does not depend on the thread count.
+  const float a = 0.02f * std::sqrt(3.f);
+  for (size_t k = 0; k < table.size(); k++) {
+    const WeightSlot &s = table[k];
     size_t n = 1;
     for (auto d : s.shape) n *= size_t(d);
     float *p = m->mem.data() + s.offset;
-    for (size_t i = 0; i < n; i++) p[i] = s.is_norm ? 1.f : nd(rng);
+    parallel_for(n, 1 << 16, [&](size_t i0, size_t i1) {
+      for (size_t i = i0; i < i1; i++) {
+        uint64_t z = seed + k * 0x9E3779B97F4A7C15ull + i * 0xBF58476D1CE4E5B9ull;  // splitmix64
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+        z ^= z >> 31;
+        p[i] = s.is_norm ? 1.f : a * (float(z >> 40) * (2.f / 16777216.f) - 1.f);
+      }
+    });
   }
   return TE_OK;
 }
