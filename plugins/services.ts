@@ -103,10 +103,12 @@ async function servicesPlugin(app: FastifyInstance): Promise<void> {
     await ownership.start()
     sessions.startReaper(SWEEP_INTERVAL_MS, (err) => log.error({ err }, 'session reaper failed'))
     checkpoints.startGc(SWEEP_INTERVAL_MS)
+    sampling.startSweeper(SWEEP_INTERVAL_MS / 6)
   })
   app.addHook('preClose', async () => {
     sessions.close()
     checkpoints.close()
+    sampling.close()
     const grace = config.server.shutdown_grace_ms
     let timer: NodeJS.Timeout | undefined
     await Promise.race([

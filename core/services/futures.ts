@@ -39,6 +39,8 @@ interface Live {
   modelName: string
   startedAt: number | null
   waiters: Set<() => void>
+  /** When a poll last started or ended: how we notice that a client went away. */
+  lastPolledAt: number
 }
 
 /** Turns any failure into the `{error, category}` the SDK reports as RequestFailedError. */
@@ -72,6 +74,7 @@ export class FutureService {
       modelName: init.modelName,
       startedAt: null,
       waiters: new Set(),
+      lastPolledAt: record.createdAt,
     })
     await this.write(record)
     this.opts.events.emit('future.queued', { trace, kind: record.kind, modelName: init.modelName })
@@ -167,9 +170,11 @@ export class FutureService {
     if (isFinished(record) || timeoutMs <= 0 || signal?.aborted) return record
     const live = this.live.get(id)
     if (!live) return this.watch(id, userId, timeoutMs, signal)
+    live.lastPolledAt = Date.now()
     await new Promise<void>((resolve) => {
       const done = () => {
         clearTimeout(timer)
+        live.lastPolledAt = Date.now()
         live.waiters.delete(done)
         signal?.removeEventListener('abort', done)
         resolve()
@@ -199,6 +204,12 @@ export class FutureService {
       const record = await this.get(id, userId)
       if (isFinished(record) || Date.now() >= deadline || signal?.aborted) return record
     }
+  }
+
+  /** True when nobody has polled unfinished future `id` for longer than `graceMs` (its client went away). */
+  isAbandoned(id: string, graceMs: number, now = Date.now()): boolean {
+    const live = this.live.get(id)
+    return live !== undefined && live.waiters.size === 0 && now - live.lastPolledAt > graceMs
   }
 
   /** Pending and running futures of this process (for shutdown and diagnostics). */

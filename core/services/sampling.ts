@@ -31,10 +31,15 @@ export interface SamplingServiceOptions {
   log: Logger
   /** Queued + running sample requests allowed per model. */
   queueLimit: number
+  /** A sample request nobody has polled for this long is dropped (its client went away). */
+  abandonAfterMs?: number
 }
 
 /** Generated tokens when max_tokens is absent: up to the context limit, at most this many. */
 export const DEFAULT_MAX_TOKENS = 1024
+
+/** The SDK polls back to back, each poll under 45 s: a minute without one means the client is gone. */
+const ABANDON_AFTER_MS = 60_000
 
 interface Pending {
   sessionId: string
@@ -48,9 +53,36 @@ export class SamplingService {
   private readonly inFlight = new Map<string, number>()
   private readonly pending = new Map<string, Pending>()
   private readonly seen = new Map<string, string>()
+  private sweeper: NodeJS.Timeout | null = null
 
   constructor(private readonly opts: SamplingServiceOptions) {
     opts.sessions.onExpire((sessionId) => this.dropSession(sessionId))
+  }
+
+  /** Periodically drops requests whose client stopped polling. */
+  startSweeper(intervalMs: number): void {
+    this.sweeper = setInterval(() => this.dropAbandoned(), intervalMs)
+    this.sweeper.unref()
+  }
+
+  /** Aborts running or queued requests nobody polls any more; returns how many. */
+  dropAbandoned(now = Date.now()): number {
+    let dropped = 0
+    const grace = this.opts.abandonAfterMs ?? ABANDON_AFTER_MS
+    for (const [futureId, p] of this.pending) {
+      if (!p.abort.signal.aborted && this.opts.futures.isAbandoned(futureId, grace, now)) {
+        p.abort.abort()
+        dropped++
+        this.opts.log.info({ request: futureId }, 'sample request dropped: its client stopped polling')
+      }
+    }
+    return dropped
+  }
+
+  close(): void {
+    if (this.sweeper) clearInterval(this.sweeper)
+    this.sweeper = null
+    for (const p of this.pending.values()) p.abort.abort()
   }
 
   async createSession(userId: string, body: CreateSamplingSessionRequest): Promise<string> {
@@ -176,13 +208,15 @@ export class SamplingService {
     void this.opts.futures
       .run(future.id, async () => {
         const engine = host.sampling()
+        const dropped = () => tuftError('TUFT_BAD_REQUEST', 'Sample request dropped: its client went away')
         if (ref) await this.ensureLoaded(host, ref)
-        if (abort.signal.aborted)
-          throw tuftError('TUFT_BAD_REQUEST', 'Sample request dropped: its session expired')
-        const result = await engine.sample(
-          { ...job, adapter: ref },
-          { requests: [this.opts.futures.traceOf(future.id)] },
-        )
+        if (abort.signal.aborted) throw dropped()
+        const result = await engine
+          .sample({ ...job, adapter: ref }, { requests: [this.opts.futures.traceOf(future.id)] })
+          .catch((err: unknown) => {
+            // The engine stops aborted jobs with its own error; report why it was aborted.
+            throw abort.signal.aborted ? dropped() : err
+          })
         const sampled = result.sequences.reduce((n, s) => n + s.tokens.length, 0)
         this.opts.events.emit('usage', {
           userId,
