@@ -100,6 +100,7 @@ double time_call(te_engine *e, std::vector<te_train_item> &items, int reps) {
 }  // namespace
 
 int main(int argc, char **argv) {
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // figures appear as they are measured
   int layers = 0, threads = 0, reps = 1;
   double budget = 120;
   for (int i = 1; i + 1 < argc; i += 2) {

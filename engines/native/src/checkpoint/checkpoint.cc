@@ -6,7 +6,6 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
-#include <set>
 
 #include "../common/json.h"
 #include "../model/engine_impl.h"
@@ -104,7 +103,7 @@ te_status read_entries(const TensorSet &ts, const Adapter &a, const std::string 
 }
 
 // The LoRA targets whose tensors a PEFT file holds; every layer must have each target it uses.
-te_status targets_in_file(const TensorSet &ts, const Config &c, const std::string &file, unsigned *out) {
+te_status targets_in_file(const TensorSet &ts, const std::string &file, unsigned *out) {
   unsigned found = 0;
   for (const auto &kv : ts.all()) {
     bool known = false;
@@ -214,7 +213,7 @@ te_status te_adapter_import_peft(te_engine *e, const char *id, const char *dir) 
   TensorSet ts;
   TE_TRY(ts.open_file(d + WEIGHTS));
   unsigned targets = 0;
-  TE_TRY(targets_in_file(ts, e->model.cfg, d + WEIGHTS, &targets));
+  TE_TRY(targets_in_file(ts, d + WEIGHTS, &targets));
   auto a = std::make_shared<Adapter>();
   TE_TRY(adapter_alloc(a.get(), e->model.cfg, id, pc.R, pc.alpha, targets, false));
   a->scale = pc.scale;

@@ -137,7 +137,7 @@ struct LayerActs {
   float *ln1;               // [N, C]
   float *rstd1;             // [N]
   float *qkv;               // [N, QKV]    projections (+bias, +LoRA), before q/k norm and rope
-  float *rstd_qk;           // [N, NH+NKV] Qwen3 per-head norms
+  float *rstd_qk;           // [N, NH] then [N, NKV]: Qwen3 per-head norms of q, then k
   float *q;                 // [N, Q]      normed, rotated
   float *k;                 // [N, KV]
   float *lse;               // [N, NH]     attention log-sum-exp
