@@ -198,3 +198,38 @@ test('services announce futures, usage, queue depth and resident adapters', asyn
     assert.equal((await postFwdBwd(base, ALICE, ceRequest(run, 2, [1, 2, 3]))).status, 400)
   })
 })
+
+test('forward_backward work of different users is fused into one engine call', async () => {
+  await withApp({}, { step_delay_ms: 150 }, async (t, base) => {
+    const a1 = await newRun(base, ALICE)
+    const a2 = await newRun(base, ALICE)
+    const b = await newRun(base, BOB)
+    const blocker = await postFwdBwd(base, ALICE, ceRequest(a1.run, 1, [1, 2, 3]))
+    await new Promise((r) => setTimeout(r, 30))
+    const fa = await postFwdBwd(base, ALICE, ceRequest(a2.run, 1, [4, 5, 6]))
+    const fb = await postFwdBwd(base, BOB, ceRequest(b.run, 1, [7, 8, 9]))
+    for (const [key, f] of [
+      [ALICE, blocker],
+      [ALICE, fa],
+      [BOB, fb],
+    ] as const) {
+      assert.equal((await result(base, key, f.json.request_id, 'application/x-protobuf')).status, 200)
+    }
+    // Both works queued while the engine was busy go into its next call, together.
+    assert.deepEqual(
+      t.calls.map((c) => c.adapters.length),
+      [1, 2],
+    )
+    assert.deepEqual([...t.calls[1]!.adapters].sort(), [a2.run, b.run].sort())
+  })
+})
+
+test('without authorized_users only the local dev key is accepted', async () => {
+  await withApp({ authorized_users: {} }, {}, async (t, base) => {
+    const dev = await call(base, 'POST', '/create_session', { key: 'tml-local-dev-key', json: {} })
+    assert.equal(dev.status, 200)
+    assert.equal((await call(base, 'POST', '/create_session', { key: ALICE, json: {} })).status, 401)
+    const owner = (await t.app.tuft.sessions.get(t.config.model_owner, dev.json.session_id)).owner
+    assert.equal(owner, t.config.model_owner)
+  })
+})
