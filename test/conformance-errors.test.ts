@@ -257,6 +257,25 @@ test('failed operations are 200 {"error","category"} on retrieve_future, never 4
   assert.match(out.headers.get('content-type') ?? '', /x-protobuf/, out.text)
 })
 
+test('optim_step accepts what torch AdamW accepts: learning_rate 0 ends many schedules', async () => {
+  const { modelId: run } = await createRun(base, ALICE)
+  await result(
+    base,
+    ALICE,
+    futureId(await postFwdBwd(base, ALICE, ceRequest(run, 1, [1, 2, 3]))),
+    'application/x-protobuf',
+  )
+  const zero = { learning_rate: 0, beta1: 0.9, beta2: 0.95, eps: 1e-12, weight_decay: 0, grad_clip_norm: 0 }
+  const id = futureId(
+    await call(base, 'POST', '/optim_step', {
+      key: ALICE,
+      json: { adam_params: zero, model_id: run, seq_id: 2, type: 'optim_step' },
+    }),
+  )
+  const r = await result(base, ALICE, id)
+  sdk.assertModel(sdk.OptimStepResult, r.json, 'OptimStepResponse')
+})
+
 test('publish/unpublish are idempotent 204s; deleting twice is a 404, never a 409', async () => {
   const { modelId: run } = await createRun(base, ALICE)
   await saveCheckpoint(base, ALICE, run, 1, 'p')

@@ -63,11 +63,15 @@ export const ADAM_DEFAULTS = {
   grad_clip_norm: 0,
 } as const
 
+/**
+ * The ranges torch.optim.AdamW accepts (spec §7.2 "identical to torch.optim.AdamW"): a learning rate
+ * of 0 is legal there and is where linear/cosine schedules end, so it must not be a 400.
+ */
 export const AdamParams = Type.Object({
-  learning_rate: Type.Number({ exclusiveMinimum: 0, default: ADAM_DEFAULTS.learning_rate }),
+  learning_rate: Type.Number({ minimum: 0, default: ADAM_DEFAULTS.learning_rate }),
   beta1: Type.Number({ minimum: 0, exclusiveMaximum: 1, default: ADAM_DEFAULTS.beta1 }),
   beta2: Type.Number({ minimum: 0, exclusiveMaximum: 1, default: ADAM_DEFAULTS.beta2 }),
-  eps: Type.Number({ exclusiveMinimum: 0, default: ADAM_DEFAULTS.eps }),
+  eps: Type.Number({ minimum: 0, default: ADAM_DEFAULTS.eps }),
   weight_decay: Type.Number({ minimum: 0, default: ADAM_DEFAULTS.weight_decay }),
   grad_clip_norm: Type.Number({ minimum: 0, default: ADAM_DEFAULTS.grad_clip_norm }),
 })
