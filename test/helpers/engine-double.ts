@@ -120,7 +120,7 @@ function lossAt(item: TrainItem, i: number, k: number, lp: number): { loss: numb
   throw new Error(`unknown loss ${item.lossFn}`)
 }
 
-class DoubleTraining implements TrainingEngine {
+export class DoubleTraining implements TrainingEngine {
   readonly info: EngineInfo
   private readonly adapters = new Map<AdapterId, Adapter>()
 
@@ -265,6 +265,17 @@ class DoubleTraining implements TrainingEngine {
 
   async close(): Promise<void> {
     this.adapters.clear()
+  }
+
+  /** The accumulated gradient of an adapter's delta table (gradient checks in tests). */
+  gradient(id: AdapterId): Float32Array {
+    return new Float32Array(this.require(id).grad)
+  }
+
+  /** Adds h to one entry of an adapter's delta table (finite differences in tests). */
+  perturb(id: AdapterId, index: number, h: number): void {
+    const a = this.require(id)
+    a.delta[index] = a.delta[index]! + h
   }
 
   private writePeft(a: Adapter, dir: string): Manifest {
