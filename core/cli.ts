@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util'
 import { loadConfig } from '../config/load.js'
 import type { TuftConfig } from '../config/schema.js'
 import { buildApp } from './app.js'
+import { runClearPersistence } from './commands/clear-persistence.js'
 import { isTuftError, tuftError } from './errors.js'
 import { createLogger } from './telemetry/logging.js'
 
@@ -23,6 +24,9 @@ Options (each also read from the environment variable in brackets):
   --checkpoint-dir DIR    where checkpoints are written                   [TUFT_CHECKPOINT_DIR]
   -h, --help              show this help
   -v, --version           show the version
+
+Commands:
+  tuft clear-persistence [--config PATH]   reset the persisted state (see tuft clear-persistence -h)
 `
 
 function version(): string {
@@ -86,6 +90,7 @@ function checkExposure(config: TuftConfig): void {
 }
 
 async function main(): Promise<void> {
+  if (process.argv[2] === 'clear-persistence') return runClearPersistence(process.argv.slice(3))
   const parsed = parseCli(process.argv.slice(2), process.env)
   if (parsed === 'help') {
     process.stdout.write(USAGE)

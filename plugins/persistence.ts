@@ -4,6 +4,7 @@
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Logger } from 'pino'
+import { checkConfigSignature } from '../core/config-signature.js'
 import type { Store } from '../core/persistence.js'
 import { createStore } from '../persistence/index.js'
 
@@ -24,6 +25,13 @@ async function persistencePlugin(app: FastifyInstance, opts: PersistencePluginOp
       { ...app.tuftConfig.persistence },
       { log: app.log as unknown as Logger, events: app.events },
     ))
+  // Persisted state is only restored under the configuration that wrote it.
+  try {
+    await checkConfigSignature(store, app.tuftConfig, app.log as unknown as Logger)
+  } catch (err) {
+    if (!opts.store) await store.close()
+    throw err
+  }
   app.decorate('store', store)
   if (!opts.store) app.addHook('onClose', async () => store.close())
 }

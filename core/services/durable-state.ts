@@ -31,7 +31,8 @@ export interface DurablePoint {
   result: Json
 }
 
-const STATE_DIR = '_state'
+/** Under each run's checkpoint directory; never a checkpoint kind, so never listed as one. */
+export const STATE_DIR = '_state'
 
 /** The run's state directory, relative to checkpoint_dir (same user/run layout as its checkpoints). */
 export function stateDirOf(run: Pick<TrainingRunRecord, 'owner' | 'id'>): string {
