@@ -4,6 +4,8 @@
 
 import assert from 'node:assert/strict'
 import { after, before, test } from 'node:test'
+import { isTuftError } from '../core/errors.js'
+import { Sequencer } from '../core/services/sequencer.js'
 import { ALICE, MODEL, startTestApp, type TestApp } from './helpers/app.js'
 import { createModelBody, createRun, createSession, futureId, pollOnce } from './helpers/conformance.js'
 import { assertError, call, ceRequest, listen, postFwdBwd, result } from './helpers/http.js'
@@ -46,6 +48,42 @@ test('a seq_id gap left by a rejected submission does not hold later operations'
   const sixth = futureId(await postFwdBwd(base, ALICE, ceRequest(modelId, 6, [2, 3, 4]), {}))
   const sixthAnswer = await pollOnce(base, ALICE, sixth, 'application/x-protobuf')
   assert.match(sixthAnswer.headers.get('content-type') ?? '', /x-protobuf/, sixthAnswer.text)
+})
+
+test("a seq_id whose submission failed may be re-sent (the SDK's retry) while nothing after it was accepted", async () => {
+  const order: number[] = []
+  const op = (n: number) => async () => {
+    order.push(n)
+  }
+  const seq = new Sequencer({ gapWaitMs: 60_000, mayStillArrive: () => false })
+  seq.submit(1, 'f1', op(1))
+  seq.skip(2) // e.g. answered 503: the SDK's Layer B re-sends the same body, seq_id 2 included
+  seq.submit(2, 'f2', op(2))
+  seq.submit(3, 'f3', op(3))
+  await seq.idle()
+  assert.deepEqual(order, [1, 2, 3])
+  // Once a later seq_id was accepted, the skipped one can no longer run in order.
+  seq.skip(4)
+  seq.submit(5, 'f5', op(5))
+  await seq.idle()
+  assert.throws(
+    () => seq.check(4),
+    (e) => isTuftError(e) && e.statusCode === 400,
+  )
+  assert.deepEqual(order, [1, 2, 3, 5])
+  // A run recovered after a restart: every seq_id up to the recovered point is spent.
+  const resumed = new Sequencer({
+    gapWaitMs: 0,
+    mayStillArrive: () => false,
+    resume: { released: 10, seen: [] },
+  })
+  assert.throws(
+    () => resumed.check(10),
+    (e) => isTuftError(e) && e.statusCode === 400,
+  )
+  resumed.check(11)
+  seq.close()
+  resumed.close()
 })
 
 test('a duplicate (model_id, seq_id) returns the existing future and runs once; a late seq_id is a 400', async () => {

@@ -33,8 +33,17 @@ export class Sequencer {
   private tail: Promise<void> = Promise.resolve()
   private closed = false
 
+  /**
+   * Highest seq_id ever accepted. Skipped seq_ids do not count: a submission that failed (say with a
+   * 503) is re-sent with the same seq_id by the SDK's retry layer, and may still run as long as nothing
+   * after it was accepted (spec §4.6: accept any seq_id greater than the last one seen).
+   */
+  private accepted = 0
+
   constructor(private readonly opts: SequencerOptions) {
     this.released = opts.resume?.released ?? 0
+    // After a restart every seq_id up to the recovered point counts as spent.
+    this.accepted = this.released
     for (const [seq, future] of opts.resume?.seen ?? []) this.seen.set(seq, future)
   }
 
@@ -45,12 +54,15 @@ export class Sequencer {
 
   /**
    * Accepts operation seqId with its future; `run` executes after every smaller accepted seq_id and
-   * must not reject. A seq_id at or below one already executed (and not a duplicate) is a 400.
+   * must not reject. A seq_id below one already accepted (and not a duplicate) is a 400.
    */
   submit(seqId: number, futureId: string, run: () => Promise<void>): SubmitOutcome {
     this.check(seqId)
     const existing = this.seen.get(seqId)
     if (existing !== undefined) return { kind: 'duplicate', futureId: existing }
+    // A re-sent seq_id that was skipped: nothing after it ran, so it takes its place in the order again.
+    if (seqId <= this.released) this.released = seqId - 1
+    this.accepted = Math.max(this.accepted, seqId)
     this.seen.set(seqId, futureId)
     this.waiting.set(seqId, run)
     this.drain()
@@ -63,10 +75,10 @@ export class Sequencer {
     if (!Number.isInteger(seqId) || seqId < 1) {
       throw tuftError('TUFT_BAD_REQUEST', `seq_id must be an integer >= 1, got ${seqId}`)
     }
-    if (seqId <= this.released && !this.seen.has(seqId)) {
+    if (seqId <= this.released && seqId <= this.accepted && !this.seen.has(seqId)) {
       throw tuftError(
         'TUFT_BAD_REQUEST',
-        `seq_id ${seqId} arrived after seq_id ${this.released} was already executed; operations must be submitted in order`,
+        `seq_id ${seqId} arrived after seq_id ${this.accepted} was already accepted; operations must be submitted in order`,
       )
     }
   }
