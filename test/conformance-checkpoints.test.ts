@@ -128,6 +128,23 @@ test('TTL: positive integers only, null clears, expiry counts from now and shows
   await saveCheckpoint(base, ALICE, run, ++seq, 'ttl')
 })
 
+test('a TTL too large for a date is a 400, not a checkpoint that breaks every later listing', async () => {
+  await saveCheckpoint(base, ALICE, run, ++seq, 'forever')
+  const huge = 10 ** 13 // seconds: about 317,000 years, beyond what an ISO datetime can hold
+  assertError(await send('PUT', 'weights/forever/ttl', { ttl_seconds: huge }), 400)
+  const save = await call(base, 'POST', '/save_weights', {
+    key: ALICE,
+    json: { model_id: run, path: 'forever-2', seq_id: ++seq, ttl_seconds: huge, overwrite: false },
+  })
+  assertError(save, 400)
+  // A century is fine.
+  ok(await send('PUT', 'weights/forever/ttl', { ttl_seconds: 100 * 365 * 86_400 }), 'ttl 100 years')
+  const list = await listing()
+  assert.ok(Date.parse(list.get('weights/forever')!.expires_at!) > Date.now())
+  const runs = await call(base, 'GET', '/training_runs?limit=20&offset=0', { key: ALICE })
+  sdk.assertModel(sdk.TrainingRunsResponse, runs.json, 'TrainingRunsResponse')
+})
+
 test('checkpoint listings and run summaries use the two-segment checkpoint_id and the SDK types', async () => {
   await saveCheckpoint(base, ALICE, run, ++seq, 'summary')
   await saveCheckpoint(base, ALICE, run, ++seq, 'summary-s', 'sampler_weights')

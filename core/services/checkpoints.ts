@@ -23,6 +23,7 @@ import {
   formatTinkerPath,
   parseTinkerPath,
 } from '../wire/paths.js'
+import { MAX_TTL_SECONDS } from '../wire/schemas.js'
 
 export interface CheckpointServiceOptions {
   store: Store
@@ -196,8 +197,14 @@ export class CheckpointService {
 
   /** ttlSeconds null clears the expiry; otherwise it counts from now. */
   async setTtl(c: CheckpointRecord, ttlSeconds: number | null): Promise<void> {
-    if (ttlSeconds !== null && !(Number.isInteger(ttlSeconds) && ttlSeconds > 0)) {
-      throw tuftError('TUFT_BAD_REQUEST', `ttl_seconds must be a positive integer or null, got ${ttlSeconds}`)
+    if (
+      ttlSeconds !== null &&
+      !(Number.isInteger(ttlSeconds) && ttlSeconds > 0 && ttlSeconds <= MAX_TTL_SECONDS)
+    ) {
+      throw tuftError(
+        'TUFT_BAD_REQUEST',
+        `ttl_seconds must be a positive integer up to ${MAX_TTL_SECONDS} or null, got ${ttlSeconds}`,
+      )
     }
     await this.update(c, { expiresAt: ttlSeconds === null ? null : Date.now() + ttlSeconds * 1000 })
   }

@@ -149,7 +149,13 @@ export const UnloadModelResult = Type.Object({
 export type UnloadModelResult = Static<typeof UnloadModelResult>
 
 const SeqId = Type.Integer({ minimum: 1 })
-const TtlSeconds = Type.Optional(Nullable(Type.Integer({ minimum: 1 })))
+/**
+ * Checkpoint TTLs are positive and bounded: the expiry is reported as an ISO datetime (`expires_at`),
+ * and one beyond what a date can hold would break every later listing of the owner's checkpoints.
+ */
+export const MAX_TTL_SECONDS = 100 * 366 * 86_400
+const TtlValue = Type.Integer({ minimum: 1, maximum: MAX_TTL_SECONDS })
+const TtlSeconds = Type.Optional(Nullable(TtlValue))
 /** A checkpoint name: it becomes the last segment of a tinker:// path (spec §3.14). */
 const CheckpointName = Type.String({ pattern: CHECKPOINT_NAME_PATTERN })
 
@@ -355,7 +361,7 @@ export const DeleteCheckpointRoute = {
   response: { ...NoContent, ...ErrorResponses },
 }
 export const PublishCheckpointRoute = DeleteCheckpointRoute
-export const CheckpointTtlRequest = Type.Object({ ttl_seconds: Nullable(Type.Integer({ minimum: 1 })) })
+export const CheckpointTtlRequest = Type.Object({ ttl_seconds: Nullable(TtlValue) })
 export type CheckpointTtlRequest = Static<typeof CheckpointTtlRequest>
 export const CheckpointTtlRoute = {
   params: CheckpointParams,
