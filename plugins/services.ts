@@ -61,6 +61,7 @@ async function servicesPlugin(app: FastifyInstance): Promise<void> {
     events,
     bootId,
     ttlMs: ttlSeconds === null ? null : ttlSeconds * 1000,
+    log,
     isBootAlive: (id) => ownership.isBootAlive(id),
     reconcileLost: reconcileFromDurableState(store),
   })
@@ -108,7 +109,7 @@ async function servicesPlugin(app: FastifyInstance): Promise<void> {
   app.addHook('preClose', async () => {
     sessions.close()
     checkpoints.close()
-    sampling.close()
+    await sampling.close()
     const grace = config.server.shutdown_grace_ms
     let timer: NodeJS.Timeout | undefined
     await Promise.race([

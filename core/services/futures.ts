@@ -2,6 +2,7 @@
 // and result live in the Store, and retrieve_future long-polls in-process waiters until it finishes.
 
 import { setTimeout as sleep } from 'node:timers/promises'
+import type { Logger } from 'pino'
 import { type FutureRecord, isFinished } from '../domain/future.js'
 import { keys } from '../domain/keys.js'
 import type { RequestTrace } from '../engine.js'
@@ -23,6 +24,7 @@ export interface FutureServiceOptions {
   reconcileLost?: (record: FutureRecord) => Promise<FutureRecord | null>
   /** How often a poll re-reads a future that another live process is running. */
   watchIntervalMs?: number
+  log?: Logger
 }
 
 export interface NewFuture {
@@ -42,6 +44,10 @@ interface Live {
   /** When a poll last started or ended: how we notice that a client went away. */
   lastPolledAt: number
 }
+
+type Outcome =
+  | { state: 'done'; result: Json }
+  | { state: 'failed'; error: { message: string; category: FailureCategory } }
 
 /** Turns any failure into the `{error, category}` the SDK reports as RequestFailedError. */
 export function failureOf(err: unknown): { message: string; category: FailureCategory } {
@@ -104,11 +110,18 @@ export class FutureService {
   /** Runs `work` as the body of future `id`, storing its result or its failure. Never rejects. */
   async run(id: string, work: () => Promise<Json>): Promise<void> {
     this.markRunning(id)
+    let outcome: Outcome
     try {
-      const result = await work()
-      await this.finish(id, { state: 'done', result })
+      outcome = { state: 'done', result: await work() }
     } catch (err) {
-      await this.finish(id, { state: 'failed', error: failureOf(err) })
+      outcome = { state: 'failed', error: failureOf(err) }
+    }
+    try {
+      await this.finish(id, outcome)
+    } catch (err) {
+      // The store refused the outcome (e.g. it closed during shutdown). Pollers of this process were
+      // answered from memory; a later process reports the future as lost, which the SDK handles.
+      this.opts.log?.error({ err, request: id }, 'could not store a finished future')
     }
   }
 
@@ -217,12 +230,7 @@ export class FutureService {
     return this.live.size
   }
 
-  private async finish(
-    id: string,
-    outcome:
-      | { state: 'done'; result: Json }
-      | { state: 'failed'; error: { message: string; category: FailureCategory } },
-  ): Promise<void> {
+  private async finish(id: string, outcome: Outcome): Promise<void> {
     const live = this.live.get(id)
     if (!live) return
     const record = live.record

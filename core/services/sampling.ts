@@ -44,6 +44,8 @@ const ABANDON_AFTER_MS = 60_000
 interface Pending {
   sessionId: string
   abort: AbortController
+  /** Settles when the request's future is finished. */
+  done: Promise<void>
 }
 
 export class SamplingService {
@@ -79,10 +81,13 @@ export class SamplingService {
     return dropped
   }
 
-  close(): void {
+  /** Stops the sweeper and drops every request still running, resolving once their futures settled. */
+  async close(): Promise<void> {
     if (this.sweeper) clearInterval(this.sweeper)
     this.sweeper = null
-    for (const p of this.pending.values()) p.abort.abort()
+    const pending = [...this.pending.values()]
+    for (const p of pending) p.abort.abort()
+    await Promise.all(pending.map((p) => p.done))
   }
 
   async createSession(userId: string, body: CreateSamplingSessionRequest): Promise<string> {
@@ -203,9 +208,8 @@ export class SamplingService {
     if (dedupKey) this.remember(dedupKey, future.id)
     const abort = new AbortController()
     job.signal = abort.signal
-    this.pending.set(future.id, { sessionId: sampler.sessionId, abort })
     this.setDepth(host, depth + 1)
-    void this.opts.futures
+    const done = this.opts.futures
       .run(future.id, async () => {
         const engine = host.sampling()
         const dropped = () => tuftError('TUFT_BAD_REQUEST', 'Sample request dropped: its client went away')
@@ -236,6 +240,7 @@ export class SamplingService {
         this.pending.delete(future.id)
         this.setDepth(host, (this.inFlight.get(host.name) ?? 1) - 1)
       })
+    this.pending.set(future.id, { sessionId: sampler.sessionId, abort, done })
     return { request_id: future.id }
   }
 
