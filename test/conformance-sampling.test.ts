@@ -156,6 +156,30 @@ test('top-K prompt logprobs are computed even when prompt_logprobs is false', as
   assert.equal(both.view.topk_prompt_logprobs?.[1]?.length, 1)
 })
 
+test('a poll without protobuf in Accept (SDK <= 0.24) gets the Appendix A JSON sample, top-K included', async () => {
+  const id = futureId(
+    await call(base, 'POST', '/asample', {
+      key: ALICE,
+      json: sampleBody({}, { prompt_logprobs: true, topk_prompt_logprobs: 2 }),
+    }),
+  )
+  const a = await result(base, ALICE, id, 'application/json')
+  assert.match(a.headers.get('content-type') ?? '', /json/)
+  const body = a.json
+  assert.equal(body.type, 'sample')
+  assert.equal(body.sequences.length, 1)
+  assert.ok(['stop', 'length'].includes(body.sequences[0].stop_reason))
+  assert.equal(body.sequences[0].logprobs.length, body.sequences[0].tokens.length)
+  assert.equal(body.prompt_logprobs.length, 3)
+  assert.equal(body.prompt_logprobs[0], null)
+  assert.equal(body.topk_prompt_logprobs.length, 3)
+  assert.equal(body.topk_prompt_logprobs[0], null)
+  for (const row of body.topk_prompt_logprobs.slice(1)) {
+    assert.equal(row.length, 2)
+    for (const [token, logprob] of row) assert.ok(Number.isInteger(token) && logprob <= 0)
+  }
+})
+
 test('an absent max_tokens gets the documented default, bounded by the context', async () => {
   const { job, view } = await sample({ max_tokens: undefined })
   assert.equal(job.maxTokens, Math.min(DEFAULT_MAX_TOKENS, CONTEXT - 3))

@@ -4,7 +4,7 @@
 
 import type { SampleResult, StopReason } from '../engine.js'
 import type { Json } from '../persistence.js'
-import { encodeForwardBackwardOutput, encodeSampleResponse } from '../wire/proto.js'
+import { encodeForwardBackwardOutput, encodeSampleResponse, UNUSED_TOPK_LOGPROB } from '../wire/proto.js'
 
 type Packed = string
 
@@ -65,6 +65,21 @@ function isTensorResult(result: Json): result is StoredFwdBwd | StoredSample {
 export type EncodedResult =
   | { contentType: 'application/x-protobuf'; body: Buffer }
   | { contentType: 'application/json'; body: Json }
+
+/**
+ * The Appendix A JSON form of the top-K prompt matrix: per prompt position its (token, logprob) pairs
+ * best first, unused cells dropped, and null for a row with none (position 0).
+ */
+function topkRows(ids: Int32Array, lps: Float32Array, k: number, n: number): Json {
+  return Array.from({ length: n }, (_, i) => {
+    const row: [number, number][] = []
+    for (let c = i * k; c < (i + 1) * k; c++) {
+      if (ids[c] === 0 && lps[c] === UNUSED_TOPK_LOGPROB) break
+      row.push([ids[c]!, lps[c]!])
+    }
+    return row.length === 0 ? null : row
+  })
+}
 
 /** The wire form of a finished future's result, honouring the poll's Accept header. */
 export function encodeResult(result: Json, acceptsProtobuf: boolean): EncodedResult {
@@ -127,6 +142,9 @@ export function encodeResult(result: Json, acceptsProtobuf: boolean): EncodedRes
       })),
       prompt_logprobs: promptLogprobs
         ? Array.from(promptLogprobs, (v, i) => (i === 0 || Number.isNaN(v) ? null : v))
+        : null,
+      topk_prompt_logprobs: topk
+        ? topkRows(unpackI32(topk.token_ids), unpackF32(topk.logprobs), topk.k, topk.prompt_length)
         : null,
       prompt_cache_hit_tokens: 0,
     },
