@@ -276,6 +276,20 @@ test('optim_step accepts what torch AdamW accepts: learning_rate 0 ends many sch
   sdk.assertModel(sdk.OptimStepResult, r.json, 'OptimStepResponse')
 })
 
+test('user_metadata comes back as a string-only map (the SDK validates dict[str, str] strictly)', async () => {
+  const s = await createSession(base, ALICE)
+  const created = await call(base, 'POST', '/create_model', {
+    key: ALICE,
+    json: { ...createModelBody(s), user_metadata: { renderer_name: 'qwen3', step: 5, flag: true } },
+  })
+  if (created.status === 400) return // refusing non-string values is as good as stringifying them
+  const model = (await result(base, ALICE, futureId(created))).json.model_id
+  const run = await call(base, 'GET', `/training_runs/${model}?access_scope=owned`, { key: ALICE })
+  sdk.assertModel(sdk.TrainingRun, run.json, 'TrainingRun')
+  assert.equal(run.json.user_metadata.renderer_name, 'qwen3')
+  for (const v of Object.values(run.json.user_metadata)) assert.equal(typeof v, 'string')
+})
+
 test('publish/unpublish are idempotent 204s; deleting twice is a 404, never a 409', async () => {
   const { modelId: run } = await createRun(base, ALICE)
   await saveCheckpoint(base, ALICE, run, 1, 'p')
