@@ -6,6 +6,7 @@ import assert from 'node:assert/strict'
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'node:test'
+import { SNAPSHOTS_KEPT_PER_RUN } from '../core/services/sampling.js'
 import { decodeForwardBackwardOutput } from '../core/wire/proto.js'
 import { ALICE, BOB, MODEL, startTestApp, type TestApp } from './helpers/app.js'
 import { call, ceRequest, listen, postFwdBwd, result } from './helpers/http.js'
@@ -231,5 +232,34 @@ test('without authorized_users only the local dev key is accepted', async () => 
     assert.equal((await call(base, 'POST', '/create_session', { key: ALICE, json: {} })).status, 401)
     const owner = (await t.app.tuft.sessions.get(t.config.model_owner, dev.json.session_id)).owner
     assert.equal(owner, t.config.model_owner)
+  })
+})
+
+test('each run keeps only its newest ephemeral snapshots; an evicted sampler answers 404', async () => {
+  await withApp({}, {}, async (_t, base) => {
+    const { run } = await newRun(base)
+    const samplers: string[] = []
+    for (let i = 0; i < SNAPSHOTS_KEPT_PER_RUN + 1; i++) {
+      const f = await call(base, 'POST', '/save_weights_for_sampler', {
+        key: ALICE,
+        json: { model_id: run, seq_id: i + 1, sampling_session_seq_id: i },
+      })
+      samplers.push((await result(base, ALICE, f.json.request_id)).json.sampling_session_id)
+    }
+    const ask = (sampler: string) =>
+      call(base, 'POST', '/asample', {
+        key: ALICE,
+        json: {
+          sampling_session_id: sampler,
+          num_samples: 1,
+          prompt: { chunks: [{ tokens: [1] }] },
+          sampling_params: { max_tokens: 2 },
+        },
+      })
+    const evicted = await ask(samplers[0]!)
+    assert.equal(evicted.status, 404)
+    assert.match(evicted.json.detail, /no longer holds its in-memory snapshot/)
+    const newest = await ask(samplers.at(-1)!)
+    assert.equal((await result(base, ALICE, newest.json.request_id, 'application/x-protobuf')).status, 200)
   })
 })

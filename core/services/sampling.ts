@@ -14,6 +14,7 @@ import { samplerId } from '../ids.js'
 import type { Store } from '../persistence.js'
 import { formatCheckpointId } from '../wire/paths.js'
 import type { CreateSamplingSessionRequest, SampleRequest } from '../wire/schemas.js'
+import { AdapterCache } from './adapter-cache.js'
 import type { CheckpointService } from './checkpoints.js'
 import type { FutureService } from './futures.js'
 import type { ModelHost, ModelHosts } from './models.js'
@@ -38,6 +39,12 @@ export interface SamplingServiceOptions {
 /** Generated tokens when max_tokens is absent: up to the context limit, at most this many. */
 export const DEFAULT_MAX_TOKENS = 1024
 
+/** Resident sampler adapters per model when max_loras is not configured. */
+export const DEFAULT_MAX_LORAS = 32
+
+/** An RL loop snapshots every step; older snapshots of a run than these are freed. */
+export const SNAPSHOTS_KEPT_PER_RUN = 4
+
 /** The SDK polls back to back, each poll under 45 s: a minute without one means the client is gone. */
 const ABANDON_AFTER_MS = 60_000
 
@@ -49,9 +56,12 @@ interface Pending {
 }
 
 export class SamplingService {
-  /** Samplers whose adapter lives only in this process (snapshots), and loaded adapter refs. */
+  /** Samplers whose adapter lives only in this process (snapshots). */
   private readonly refs = new Map<string, AdapterRef>()
-  private readonly loaded = new Map<string, Promise<void>>()
+  /** Each run's ephemeral samplers, oldest first; only the newest few keep their snapshot. */
+  private readonly snapshotsByRun = new Map<string, string[]>()
+  private readonly caches = new Map<string, AdapterCache>()
+  private snapshotCount = 0
   private readonly inFlight = new Map<string, number>()
   private readonly pending = new Map<string, Pending>()
   private readonly seen = new Map<string, string>()
@@ -128,7 +138,7 @@ export class SamplingService {
     return id
   }
 
-  /** The ephemeral sampler of save_weights_for_sampler: `snapshot` captures the adapter under its id. */
+  /** The ephemeral sampler of save_weights_for_sampler: `snapshot` captures the adapter under an engine id. */
   async createFromTraining(
     run: TrainingRunRecord,
     seqId: number,
@@ -138,18 +148,21 @@ export class SamplingService {
     const existing = await this.opts.store.get<SamplerRecord>(keys.sampler(id))
     if (existing && existing.value.owner !== run.owner)
       throw tuftError('TUFT_NOT_FOUND', `Unknown session '${run.sessionId}'`)
-    if (existing) {
-      const old = this.refs.get(id)
-      this.loaded.delete(`${existing.value.baseModel}|${id}`)
-      if (old)
-        await this.opts.models
-          .get(existing.value.baseModel)
-          .sampling()
-          .unloadAdapter(old)
-          .catch(() => {})
-    }
-    const ref = await snapshot(id)
+    const host = this.opts.models.get(run.baseModel)
+    const old = this.refs.get(id)
+    if (old) this.cache(host).retire(old)
+    // A fresh engine id per snapshot, so freeing a replaced one can never touch its successor.
+    const ref = await snapshot(`${id}@${++this.snapshotCount}`)
     this.refs.set(id, ref)
+    const recent = (this.snapshotsByRun.get(run.id) ?? []).filter((s) => s !== id)
+    recent.push(id)
+    while (recent.length > SNAPSHOTS_KEPT_PER_RUN) {
+      const oldest = recent.shift()!
+      const retired = this.refs.get(oldest)
+      this.refs.delete(oldest)
+      if (retired) this.cache(host).retire(retired)
+    }
+    this.snapshotsByRun.set(run.id, recent)
     const record: SamplerRecord = {
       id,
       owner: run.owner,
@@ -213,14 +226,16 @@ export class SamplingService {
       .run(future.id, async () => {
         const engine = host.sampling()
         const dropped = () => tuftError('TUFT_BAD_REQUEST', 'Sample request dropped: its client went away')
-        if (ref) await this.ensureLoaded(host, ref)
-        if (abort.signal.aborted) throw dropped()
-        const result = await engine
-          .sample({ ...job, adapter: ref }, { requests: [this.opts.futures.traceOf(future.id)] })
+        const release = ref ? await this.cache(host).acquire(ref) : () => {}
+        const result = await (async () => {
+          if (abort.signal.aborted) throw dropped()
+          return engine.sample({ ...job, adapter: ref }, { requests: [this.opts.futures.traceOf(future.id)] })
+        })()
           .catch((err: unknown) => {
             // The engine stops aborted jobs with its own error; report why it was aborted.
             throw abort.signal.aborted ? dropped() : err
           })
+          .finally(release)
         const sampled = result.sequences.reduce((n, s) => n + s.tokens.length, 0)
         this.opts.events.emit('usage', {
           userId,
@@ -307,7 +322,7 @@ export class SamplingService {
         if (!ref) {
           throw tuftError(
             'TUFT_NOT_FOUND',
-            `Sampler '${s.id}' held an in-memory snapshot that was lost in a restart`,
+            `Sampler '${s.id}' no longer holds its in-memory snapshot (replaced by newer snapshots of its run, or lost in a restart); create a new sampler`,
           )
         }
         return ref
@@ -315,15 +330,18 @@ export class SamplingService {
     }
   }
 
-  private ensureLoaded(host: ModelHost, ref: AdapterRef): Promise<void> {
-    const key = `${host.name}|${ref.id}`
-    let loading = this.loaded.get(key)
-    if (!loading) {
-      loading = host.sampling().loadAdapter(ref)
-      loading.catch(() => this.loaded.delete(key))
-      this.loaded.set(key, loading)
+  /** The resident adapters of a model's sampling engine (bounded by max_loras). */
+  private cache(host: ModelHost): AdapterCache {
+    let cache = this.caches.get(host.name)
+    if (!cache) {
+      cache = new AdapterCache(
+        () => host.sampling(),
+        host.config.max_loras ?? DEFAULT_MAX_LORAS,
+        this.opts.log,
+      )
+      this.caches.set(host.name, cache)
     }
-    return loading
+    return cache
   }
 
   private remember(key: string, futureId: string): void {

@@ -308,7 +308,7 @@ export class DoubleTraining implements TrainingEngine {
   }
 }
 
-class DoubleSampling implements SamplingEngine {
+export class DoubleSampling implements SamplingEngine {
   readonly info: EngineInfo
   private readonly loaded = new Map<AdapterId, Float32Array>()
 
@@ -339,8 +339,15 @@ class DoubleSampling implements SamplingEngine {
     this.loaded.set(ref.id, delta.data)
   }
 
+  /** Frees the adapter; a snapshot is gone for good (as an engine frees its memory). */
   async unloadAdapter(ref: AdapterRef): Promise<void> {
     this.loaded.delete(ref.id)
+    if (ref.kind === 'snapshot') this.model.snapshots.delete(ref.id)
+  }
+
+  /** Adapters loaded right now (tests check the bound). */
+  residentAdapters(): number {
+    return this.loaded.size
   }
 
   async sample(job: SampleJob): Promise<SampleResult> {
