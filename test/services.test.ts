@@ -263,3 +263,27 @@ test('each run keeps only its newest ephemeral snapshots; an evicted sampler ans
     assert.equal((await result(base, ALICE, newest.json.request_id, 'application/x-protobuf')).status, 200)
   })
 })
+
+test('create_model and create_sampling_session are idempotent on their client-side sequence numbers', async () => {
+  await withApp({}, {}, async (_t, base) => {
+    const session = (await call(base, 'POST', '/create_session', { key: ALICE, json: {} })).json.session_id
+    const model = () =>
+      call(base, 'POST', '/create_model', {
+        key: ALICE,
+        json: { session_id: session, model_seq_id: 0, base_model: MODEL, lora_config: { rank: 4 } },
+      })
+    const first = await model()
+    const again = await model()
+    assert.deepEqual(again.json, first.json)
+    assert.equal(first.json.model_id, `${session}:train:0`)
+    const sampler = () =>
+      call(base, 'POST', '/create_sampling_session', {
+        key: ALICE,
+        json: { session_id: session, sampling_session_seq_id: 3, base_model: MODEL },
+      })
+    assert.equal((await sampler()).json.sampling_session_id, `${session}:sample:3`)
+    assert.equal((await sampler()).json.sampling_session_id, `${session}:sample:3`)
+    const info = await call(base, 'GET', `/samplers/${session}:sample:3`, { key: ALICE })
+    assert.deepEqual(info.json, { sampler_id: `${session}:sample:3`, base_model: MODEL, model_path: null })
+  })
+})
