@@ -1,5 +1,5 @@
 // Spawns the real `tuft` command (node bin/tuft.js) on a free loopback port with a temp YAML config
-// whose model uses the engine double as a third-party provider module, and waits until it is ready.
+// (by default: the engine double as a third-party provider module) and waits until it is ready.
 
 import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
@@ -21,13 +21,10 @@ export interface SpawnedServer {
   stop(): Promise<number | null>
 }
 
-export async function spawnTuft(server: Record<string, unknown> = {}): Promise<SpawnedServer> {
-  const dir = mkdtempSync(join(tmpdir(), 'tuft-e2e-'))
+/** The default config serves the engine double (as a third-party module) to alice and bob. */
+function doubleConfig(dir: string): Record<string, unknown> {
   const options = { vocab_size: VOCAB, max_context: 128 }
-  const config = {
-    host: '127.0.0.1',
-    port: 0,
-    log_level: 'info',
+  return {
     checkpoint_dir: join(dir, 'checkpoints'),
     model_cache_dir: join(dir, 'models'),
     authorized_users: { [ALICE]: 'alice', [BOB]: 'bob' },
@@ -40,10 +37,17 @@ export async function spawnTuft(server: Record<string, unknown> = {}): Promise<S
         sampling: { provider: PROVIDER, options },
       },
     ],
-    server: { long_poll_timeout_ms: 5000, ...server },
+    server: { long_poll_timeout_ms: 5000 },
   }
+}
+
+/** `config(dir)` replaces the default config; port 0 and the log level are always set here. */
+export async function spawnTuft(
+  config: (dir: string) => Record<string, unknown> = doubleConfig,
+): Promise<SpawnedServer> {
+  const dir = mkdtempSync(join(tmpdir(), 'tuft-e2e-'))
   const configPath = join(dir, 'tuft.config.yaml')
-  writeFileSync(configPath, stringify(config))
+  writeFileSync(configPath, stringify({ ...config(dir), host: '127.0.0.1', port: 0, log_level: 'info' }))
   const proc = spawn(process.execPath, [join(ROOT, 'bin/tuft.js'), '--config', configPath], {
     cwd: dir,
     env: { ...process.env, TUFT_HOST: '', TUFT_PORT: '' },
