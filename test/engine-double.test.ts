@@ -21,7 +21,7 @@ async function engine(): Promise<DoubleTraining> {
     log: pino({ level: 'silent' }),
   }
   return (await provider.createTraining!(
-    { vocab_size: V, max_context: 64, seed: 3, step_delay_ms: 0 },
+    { vocab_size: V, max_context: 64, seed: 3, step_delay_ms: 0, load_delay_ms: 0 },
     ctx,
   )) as DoubleTraining
 }

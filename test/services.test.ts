@@ -3,12 +3,16 @@
 // garbage collection of checkpoint files, and the events services announce.
 
 import assert from 'node:assert/strict'
-import { existsSync } from 'node:fs'
+import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
+import { buildApp } from '../core/app.js'
+import { EngineRegistry } from '../core/registry.js'
 import { SNAPSHOTS_KEPT_PER_RUN } from '../core/services/sampling.js'
 import { decodeForwardBackwardOutput } from '../core/wire/proto.js'
-import { ALICE, BOB, MODEL, startTestApp, type TestApp } from './helpers/app.js'
+import { ALICE, BOB, MODEL, startTestApp, type TestApp, testConfig } from './helpers/app.js'
+import { createEngineDouble } from './helpers/engine-double.js'
 import { call, ceRequest, listen, postFwdBwd, result } from './helpers/http.js'
 
 async function withApp(
@@ -286,4 +290,32 @@ test('create_model and create_sampling_session are idempotent on their client-si
     const info = await call(base, 'GET', `/samplers/${session}:sample:3`, { key: ALICE })
     assert.deepEqual(info.json, { sampler_id: `${session}:sample:3`, base_model: MODEL, model_path: null })
   })
+})
+
+test('work waiting for a model that is still loading is reported as paused for capacity', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tuft-loading-'))
+  const config = await testConfig(dir, { server: { long_poll_timeout_ms: 100 } }, { load_delay_ms: 600 })
+  const registry = new EngineRegistry()
+  registry.register(createEngineDouble('double'))
+  const app = await buildApp(config, { registry, configDir: dir })
+  try {
+    await app.ready()
+    const base = await listen(app)
+    const session = (await call(base, 'POST', '/create_session', { key: ALICE, json: {} })).json.session_id
+    const created = await call(base, 'POST', '/create_model', {
+      key: ALICE,
+      json: { session_id: session, model_seq_id: 0, base_model: MODEL, lora_config: { rank: 4 } },
+    })
+    const poll = await call(base, 'POST', '/retrieve_future', {
+      key: ALICE,
+      json: { request_id: created.json.request_id },
+    })
+    assert.equal(poll.json.type, 'try_again')
+    assert.equal(poll.json.queue_state, 'paused_capacity')
+    assert.match(poll.json.queue_state_reason, /still loading/)
+    assert.equal((await result(base, ALICE, created.json.request_id)).json.model_id, created.json.model_id)
+  } finally {
+    await app.close()
+    rmSync(dir, { recursive: true, force: true })
+  }
 })

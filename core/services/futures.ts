@@ -219,6 +219,11 @@ export class FutureService {
     }
   }
 
+  /** The base model an unfinished future of this process works on. */
+  modelNameOf(id: string): string | undefined {
+    return this.live.get(id)?.modelName
+  }
+
   /** True when nobody has polled unfinished future `id` for longer than `graceMs` (its client went away). */
   isAbandoned(id: string, graceMs: number, now = Date.now()): boolean {
     const live = this.live.get(id)

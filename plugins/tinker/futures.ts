@@ -11,6 +11,15 @@ const JSON_TYPE = 'application/json; charset=utf-8'
 
 export default async function futureRoutes(app: FastifyInstance): Promise<void> {
   const { futures } = app.tuft
+
+  /** spec §4.8: work waiting for a model that is still loading is reported as paused for capacity. */
+  const queueState = (id: string) => {
+    const model = futures.modelNameOf(id)
+    const host = model === undefined ? undefined : app.models.list().find((h) => h.name === model)
+    return host?.state === 'loading'
+      ? { queue_state: 'paused_capacity', queue_state_reason: `Model ${host.name} is still loading` }
+      : { queue_state: 'active' }
+  }
   const longPollMs = app.tuftConfig.server.long_poll_timeout_ms
   app.post<{ Body: RetrieveFutureRequest }>(
     '/retrieve_future',
@@ -28,7 +37,7 @@ export default async function futureRoutes(app: FastifyInstance): Promise<void> 
       if (record.state === 'pending' || record.state === 'running') {
         return reply
           .type(JSON_TYPE)
-          .send(JSON.stringify({ type: 'try_again', request_id: id, queue_state: 'active' }))
+          .send(JSON.stringify({ type: 'try_again', request_id: id, ...queueState(id) }))
       }
       if (record.state === 'failed') {
         const error = record.error ?? { message: 'Unknown failure', category: 'unknown' }

@@ -35,6 +35,8 @@ export const DoubleOptions = Type.Object(
     poison_token: Type.Optional(Type.Integer({ minimum: 0 })),
     /** Milliseconds each training and sampling call takes, so tests can queue work behind it. */
     step_delay_ms: Type.Integer({ minimum: 0, default: 0 }),
+    /** Milliseconds engine creation takes, like loading weights. */
+    load_delay_ms: Type.Integer({ minimum: 0, default: 0 }),
   },
   { additionalProperties: false },
 )
@@ -123,6 +125,8 @@ function lossAt(item: TrainItem, i: number, k: number, lp: number): { loss: numb
 export class DoubleTraining implements TrainingEngine {
   readonly info: EngineInfo
   private readonly adapters = new Map<AdapterId, Adapter>()
+  /** The LoRA config of each snapshot taken here (a snapshot can be exported as PEFT). */
+  private readonly snapshotLora = new Map<AdapterId, LoraSpec>()
 
   constructor(
     private readonly model: SharedModel,
@@ -254,12 +258,18 @@ export class DoubleTraining implements TrainingEngine {
     a.grad.fill(0)
   }
 
+  /** A training adapter, or a snapshot taken here that sampling has not freed yet. */
   async exportAdapter(id: AdapterId, dir: string): Promise<Manifest> {
-    return this.writePeft(this.require(id), dir)
+    const delta = this.adapters.get(id)?.delta ?? this.model.snapshots.get(id)
+    const lora = this.adapters.get(id)?.lora ?? this.snapshotLora.get(id)
+    if (!delta || !lora) throw new Error(`unknown adapter ${id}`)
+    return this.writePeft({ lora, delta }, dir)
   }
 
   async snapshotAdapter(id: AdapterId, snapshotId: AdapterId): Promise<AdapterRef> {
-    this.model.snapshots.set(snapshotId, new Float32Array(this.require(id).delta))
+    const a = this.require(id)
+    this.model.snapshots.set(snapshotId, new Float32Array(a.delta))
+    this.snapshotLora.set(snapshotId, a.lora)
     return { kind: 'snapshot', id: snapshotId }
   }
 
@@ -278,7 +288,7 @@ export class DoubleTraining implements TrainingEngine {
     a.delta[index] = a.delta[index]! + h
   }
 
-  private writePeft(a: Adapter, dir: string): Manifest {
+  private writePeft(a: Pick<Adapter, 'lora' | 'delta'>, dir: string): Manifest {
     mkdirSync(dir, { recursive: true })
     const v = this.model.v
     const bytes = writeF32Safetensors(join(dir, 'adapter_model.safetensors'), {
@@ -456,6 +466,7 @@ export function createEngineDouble(
     configSchema: DoubleOptions,
     calls,
     async createTraining(opts, ctx) {
+      if (opts.load_delay_ms > 0) await new Promise((r) => setTimeout(r, opts.load_delay_ms))
       return new DoubleTraining(shared(opts, ctx), opts, ctx.maxLoraRank, calls)
     },
     async createSampling(opts, ctx) {
