@@ -45,9 +45,8 @@ interface CliOptions {
   overrides: Record<string, unknown>
 }
 
-/** Flags win over TUFT_* variables, which win over the config file. */
-function parseCli(argv: string[], env: Record<string, string | undefined>): CliOptions | 'help' | 'version' {
-  const { values } = parseArgs({
+function parseFlags(argv: string[]) {
+  return parseArgs({
     args: argv,
     options: {
       host: { type: 'string' },
@@ -60,6 +59,16 @@ function parseCli(argv: string[], env: Record<string, string | undefined>): CliO
     },
     strict: true,
   })
+}
+
+/** Flags win over TUFT_* variables, which win over the config file. */
+function parseCli(argv: string[], env: Record<string, string | undefined>): CliOptions | 'help' | 'version' {
+  let values: ReturnType<typeof parseFlags>['values']
+  try {
+    values = parseFlags(argv).values
+  } catch (err) {
+    throw tuftError('TUFT_CONFIG', `${(err as Error).message} (see tuft --help)`)
+  }
   if (values.help) return 'help'
   if (values.version) return 'version'
   const pick = (flag: string | undefined, name: string) => flag ?? (env[name] || undefined)
