@@ -319,3 +319,23 @@ test('work waiting for a model that is still loading is reported as paused for c
     rmSync(dir, { recursive: true, force: true })
   }
 })
+
+test('closing the server answers held long-polls once queued work had its grace period', async () => {
+  const t = await startTestApp(
+    { server: { long_poll_timeout_ms: 20_000, shutdown_grace_ms: 200 } },
+    { step_delay_ms: 3000 },
+  )
+  const base = await listen(t.app)
+  const { run } = await newRun(base)
+  const fb = await postFwdBwd(base, ALICE, ceRequest(run, 1, [1, 2, 3]))
+  const started = Date.now()
+  const poll = call(base, 'POST', '/retrieve_future', {
+    key: ALICE,
+    json: { request_id: fb.json.request_id },
+  })
+  await new Promise((r) => setTimeout(r, 100))
+  const closed = t.close()
+  assert.equal((await poll).json.type, 'try_again')
+  assert.ok(Date.now() - started < 2000, 'the poll was held neither until its timeout nor the work')
+  await closed
+})

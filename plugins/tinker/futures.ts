@@ -21,6 +21,9 @@ export default async function futureRoutes(app: FastifyInstance): Promise<void> 
       : { queue_state: 'active' }
   }
   const longPollMs = app.tuftConfig.server.long_poll_timeout_ms
+  // On shutdown, held polls answer try_again at once instead of delaying the close by a long-poll.
+  const closing = new AbortController()
+  app.addHook('preClose', async () => closing.abort())
   app.post<{ Body: RetrieveFutureRequest }>(
     '/retrieve_future',
     { schema: RetrieveFutureRoute },
@@ -31,7 +34,8 @@ export default async function futureRoutes(app: FastifyInstance): Promise<void> 
         if (!reply.raw.writableFinished) gone.abort()
       }
       reply.raw.once('close', onClose)
-      const record = await futures.wait(id, userOf(request), longPollMs, gone.signal)
+      const signal = AbortSignal.any([gone.signal, closing.signal])
+      const record = await futures.wait(id, userOf(request), longPollMs, signal)
       reply.raw.off('close', onClose)
       // JSON answers are serialized here: the response schema is a union that would otherwise strip fields.
       if (record.state === 'pending' || record.state === 'running') {
