@@ -111,7 +111,10 @@ export interface TrainingEngine {
   saveState(id: AdapterId, dir: string, opts: { optimizer: boolean }, o?: StepOptions): Promise<Manifest>
   /** Replaces weights (and optimizer state when asked; otherwise resets it); discards gradients. */
   loadState(id: AdapterId, dir: string, opts: { optimizer: boolean }, o?: StepOptions): Promise<void>
-  /** PEFT layout: adapter_model.safetensors + adapter_config.json. */
+  /**
+   * PEFT layout: adapter_model.safetensors + adapter_config.json. `id` is a training adapter or a snapshot
+   * taken by snapshotAdapter and not yet unloaded (a durable store persists ephemeral samplers so).
+   */
   exportAdapter(id: AdapterId, dir: string, o?: StepOptions): Promise<Manifest>
   /** Cheap in-memory copy of the current adapter weights, usable as a sampler's AdapterRef. */
   snapshotAdapter(id: AdapterId, snapshotId: AdapterId, o?: StepOptions): Promise<AdapterRef>

@@ -12,6 +12,7 @@ import { DurableState } from '../core/services/durable-state.js'
 import { FutureService } from '../core/services/futures.js'
 import { Ownership } from '../core/services/ownership.js'
 import { reconcileFromDurableState } from '../core/services/recovery.js'
+import { SamplerFiles } from '../core/services/sampler-files.js'
 import { SamplingService } from '../core/services/sampling.js'
 import { SessionService } from '../core/services/sessions.js'
 import { TrainingService } from '../core/services/training.js'
@@ -77,6 +78,7 @@ async function servicesPlugin(app: FastifyInstance): Promise<void> {
     sessions,
     models,
     checkpoints,
+    files: new SamplerFiles(config.checkpoint_dir),
     events,
     log,
     queueLimit: config.server.sample_queue_limit,

@@ -3,8 +3,13 @@
 
 export type SamplerSource =
   | { kind: 'base' }
+  /** dir: the sampler's own links to the checkpoint's files (records written before: the checkpoint's). */
   | { kind: 'checkpoint'; runId: string; checkpointId: string; dir: string }
-  | { kind: 'snapshot'; runId: string }
+  /**
+   * An in-memory snapshot in the process that took it. With a durable store its PEFT export follows:
+   * `writing` until it is on disk, then `dir` (a restart or another process loads it from there).
+   */
+  | { kind: 'snapshot'; runId: string; writing?: boolean; dir?: string }
 
 export type SamplerRecord = {
   id: string
@@ -16,6 +21,8 @@ export type SamplerRecord = {
   modelPath: string | null
   source: SamplerSource
   createdAt: number
+  /** Its session expired: its own files are gone and it takes no new requests. */
+  closed?: boolean
 }
 
 export function toWireSampler(s: SamplerRecord): {

@@ -40,7 +40,7 @@ export function stateDirOf(run: Pick<TrainingRunRecord, 'owner' | 'id'>): string
 }
 
 /** fsyncs every file of a flat directory and the directory itself, so a rename publishes whole files. */
-async function syncDir(dir: string): Promise<void> {
+export async function syncDir(dir: string): Promise<void> {
   for (const entry of await readdir(dir, { withFileTypes: true })) {
     if (!entry.isFile()) continue
     const fh = await open(join(dir, entry.name), 'r')
@@ -53,7 +53,7 @@ async function syncDir(dir: string): Promise<void> {
   await syncPath(dir)
 }
 
-async function syncPath(dir: string): Promise<void> {
+export async function syncPath(dir: string): Promise<void> {
   const fh = await open(dir, 'r')
   try {
     await fh.sync()

@@ -19,6 +19,7 @@ import type { CheckpointService } from './checkpoints.js'
 import type { FutureService } from './futures.js'
 import type { ModelHost, ModelHosts } from './models.js'
 import { storeSample } from './results.js'
+import { SAMPLERS_DIR, type SamplerFiles } from './sampler-files.js'
 import type { SessionService } from './sessions.js'
 import { checkTokenIds } from './train-items.js'
 
@@ -28,6 +29,8 @@ export interface SamplingServiceOptions {
   sessions: SessionService
   models: ModelHosts
   checkpoints: CheckpointService
+  /** Sampler-owned adapter files under checkpoint_dir. */
+  files: SamplerFiles
   events: EventBus
   log: Logger
   /** Queued + running sample requests allowed per model. */
@@ -48,6 +51,21 @@ export const SNAPSHOTS_KEPT_PER_RUN = 4
 /** The SDK polls back to back, each poll under 45 s: a minute without one means the client is gone. */
 const ABANDON_AFTER_MS = 60_000
 
+/**
+ * A snapshot's PEFT export that has not landed this long after the sampler was created was lost (its
+ * process died): until then another process answers 503 (retry) instead of 404.
+ */
+const SNAPSHOT_WRITE_GRACE_MS = 60_000
+
+/** An ephemeral sampler's adapter in this process. */
+interface Snapshot {
+  ref: AdapterRef
+  /** Settles once its durable copy is written (or failed); the engine must keep the snapshot until then. */
+  written: Promise<void>
+  /** Its durable copy, once written. */
+  dir?: string
+}
+
 interface Pending {
   sessionId: string
   abort: AbortController
@@ -56,8 +74,10 @@ interface Pending {
 }
 
 export class SamplingService {
-  /** Samplers whose adapter lives only in this process (snapshots). */
-  private readonly refs = new Map<string, AdapterRef>()
+  /** Samplers whose adapter lives in this process (snapshots). */
+  private readonly refs = new Map<string, Snapshot>()
+  /** Snapshot exports and file releases under way (shutdown waits for them). */
+  private readonly background = new Set<Promise<void>>()
   /** Each run's ephemeral samplers, oldest first; only the newest few keep their snapshot. */
   private readonly snapshotsByRun = new Map<string, string[]>()
   private readonly caches = new Map<string, AdapterCache>()
@@ -68,7 +88,10 @@ export class SamplingService {
   private sweeper: NodeJS.Timeout | null = null
 
   constructor(private readonly opts: SamplingServiceOptions) {
-    opts.sessions.onExpire((sessionId) => this.dropSession(sessionId))
+    opts.sessions.onExpire((sessionId) => {
+      this.dropSession(sessionId)
+      this.track(this.releaseSession(sessionId))
+    })
   }
 
   /** Periodically drops requests whose client stopped polling. */
@@ -98,6 +121,8 @@ export class SamplingService {
     const pending = [...this.pending.values()]
     for (const p of pending) p.abort.abort()
     await Promise.all(pending.map((p) => p.done))
+    // Exports still need the engines, which close after this.
+    await Promise.all(this.background)
   }
 
   async createSession(userId: string, body: CreateSamplingSessionRequest): Promise<string> {
@@ -109,12 +134,14 @@ export class SamplingService {
     let baseModel: string
     if (body.model_path) {
       const c = await this.opts.checkpoints.readablePath(userId, body.model_path)
-      source = {
-        kind: 'checkpoint',
-        runId: c.runId,
-        checkpointId: formatCheckpointId(c.kind, c.name),
-        dir: c.dir,
-      }
+      // The sampler's own links to the files: deleting or expiring the checkpoint later leaves it working.
+      const dir = await this.opts.files
+        .linkFrom(id, this.opts.checkpoints.absDir(c))
+        .catch((err: NodeJS.ErrnoException) => {
+          if (err.code !== 'ENOENT') throw err
+          throw tuftError('TUFT_NOT_FOUND', `Checkpoint '${body.model_path}' not found`, { cause: err })
+        })
+      source = { kind: 'checkpoint', runId: c.runId, checkpointId: formatCheckpointId(c.kind, c.name), dir }
       baseModel = c.baseModel
     } else if (body.base_model) {
       baseModel = body.base_model
@@ -134,15 +161,22 @@ export class SamplingService {
       source,
       createdAt: Date.now(),
     }
-    await this.opts.store.put(keys.sampler(id), record)
+    if ((await this.opts.store.put(keys.sampler(id), record, { ifVersion: 0 })) === null) {
+      // A concurrent retry of the same request created it first: its files are the ones kept.
+      if (source.kind === 'checkpoint') await this.opts.files.remove(source.dir)
+    }
     return id
   }
 
-  /** The ephemeral sampler of save_weights_for_sampler: `snapshot` captures the adapter under an engine id. */
+  /**
+   * The ephemeral sampler of save_weights_for_sampler: `snapshot` captures the adapter under an engine id;
+   * with a durable store, `exportSnapshot` then writes that snapshot as PEFT in the background.
+   */
   async createFromTraining(
     run: TrainingRunRecord,
     seqId: number,
     snapshot: (snapshotId: string) => Promise<AdapterRef>,
+    exportSnapshot: (snapshotId: string, dir: string) => Promise<unknown>,
   ): Promise<string> {
     const id = samplerId(run.sessionId, seqId)
     const existing = await this.opts.store.get<SamplerRecord>(keys.sampler(id))
@@ -150,19 +184,9 @@ export class SamplingService {
       throw tuftError('TUFT_NOT_FOUND', `Unknown session '${run.sessionId}'`)
     const host = this.opts.models.get(run.baseModel)
     const old = this.refs.get(id)
-    if (old) this.cache(host).retire(old)
     // A fresh engine id per snapshot, so freeing a replaced one can never touch its successor.
     const ref = await snapshot(`${id}@${++this.snapshotCount}`)
-    this.refs.set(id, ref)
-    const recent = (this.snapshotsByRun.get(run.id) ?? []).filter((s) => s !== id)
-    recent.push(id)
-    while (recent.length > SNAPSHOTS_KEPT_PER_RUN) {
-      const oldest = recent.shift()!
-      const retired = this.refs.get(oldest)
-      this.refs.delete(oldest)
-      if (retired) this.cache(host).retire(retired)
-    }
-    this.snapshotsByRun.set(run.id, recent)
+    const durable = this.opts.store.durable === true
     const record: SamplerRecord = {
       id,
       owner: run.owner,
@@ -170,11 +194,115 @@ export class SamplingService {
       seqId,
       baseModel: run.baseModel,
       modelPath: null,
-      source: { kind: 'snapshot', runId: run.id },
+      source: { kind: 'snapshot', runId: run.id, ...(durable ? { writing: true } : {}) },
       createdAt: Date.now(),
     }
-    await this.opts.store.put(keys.sampler(id), record)
+    const version = await this.opts.store.put(keys.sampler(id), record)
+    const snap: Snapshot = { ref, written: Promise.resolve() }
+    if (durable) {
+      // Off the path of the first sample, which uses the in-memory snapshot.
+      snap.written = this.persist(record, version!, snap, exportSnapshot)
+      this.track(snap.written)
+    }
+    if (old) this.track(this.release(host, old, null))
+    this.refs.set(id, snap)
+    const recent = (this.snapshotsByRun.get(run.id) ?? []).filter((s) => s !== id)
+    recent.push(id)
+    while (recent.length > SNAPSHOTS_KEPT_PER_RUN) {
+      const oldest = recent.shift()!
+      const retired = this.refs.get(oldest)
+      this.refs.delete(oldest)
+      // Its durable copy goes too: only the newest snapshots of a run are kept, on disk as in memory.
+      if (retired) this.track(this.release(host, retired, oldest))
+    }
+    this.snapshotsByRun.set(run.id, recent)
     return id
+  }
+
+  /** Writes a snapshot's PEFT copy to a sampler-owned directory and records it in the sampler. */
+  private async persist(
+    record: SamplerRecord,
+    version: number,
+    snap: Snapshot,
+    exportSnapshot: (snapshotId: string, dir: string) => Promise<unknown>,
+  ): Promise<void> {
+    const ref = snap.ref
+    try {
+      snap.dir =
+        ref.kind === 'peft'
+          ? await this.opts.files.linkFrom(record.id, ref.dir)
+          : await this.opts.files.write(record.id, (tmp) => exportSnapshot(ref.id, tmp))
+    } catch (err) {
+      this.opts.log.warn(
+        { err, sampler: record.id },
+        'could not write a sampler snapshot to disk: it will not outlive this process',
+      )
+    }
+    const runId = (record.source as { runId: string }).runId
+    record.source = { kind: 'snapshot', runId, ...(snap.dir ? { dir: snap.dir } : {}) }
+    // Compare-and-set: a newer snapshot under the same sampler id may have replaced this record.
+    const written = await this.opts.store
+      .put(keys.sampler(record.id), record, { ifVersion: version })
+      .catch((err: unknown) => {
+        this.opts.log.warn({ err, sampler: record.id }, 'could not record a sampler snapshot')
+        return null
+      })
+    if (written === null && snap.dir) {
+      await this.opts.files.remove(snap.dir)
+      delete snap.dir
+    }
+  }
+
+  /**
+   * Frees a snapshot in the engine once its export is done; `forget` (a sampler id) also removes the
+   * sampler's durable copy, after which it answers 404 everywhere.
+   */
+  private async release(host: ModelHost, snap: Snapshot, forget: string | null): Promise<void> {
+    await snap.written
+    this.cache(host).retire(snap.ref)
+    // A PEFT snapshot (training and sampling on different providers) is a private directory.
+    if (snap.ref.kind === 'peft') await this.opts.files.remove(snap.ref.dir)
+    if (snap.dir) await this.opts.files.remove(snap.dir)
+    if (forget) await this.dropFiles(forget, false)
+  }
+
+  /** Removes a sampler's own files and records that they are gone (`close`: its session expired). */
+  private async dropFiles(id: string, close: boolean): Promise<void> {
+    const doc = await this.opts.store.get<SamplerRecord>(keys.sampler(id))
+    if (!doc) return
+    const s = doc.value
+    const dir = s.source.kind === 'base' ? undefined : s.source.dir
+    // Records written before samplers owned their files point into the checkpoint itself: never removed.
+    if (dir?.startsWith(SAMPLERS_DIR)) await this.opts.files.remove(dir)
+    if (s.source.kind === 'snapshot') s.source = { kind: 'snapshot', runId: s.source.runId }
+    if (close) s.closed = true
+    await this.opts.store.put(keys.sampler(id), s)
+  }
+
+  /** A session expired: its samplers free their snapshots and files and take no new requests. */
+  private async releaseSession(sessionId: string): Promise<void> {
+    for (const { doc } of await this.opts.store.scan<SamplerRecord>(keys.samplers())) {
+      const s = doc.value
+      if (s.sessionId !== sessionId || s.closed) continue
+      const snap = this.refs.get(s.id)
+      if (snap && s.source.kind === 'snapshot') {
+        this.refs.delete(s.id)
+        const runId = s.source.runId
+        this.snapshotsByRun.set(
+          runId,
+          (this.snapshotsByRun.get(runId) ?? []).filter((x) => x !== s.id),
+        )
+        await this.release(this.opts.models.get(s.baseModel), snap, null)
+      }
+      await this.dropFiles(s.id, true)
+    }
+  }
+
+  private track(work: Promise<void>): void {
+    const tracked = work
+      .catch((err: unknown) => this.opts.log.warn({ err }, 'could not release sampler files'))
+      .finally(() => this.background.delete(tracked))
+    this.background.add(tracked)
   }
 
   /** The caller's sampler (404 for unknown ids and other users' samplers). */
@@ -197,6 +325,8 @@ export class SamplingService {
       )
     }
     const sampler = await this.getSampler(userId, body.sampling_session_id)
+    if (sampler.closed)
+      throw tuftError('TUFT_NOT_FOUND', `Sampler '${sampler.id}' belongs to an expired session`)
     const dedupKey = body.seq_id === undefined || body.seq_id === null ? null : `${sampler.id}#${body.seq_id}`
     const prior = dedupKey ? this.seen.get(dedupKey) : undefined
     if (prior) return { request_id: prior }
@@ -318,14 +448,20 @@ export class SamplingService {
           dir: this.opts.checkpoints.absDir(s.source),
         }
       case 'snapshot': {
-        const ref = this.refs.get(s.id)
-        if (!ref) {
+        const snap = this.refs.get(s.id)
+        if (snap) return snap.ref
+        // Taken by another process, or before a restart: its durable copy (the path names it uniquely).
+        if (s.source.dir) return { kind: 'peft', id: s.source.dir, dir: this.opts.files.abs(s.source.dir) }
+        if (s.source.writing && Date.now() - s.createdAt < SNAPSHOT_WRITE_GRACE_MS) {
           throw tuftError(
-            'TUFT_NOT_FOUND',
-            `Sampler '${s.id}' no longer holds its in-memory snapshot (replaced by newer snapshots of its run, or lost in a restart); create a new sampler`,
+            'TUFT_UNAVAILABLE',
+            `Sampler '${s.id}' is still being written to disk by the server that created it; retry shortly`,
           )
         }
-        return ref
+        throw tuftError(
+          'TUFT_NOT_FOUND',
+          `Sampler '${s.id}' no longer holds its in-memory snapshot nor a copy on disk (replaced by newer snapshots of its run, or lost in a restart without a durable store); create a new sampler`,
+        )
       }
     }
   }

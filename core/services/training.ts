@@ -512,6 +512,7 @@ export class TrainingService {
             await training().exportAdapter(run.record.id, dir, o)
             return { kind: 'peft', id: snapshotId, dir }
           },
+          (snapshotId, dir) => training().exportAdapter(snapshotId, dir),
         )
         return { path: null, sampling_session_id: samplerId, type: 'save_weights_for_sampler' }
       }
