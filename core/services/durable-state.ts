@@ -5,7 +5,7 @@
 
 import { randomUUID } from 'node:crypto'
 import { link, mkdir, open, readdir, rename, rm } from 'node:fs/promises'
-import { join } from 'node:path'
+import { basename, join } from 'node:path'
 import type { Logger } from 'pino'
 import { keys } from '../domain/keys.js'
 import { type DurablePointer, loraSpec, type TrainingRunRecord } from '../domain/training-run.js'
@@ -41,20 +41,14 @@ export function stateDirOf(run: Pick<TrainingRunRecord, 'owner' | 'id'>): string
 
 /** fsyncs every file of a flat directory and the directory itself, so a rename publishes whole files. */
 export async function syncDir(dir: string): Promise<void> {
-  for (const entry of await readdir(dir, { withFileTypes: true })) {
-    if (!entry.isFile()) continue
-    const fh = await open(join(dir, entry.name), 'r')
-    try {
-      await fh.sync()
-    } finally {
-      await fh.close()
-    }
-  }
+  const files = (await readdir(dir, { withFileTypes: true })).filter((e) => e.isFile())
+  // Concurrently: the file system can flush them in one journal commit instead of one each.
+  await Promise.all(files.map((e) => syncPath(join(dir, e.name))))
   await syncPath(dir)
 }
 
-export async function syncPath(dir: string): Promise<void> {
-  const fh = await open(dir, 'r')
+export async function syncPath(path: string): Promise<void> {
+  const fh = await open(path, 'r')
   try {
     await fh.sync()
   } finally {
@@ -103,6 +97,8 @@ export class DurableState {
     if (!pointer) return
     try {
       await engine.loadState(run.id, join(this.opts.root, pointer.dir), { optimizer: true })
+      // A crash can leave older states and temp dirs behind: only the pointer's is needed from now on.
+      await this.removeOthers(join(this.opts.root, stateDirOf(run)), basename(pointer.dir))
     } catch (err) {
       await engine.dropAdapter(run.id).catch(() => {})
       throw tuftError(
@@ -135,12 +131,27 @@ export class DurableState {
       await rm(tmp, { recursive: true, force: true })
       throw err
     }
+    const previous = run.durable?.dir
     const pointer: DurablePointer = { dir: join(rel, name), at: Date.now(), ...point }
     run.durable = pointer
     await this.opts.store.put(keys.run(run.id), run)
-    // Older states (and leftovers of crashes) are no longer referenced by the pointer.
-    for (const entry of await readdir(parent)) {
-      if (entry !== name) await rm(join(parent, entry), { recursive: true, force: true })
+    // The previous state is no longer referenced: removed off the operation's path (a crash before
+    // that leaves it to the next restore).
+    if (previous && previous !== pointer.dir) {
+      rm(join(this.opts.root, previous), { recursive: true, force: true }).catch((err: unknown) =>
+        this.opts.log.warn({ err, run: run.id }, 'could not remove a superseded training state'),
+      )
     }
+  }
+
+  /**
+   * Removes every entry of a run's state directory but `keep`: listed now (before any new state of the run
+   * is written), removed in the background.
+   */
+  private async removeOthers(parent: string, keep: string): Promise<void> {
+    const stale = (await readdir(parent).catch(() => [])).filter((entry) => entry !== keep)
+    void Promise.all(stale.map((entry) => rm(join(parent, entry), { recursive: true, force: true }))).catch(
+      (err: unknown) => this.opts.log.warn({ err, dir: parent }, 'could not clean a training state dir'),
+    )
   }
 }
