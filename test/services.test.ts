@@ -339,3 +339,17 @@ test('closing the server answers held long-polls once queued work had its grace 
   assert.ok(Date.now() - started < 2000, 'the poll was held neither until its timeout nor the work')
   await closed
 })
+
+test('unloading a run fails the operations still held behind a seq_id gap', async () => {
+  await withApp({ server: { seq_gap_timeout_ms: 60_000 } }, {}, async (t, base) => {
+    const { run } = await newRun(base)
+    // Hold a gap open as a concurrent submission of the same user would (seq_id 1 may still arrive).
+    const inFlight = t.app.tuft.training.beginSubmission('alice')
+    const held = await postFwdBwd(base, ALICE, ceRequest(run, 2, [1, 2, 3]))
+    const unload = await call(base, 'POST', '/unload_model', { key: ALICE, json: { model_id: run } })
+    assert.equal((await result(base, ALICE, unload.json.request_id)).json.type, 'unload_model')
+    const failed = await result(base, ALICE, held.json.request_id)
+    assert.match(failed.json.error, /unloaded before this operation ran/)
+    inFlight.settle()
+  })
+})

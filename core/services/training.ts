@@ -309,7 +309,13 @@ export class TrainingService {
     const future = await this.newFuture(run, 'unload_model')
     void run.sequencer.after(() =>
       this.opts.futures.run(future, async () => {
-        run.sequencer.close()
+        // Operations still held behind a seq_id gap will never run: fail them rather than leave them pending.
+        for (const held of run.sequencer.abandon()) {
+          void this.opts.futures.fail(
+            held,
+            tuftError('TUFT_BAD_REQUEST', `Training run '${id}' was unloaded before this operation ran`),
+          )
+        }
         await this.setState(run.record, 'unloaded', null)
         await run.host.training().dropAdapter(id)
         this.runs.delete(id)
