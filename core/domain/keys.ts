@@ -14,8 +14,4 @@ export const keys = {
   runCheckpoints: (runId: string) => `ckpt/${runId}/`,
   checkpoints: () => 'ckpt/',
   future: (id: string) => `future/${id}`,
-  /** (model_id, seq_id) → the future that accepted it, for de-duplicating resubmissions. */
-  seq: (runId: string, seqId: number) => `seq/${runId}/${seqId}`,
-  /** (sampling_session_id, seq_id) → future, for de-duplicating asample resubmissions. */
-  sampleSeq: (samplerId: string, seqId: number) => `sampleseq/${samplerId}/${seqId}`,
 }

@@ -230,11 +230,6 @@ export class FutureService {
     return live !== undefined && live.waiters.size === 0 && now - live.lastPolledAt > graceMs
   }
 
-  /** Pending and running futures of this process (for shutdown and diagnostics). */
-  pendingCount(): number {
-    return this.live.size
-  }
-
   private async finish(id: string, outcome: Outcome): Promise<void> {
     const live = this.live.get(id)
     if (!live) return

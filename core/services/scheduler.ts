@@ -23,7 +23,7 @@ interface Work {
   reject: (err: unknown) => void
 }
 
-export function workTokens(items: readonly TrainItem[]): number {
+function workTokens(items: readonly TrainItem[]): number {
   let n = 0
   for (const item of items) n += item.tokens.length
   return Math.max(1, n)
