@@ -341,17 +341,23 @@ export class SamplingService {
     }
     const job = this.toJob(body, host)
     const ref = this.adapterRef(sampler)
-    const future = await this.opts.futures.create({
-      owner: userId,
-      kind: 'sample',
-      modelId: null,
-      modelName: host.name,
-      trace: { userId, sessionId: sampler.sessionId, samplingSessionId: sampler.id },
-    })
+    // Take the slot before awaiting the store, so concurrent submissions cannot all pass the bound.
+    this.setDepth(host, depth + 1)
+    const future = await this.opts.futures
+      .create({
+        owner: userId,
+        kind: 'sample',
+        modelId: null,
+        modelName: host.name,
+        trace: { userId, sessionId: sampler.sessionId, samplingSessionId: sampler.id },
+      })
+      .catch((err: unknown) => {
+        this.setDepth(host, (this.inFlight.get(host.name) ?? 1) - 1)
+        throw err
+      })
     if (dedupKey) this.remember(dedupKey, future.id)
     const abort = new AbortController()
     job.signal = abort.signal
-    this.setDepth(host, depth + 1)
     const done = this.opts.futures
       .run(future.id, async () => {
         const engine = host.sampling()
