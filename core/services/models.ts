@@ -49,7 +49,6 @@ export class ModelHost {
   readonly name: string
   readonly config: ModelConfig
   state: ModelState = 'loading'
-  error: Error | null = null
   private trainingEngine: TrainingEngine | null = null
   private samplingEngine: SamplingEngine | null = null
   private loading: Promise<void> | null = null
@@ -184,7 +183,6 @@ export class ModelHost {
       log.info({ model: this.name, ms: Date.now() - started, device: this.info().device }, 'model ready')
     } catch (err) {
       this.state = 'failed'
-      this.error = err as Error
       log.error({ model: this.name, err }, 'model failed to load')
       throw err
     }
