@@ -111,7 +111,8 @@ export default async function checkpointRoutes(app: FastifyInstance): Promise<vo
   // The signed link itself: no X-API-Key (the SDK's users fetch it with a plain GET).
   app.get<{ Params: { token: string } }>(
     '/checkpoint_archives/:token',
-    { config: { public: true } },
+    // Its URL is a bearer credential for 15 minutes: keep it out of the request log.
+    { config: { public: true }, logLevel: 'warn' },
     async (request, reply) => {
       const c = await checkpoints.verifyArchive(request.params.token)
       const stream = await checkpoints.archive(c)
