@@ -23,6 +23,7 @@ after(async () => {
   const code = await server.stop()
   assert.equal(code, 0, `graceful shutdown exit code (output:\n${server.output().slice(-2000)})`)
   assert.ok(!server.output().includes(ALICE), 'API keys never appear in the log')
+  assert.ok(!server.output().includes('checkpoint_archives/'), 'signed archive links never appear in the log')
 })
 
 test('quick start through the TypeScript client', async () => {
