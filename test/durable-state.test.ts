@@ -1,18 +1,23 @@
 // DurableState on its own: each durable point replaces the previous state directory (removed off the
 // operation's path, so it may linger for a moment), and a restore keeps only the state its pointer
-// names, clearing what a crash left behind (older states, half-written temp dirs).
+// names, clearing what a crash left behind (older states, half-written temp dirs). Logged optimizer
+// steps are replayed by a restore to exactly the state the run had, and the log is bounded.
 
 import assert from 'node:assert/strict'
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import pino from 'pino'
 import type { TrainingRunRecord } from '../core/domain/training-run.js'
-import { DurableState, stateDirOf } from '../core/services/durable-state.js'
+import type { TrainingEngine } from '../core/engine.js'
+import { DurableState, MAX_REPLAY_STEPS, stateDirOf } from '../core/services/durable-state.js'
+import { toTrainItems } from '../core/services/train-items.js'
+import { encodeForwardBackwardRequest } from '../core/wire/fwdbwd-request.js'
 import { MemoryStore } from '../persistence/memory.js'
 import { MODEL } from './helpers/app.js'
 import { createEngineDouble } from './helpers/engine-double.js'
+import { ceRequest } from './helpers/http.js'
 
 const log = pino({ level: 'silent' })
 
@@ -24,21 +29,89 @@ async function until(check: () => boolean): Promise<void> {
   }
 }
 
+const lora = { rank: 2, alpha: 4, seed: 1, trainAttn: true, trainMlp: false, trainUnembed: false }
+const options = { vocab_size: 8, max_context: 64, seed: 7, step_delay_ms: 0, load_delay_ms: 0 }
+
+function newRun(): TrainingRunRecord {
+  const now = Date.now()
+  return {
+    ...{ id: 'run-1', owner: 'alice', sessionId: 's', modelSeqId: 0, baseModel: MODEL, lora },
+    ...{ userMetadata: null, projectId: null, state: 'ready', createFutureId: 'f0', failure: null },
+    ...{ createdAt: now, lastRequestAt: now },
+  }
+}
+
+/** The adapter and optimizer files of the engine's run, as bytes. */
+async function stateBytes(engine: TrainingEngine, id: string, dir: string): Promise<Buffer[]> {
+  await engine.saveState(id, dir, { optimizer: true })
+  return ['adapter_model.safetensors', 'optimizer.safetensors'].map((f) => readFileSync(join(dir, f)))
+}
+
+test('logged optimizer steps replay to the exact state; the log is bounded by full state writes', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'tuft-durable-'))
+  const store = new MemoryStore()
+  try {
+    const provider = createEngineDouble()
+    const ctx = { modelName: MODEL, modelPath: root, maxModelLen: 64, maxLoraRank: 8, log }
+    const engine = await provider.createTraining!(options, ctx)
+    const run = newRun()
+    await engine.createAdapter(run.id, lora)
+    const durable = new DurableState({ store, root, durability: 'every_step', log })
+    const adam = { learningRate: 0.1, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.01, gradClipNorm: 0 }
+    const limits = { vocabSize: 8, maxContext: 64 }
+    let seq = 0
+    const step = async (tokens: number[]) => {
+      const req = ceRequest(run.id, ++seq, tokens)
+      await engine.forwardBackward(toTrainItems(req, run.id, limits))
+      const { step } = await engine.optimStep(run.id, adam)
+      const passes = [encodeForwardBackwardRequest(req).toString('base64')]
+      await durable.step(
+        run,
+        engine,
+        { seqId: ++seq, futureId: `f${seq}`, step, result: {} },
+        { passes, adam },
+      )
+    }
+    await step([1, 2, 3, 4])
+    assert.equal(run.durable?.replay, undefined, 'the first step writes the whole state')
+    const written = run.durable!.dir
+    for (const tokens of [
+      [2, 3],
+      [5, 6, 7],
+      [1, 7],
+    ])
+      await step(tokens)
+    assert.equal(run.durable!.dir, written, 'later steps are logged, not written')
+    assert.equal(run.durable!.replay!.length, 3)
+    assert.equal(run.durable!.step, 4)
+
+    const restarted = await provider.createTraining!(options, ctx)
+    await durable.restore(run, restarted)
+    assert.deepEqual(
+      await stateBytes(restarted, run.id, join(root, 'restored')),
+      await stateBytes(engine, run.id, join(root, 'live')),
+      'weights, Adam moments and step counter',
+    )
+
+    for (let i = 0; i < MAX_REPLAY_STEPS - 3; i++) await step([3, 4, 5])
+    assert.equal(run.durable!.replay!.length, MAX_REPLAY_STEPS)
+    await step([3, 4, 5])
+    assert.equal(run.durable!.replay, undefined, 'a full log makes the step write the whole state')
+    assert.notEqual(run.durable!.dir, written)
+  } finally {
+    await store.close()
+    rmSync(root, { recursive: true, force: true })
+  }
+})
+
 test('a durable point supersedes the previous state; a restore clears what a crash left', async () => {
   const root = mkdtempSync(join(tmpdir(), 'tuft-durable-'))
   const store = new MemoryStore()
   try {
     const provider = createEngineDouble()
     const ctx = { modelName: MODEL, modelPath: root, maxModelLen: 64, maxLoraRank: 8, log }
-    const options = { vocab_size: 8, max_context: 64, seed: 7, step_delay_ms: 0, load_delay_ms: 0 }
     const engine = await provider.createTraining!(options, ctx)
-    const lora = { rank: 2, alpha: 4, seed: 1, trainAttn: true, trainMlp: false, trainUnembed: false }
-    const now = Date.now()
-    const run: TrainingRunRecord = {
-      ...{ id: 'run-1', owner: 'alice', sessionId: 's', modelSeqId: 0, baseModel: MODEL, lora },
-      ...{ userMetadata: null, projectId: null, state: 'ready', createFutureId: 'f0', failure: null },
-      ...{ createdAt: now, lastRequestAt: now },
-    }
+    const run = newRun()
     await engine.createAdapter(run.id, lora)
     const durable = new DurableState({ store, root, durability: 'every_step', log })
     const dir = join(root, stateDirOf(run))

@@ -1,6 +1,6 @@
 // Training run records (spec §3.9, §3.22, §5.11): a LoRA adapter on a base model, owned by one user.
 
-import type { LoraSpec } from '../engine.js'
+import type { AdamParams, LoraSpec } from '../engine.js'
 import type { Json } from '../persistence.js'
 import { type CheckpointRecord, toWireCheckpoint, type WireCheckpoint } from './checkpoint.js'
 
@@ -28,6 +28,17 @@ export type DurablePointer = {
   futureId: string
   result: Json
   at: number
+  /**
+   * Optimizer steps taken since the state in `dir` was written (every_step durability), in order: a
+   * restore loads `dir` and runs them again, so that a step is durable without writing the whole state.
+   */
+  replay?: ReplayStep[]
+}
+
+/** One logged optimizer step: the forward_backward passes it applied (protobuf bodies, base64) and its Adam parameters. */
+export type ReplayStep = {
+  passes: string[]
+  adam: Record<keyof AdamParams, number>
 }
 
 export type TrainingRunRecord = {

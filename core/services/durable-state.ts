@@ -1,17 +1,26 @@
 // Durable training state (ARCHITECTURE §6): with a durable store, each durable point of a run (every
 // optim_step under durability=every_step, every save_state and load_state) writes the adapter and
 // optimizer state under checkpoint_dir/<user>/<run>/_state/ (temp dir, fsync, rename) and records a
-// pointer to it in the run record before the operation's future reports success.
+// pointer to it in the run record before the operation's future reports success. An optim_step is
+// mostly made durable more cheaply: its forward_backward passes and Adam parameters are logged in the
+// pointer, and a restore loads the state and runs the logged steps again.
 
 import { randomUUID } from 'node:crypto'
 import { link, mkdir, open, readdir, rename, rm } from 'node:fs/promises'
 import { basename, join } from 'node:path'
 import type { Logger } from 'pino'
 import { keys } from '../domain/keys.js'
-import { type DurablePointer, loraSpec, type TrainingRunRecord } from '../domain/training-run.js'
+import {
+  type DurablePointer,
+  loraSpec,
+  type ReplayStep,
+  type TrainingRunRecord,
+} from '../domain/training-run.js'
 import type { Manifest, TrainingEngine } from '../engine.js'
 import { tuftError } from '../errors.js'
 import type { Json, Store } from '../persistence.js'
+import { decodeForwardBackwardRequest } from '../wire/fwdbwd-request.js'
+import { toTrainItems } from './train-items.js'
 
 export type Durability = 'every_step' | 'checkpoints'
 
@@ -30,6 +39,14 @@ export interface DurablePoint {
   step: number
   result: Json
 }
+
+/** Logged steps before the whole state is written again: bounds the work a restore repeats. */
+export const MAX_REPLAY_STEPS = 16
+/**
+ * Logged pass bytes before the whole state is written again. The log lives in the run record, which is
+ * rewritten with every accepted request; passes larger than this are cheaper to persist as state.
+ */
+const MAX_REPLAY_BYTES = 256 * 1024
 
 /** Under each run's checkpoint directory; never a checkpoint kind, so never listed as one. */
 export const STATE_DIR = '_state'
@@ -56,6 +73,27 @@ export async function syncPath(path: string): Promise<void> {
   }
 }
 
+/** Runs the pointer's logged steps again on the state loaded from its directory. */
+async function replay(id: string, engine: TrainingEngine, pointer: DurablePointer): Promise<void> {
+  const steps = pointer.replay ?? []
+  if (steps.length === 0) return
+  const limits = { vocabSize: engine.info.vocabSize, maxContext: engine.info.maxContext }
+  let step = -1
+  for (const s of steps) {
+    for (const pass of s.passes) {
+      const req = decodeForwardBackwardRequest(
+        Buffer.from(pass, 'base64'),
+        undefined,
+        Number.POSITIVE_INFINITY,
+      )
+      await engine.forwardBackward(toTrainItems(req, id, limits))
+    }
+    step = (await engine.optimStep(id, s.adam)).step
+  }
+  if (step !== pointer.step)
+    throw new Error(`replaying its logged steps reached step ${step}, not ${pointer.step}`)
+}
+
 export class DurableState {
   constructor(private readonly opts: DurableStateOptions) {}
 
@@ -67,6 +105,28 @@ export class DurableState {
   /** True when every optim_step is a durable point. */
   get everyStep(): boolean {
     return this.enabled && this.opts.durability === 'every_step'
+  }
+
+  /**
+   * The durable point of an optim_step: logs the step (the passes applied since the previous one, its
+   * Adam parameters) in the run's pointer, or writes the whole state when the log is full or there is no
+   * state yet. Replaying a step reproduces it exactly when the engine's forward_backward is deterministic
+   * for the run's own items (the engine double's and the native engine's are).
+   */
+  async step(
+    run: TrainingRunRecord,
+    engine: TrainingEngine,
+    point: DurablePoint,
+    step: ReplayStep,
+  ): Promise<void> {
+    const pointer = run.durable
+    const replay = [...(pointer?.replay ?? []), step]
+    const bytes = replay.reduce((n, s) => n + s.passes.reduce((m, pass) => m + pass.length, 0), 0)
+    if (!pointer || replay.length > MAX_REPLAY_STEPS || bytes > MAX_REPLAY_BYTES) {
+      return this.commit(run, engine, point)
+    }
+    run.durable = { ...pointer, ...point, at: Date.now(), replay }
+    await this.opts.store.put(keys.run(run.id), run)
   }
 
   /** Writes the run's current state through the engine and makes it the run's durable state. */
@@ -97,6 +157,7 @@ export class DurableState {
     if (!pointer) return
     try {
       await engine.loadState(run.id, join(this.opts.root, pointer.dir), { optimizer: true })
+      await replay(run.id, engine, pointer)
       // A crash can leave older states and temp dirs behind: only the pointer's is needed from now on.
       await this.removeOthers(join(this.opts.root, stateDirOf(run)), basename(pointer.dir))
     } catch (err) {

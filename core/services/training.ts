@@ -11,6 +11,7 @@ import { isTuftError, tuftError } from '../errors.js'
 import type { EventBus, FutureKind } from '../events.js'
 import { generatedCheckpointName, trainingRunId } from '../ids.js'
 import type { Json, Store } from '../persistence.js'
+import { encodeForwardBackwardRequest } from '../wire/fwdbwd-request.js'
 import { formatTinkerPath, parseTinkerPath } from '../wire/paths.js'
 import type { ForwardBackwardRequest } from '../wire/proto.js'
 import type {
@@ -60,6 +61,8 @@ interface LiveRun {
   step: number
   /** Set once another process took the run over: what is still queued here fails instead of running. */
   lost: boolean
+  /** forward_backward bodies (base64) applied since the last optim_step, logged with its durable point. */
+  passes: string[]
 }
 
 /** How many accepted (seq_id, future) pairs the run record keeps for resubmissions after a restart. */
@@ -186,6 +189,7 @@ export class TrainingService {
       created,
       step: record.durable?.step ?? 0,
       lost: false,
+      passes: [],
       sequencer: new Sequencer({
         gapWaitMs: this.opts.gapWaitMs,
         mayStillArrive: () => (this.unsettled.get(record.owner) ?? 0) > 0,
@@ -362,6 +366,9 @@ export class TrainingService {
             kind: 'training_tokens',
             amount: tokens,
           })
+          // Its gradients count towards the next optim_step, which logs it to be replayed after a crash.
+          if (!req.forwardOnly && this.opts.durable.everyStep)
+            run.passes.push(encodeForwardBackwardRequest(req).toString('base64'))
           return storeFwdBwd(outputs, { 'loss:sum': loss })
         }
       },
@@ -391,14 +398,12 @@ export class TrainingService {
             'learning_rate:mean': a.learning_rate,
           },
         }
-        // The future reports success only once this step's state is durable.
+        // The future reports success only once this step is durable.
+        const passes = run.passes
+        run.passes = []
         if (this.opts.durable.everyStep) {
-          await this.opts.durable.commit(run.record, run.host.training(), {
-            seqId: body.seq_id,
-            futureId,
-            step: r.step,
-            result,
-          })
+          const point = { seqId: body.seq_id, futureId, step: r.step, result }
+          await this.opts.durable.step(run.record, run.host.training(), point, { passes, adam })
         }
         return result
       }
@@ -468,6 +473,8 @@ export class TrainingService {
             { optimizer: body.optimizer },
             this.step(futureId),
           )
+        // The load discarded the gradients of those passes.
+        run.passes = []
         const result = { path: body.path, model_id: mine.id, type: 'load_weights' }
         // A load replaces the state: it is a durable point in either durability mode.
         if (this.opts.durable.enabled) {
