@@ -31,6 +31,14 @@ describe('telemetry end to end (real app, engine double, TS client)', () => {
   let dir: string
   let scrape = ''
   const usage: Record<string, { totals: Record<string, number> }> = {}
+  let aliceSession = ''
+  let aliceBilling: {
+    data: { session_id: string | null; event_info: { type: string } }[]
+    sessions: object
+  } = {
+    data: [],
+    sessions: {},
+  }
   const logs = new LineCapture()
 
   before(async () => {
@@ -74,6 +82,11 @@ describe('telemetry end to end (real app, engine double, TS client)', () => {
         const res = await fetch(`${baseUrl}/api/v1/usage`, { headers: { 'x-api-key': key } })
         usage[user] = (await res.json()) as { totals: Record<string, number> }
       }
+      aliceSession = await alice.getSessionId()
+      const billing = await fetch(`${baseUrl}/api/v1/billing/usage/events`, {
+        headers: { 'x-api-key': ALICE },
+      })
+      aliceBilling = (await billing.json()) as typeof aliceBilling
       await alice.close()
       await bob.close()
     } finally {
@@ -83,6 +96,15 @@ describe('telemetry end to end (real app, engine double, TS client)', () => {
   after(async () => {
     await receiver.close()
     rmSync(dir, { recursive: true, force: true })
+  })
+
+  test('billing events name the session that consumed the tokens', () => {
+    const types = new Set(aliceBilling.data.map((row) => row.event_info.type))
+    for (const type of ['training', 'sampling_prefill', 'sampling_sample']) assert.ok(types.has(type), type)
+    for (const row of aliceBilling.data.filter((r) => r.event_info.type !== 'storage')) {
+      assert.equal(row.session_id, aliceSession)
+    }
+    assert.ok(aliceSession in aliceBilling.sessions)
   })
 
   test('Prometheus and the usage endpoint agree on each user’s tokens', () => {

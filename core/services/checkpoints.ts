@@ -105,6 +105,7 @@ export class CheckpointService {
     await this.opts.store.put(key, record)
     this.opts.events.emit('usage', {
       userId: run.owner,
+      sessionId: run.sessionId,
       modelName: run.baseModel,
       kind: 'checkpoint_bytes',
       amount: record.sizeBytes - (existing?.value.sizeBytes ?? 0),

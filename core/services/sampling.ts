@@ -375,12 +375,14 @@ export class SamplingService {
         const sampled = result.sequences.reduce((n, s) => n + s.tokens.length, 0)
         this.opts.events.emit('usage', {
           userId,
+          sessionId: sampler.sessionId,
           modelName: host.name,
           kind: 'prefill_tokens',
           amount: job.prompt.length,
         })
         this.opts.events.emit('usage', {
           userId,
+          sessionId: sampler.sessionId,
           modelName: host.name,
           kind: 'sampled_tokens',
           amount: sampled,

@@ -362,6 +362,7 @@ export class TrainingService {
           })
           this.opts.events.emit('usage', {
             userId,
+            sessionId: run.record.sessionId,
             modelName: run.host.name,
             kind: 'training_tokens',
             amount: tokens,
