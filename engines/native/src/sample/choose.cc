@@ -87,6 +87,10 @@ int32_t choose_token(const float *logits, int V, const ChooseParams &p, Rng &rng
     }
   }
 
+  // Draw in id order, as over the whole vocabulary: selection leaves candidates in an order that the
+  // last bits of the logits can change (batching changes those bits), and the draw must not follow it.
+  if (!all) std::sort(idx.begin(), idx.end());
+
   double mass = 0;
   if (all) {
     for (int v = 0; v < V; v++) mass += prob[size_t(v)];
