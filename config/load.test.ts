@@ -75,6 +75,13 @@ test('unknown keys are rejected with their path', async () => {
   assert.match(err.message, /\/supported_models\/0\/max_lora_rnk: unknown key/)
 })
 
+test('a long-poll window that would make clients spin is refused', async () => {
+  const err = await rejection(
+    loadConfig({ cwd: tempDir(), env: {}, overrides: { server: { long_poll_timeout_ms: 0 } } }),
+  )
+  assert.match(err.message, /\/server\/long_poll_timeout_ms: /)
+})
+
 test('wrong types name the key', async () => {
   const dir = tempDir()
   const file = join(dir, 'c.yaml')

@@ -112,7 +112,7 @@ export const TelemetryConfigSchema = Type.Object(
 export const ServerConfigSchema = Type.Object(
   {
     body_limit_bytes: Type.Integer({ minimum: 1024, default: 64 * 1024 * 1024 }),
-    long_poll_timeout_ms: Type.Integer({ minimum: 0, maximum: 40_000, default: 25_000 }),
+    long_poll_timeout_ms: Type.Integer({ minimum: 100, maximum: 40_000, default: 25_000 }),
     session_expiry_seconds: Type.Integer({ minimum: 30, default: 900 }),
     sample_queue_limit: Type.Integer({ minimum: 1, default: 1024 }),
     max_batch_tokens: Type.Integer({ minimum: 1, default: 16384 }),
