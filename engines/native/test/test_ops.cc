@@ -80,6 +80,27 @@ void test_gemm() {
       tt::near(e1, 0, 1e-3, 0, s + " builtin");
       tt::near(e2, 0, 1e-3, 0, s + " " + gemm_backend());
     }
+  // The small-M streaming kernel (C = A·Bᵀ): row and column tails, K off the vector width, beta 0 and 1.
+  for (int M : {1, 3, 4, 7, 16})
+    for (int K : {5, 16, 300}) {
+      const int N = 37, lda = K + 3, ldb = K + 1, ldc = N + 2;
+      auto A = randn(size_t(M) * lda), B = randn(size_t(N) * ldb), C = randn(size_t(M) * ldc);
+      for (float beta : {0.f, 1.f}) {
+        std::vector<float> got = C;
+        if (beta == 0.f)
+          for (int i = 0; i < M; i++) got[size_t(i) * ldc] = NAN;
+        sgemm_small(M, N, K, 0.5f, A.data(), lda, B.data(), ldb, beta, got.data(), ldc);
+        double err = 0;
+        for (int i = 0; i < M; i++)
+          for (int j = 0; j < N; j++) {
+            double s = 0;
+            for (int k = 0; k < K; k++) s += double(A[size_t(i) * lda + k]) * B[size_t(j) * ldb + k];
+            double ref = 0.5 * s + beta * C[size_t(i) * ldc + j];
+            err = std::max(err, std::fabs(got[size_t(i) * ldc + j] - ref));
+          }
+        tt::near(err, 0, 1e-3, 0, "gemm small M=" + std::to_string(M) + " K=" + std::to_string(K));
+      }
+    }
   // beta = 0 must ignore NaN in C.
   std::vector<float> A = randn(4 * 3), B = randn(3 * 5), C(4 * 5, NAN);
   sgemm_builtin(false, false, 4, 5, 3, 1.f, A.data(), 3, B.data(), 5, 0.f, C.data(), 5);

@@ -1,6 +1,12 @@
-// gemm.cc — sgemm dispatch and the built-in blocked GEMM: B is packed in KC×NR slivers per NC block,
-// each task packs its MC×KC block of A in MR slivers, and a 6×16 register-tile kernel (GCC vector
-// extensions, so -march=native picks AVX2/AVX-512 where the machine has it) accumulates into C.
+// gemm.cc — sgemm dispatch, the small-M streaming kernel and the built-in blocked GEMM.
+//
+// Dispatch: C = A·Bᵀ with at most SMALL_M rows (decode steps, the LM head of a few rows, LoRA of a
+// few rows) goes to sgemm_small, which streams B (the weight) once without packing it; everything
+// else goes to OpenBLAS (single-threaded, called from every pool thread on its own slice of C, so
+// one set of threads serves the whole engine and no BLAS thread spins while the pool works) or to
+// the built-in kernel: B is packed in KC×NR slivers per NC block, each task packs its MC×KC block
+// of A in MR slivers, and a 6×16 register-tile kernel (GCC vector extensions, so -march=native
+// picks AVX2/AVX-512 where the machine has it) accumulates into C.
 #include "gemm.h"
 
 #include <algorithm>
@@ -50,7 +56,90 @@ inline void kernel_6x16(int kc, const float *a, const float *b, float *acc) {
   std::memcpy(acc, rows, sizeof rows);
 }
 
+
+// ---- small M: C[M, N] = alpha · A[M, K] · B[N, K]ᵀ + beta · C, B streamed once ----------------------
+// Every output is a dot product of a row of A and a row of B along K. A block of up to 4 rows of A
+// (a few KiB, cache resident) meets 4 rows of B at a time; each row of B is read from memory once.
+typedef float v16 __attribute__((vector_size(64)));
+
+// Pairwise, so the adds do not form one long dependency chain (K = R of a LoRA B is one vector).
+inline float hsum(v16 v) {
+  float a[16];
+  std::memcpy(a, &v, sizeof a);
+  for (int w = 8; w > 0; w /= 2)
+    for (int i = 0; i < w; i++) a[i] += a[i + w];
+  return a[0];
+}
+
+// out[i * NB + j] = Σ_k A[i, k] · B[j, k] for i < MB, j < NB.
+template <int MB, int NB>
+inline void dot_block(int K, const float *A, int lda, const float *B, int ldb, float *out) {
+  v16 acc[MB][NB];
+  for (int i = 0; i < MB; i++)
+    for (int j = 0; j < NB; j++) acc[i][j] = v16{};
+  int k = 0;
+  for (; k + 16 <= K; k += 16) {
+    v16 b[NB];
+    for (int j = 0; j < NB; j++) {
+      std::memcpy(&b[j], B + size_t(j) * ldb + k, sizeof(v16));
+      asm("" : "+x"(b[j]));  // keep the B vectors in registers: one load each per step, not one per row of A
+    }
+    for (int i = 0; i < MB; i++) {
+      v16 a;
+      std::memcpy(&a, A + size_t(i) * lda + k, sizeof(v16));
+      for (int j = 0; j < NB; j++) acc[i][j] += a * b[j];
+    }
+  }
+  for (int i = 0; i < MB; i++)
+    for (int j = 0; j < NB; j++) {
+      float s = hsum(acc[i][j]);
+      for (int kk = k; kk < K; kk++) s += A[size_t(i) * lda + kk] * B[size_t(j) * ldb + kk];
+      out[i * NB + j] = s;
+    }
+}
+
+template <int NB>
+inline void dot_rows(int mb, int K, const float *A, int lda, const float *B, int ldb, float *out) {
+  switch (mb) {
+    case 1: dot_block<1, NB>(K, A, lda, B, ldb, out); break;
+    case 2: dot_block<2, NB>(K, A, lda, B, ldb, out); break;
+    case 3: dot_block<3, NB>(K, A, lda, B, ldb, out); break;
+    default: dot_block<4, NB>(K, A, lda, B, ldb, out); break;
+  }
+}
+
 }  // namespace
+
+void sgemm_small(int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb, float beta,
+                 float *C, int ldc) {
+  if (M <= 0 || N <= 0) return;
+  const size_t groups = size_t(N + 3) / 4;
+  // At least ~128K multiply-adds per task, so a LoRA product of one row stays on the calling thread.
+  const size_t grain = std::max<size_t>(1, (size_t(1) << 17) / (size_t(4) * M * std::max(K, 1)));
+  parallel_for(groups, grain, [&](size_t g0, size_t g1) {
+    float out[16];
+    for (size_t g = g0; g < g1; g++) {
+      const int n0 = int(g) * 4, nb = std::min(4, N - n0);
+      for (int m0 = 0; m0 < M; m0 += 4) {
+        const int mb = std::min(4, M - m0);
+        const float *a = A + size_t(m0) * lda;
+        if (nb == 4) {
+          dot_rows<4>(mb, K, a, lda, B + size_t(n0) * ldb, ldb, out);
+        } else {
+          float one[4];
+          for (int j = 0; j < nb; j++) {
+            dot_rows<1>(mb, K, a, lda, B + size_t(n0 + j) * ldb, ldb, one);
+            for (int i = 0; i < mb; i++) out[i * 4 + j] = one[i];
+          }
+        }
+        for (int i = 0; i < mb; i++) {
+          float *c = C + size_t(m0 + i) * ldc + n0;
+          for (int j = 0; j < nb; j++) c[j] = alpha * out[i * 4 + j] + (beta == 0.f ? 0.f : beta * c[j]);
+        }
+      }
+    }
+  });
+}
 
 void sgemm_builtin(bool ta, bool tb, int M, int N, int K, float alpha, const float *A, int lda,
                    const float *B, int ldb, float beta, float *C, int ldc) {
@@ -118,23 +207,53 @@ void sgemm_builtin(bool ta, bool tb, int M, int N, int K, float alpha, const flo
   }
 }
 
+static bool use_small(bool ta, bool tb, int M, int K) { return !ta && tb && M <= SMALL_M && K > 0; }
+
 #ifdef TUFT_HAVE_OPENBLAS
-void sgemm(bool ta, bool tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
-           int ldb, float beta, float *C, int ldc) {
+static void blas(bool ta, bool tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
+                 int ldb, float beta, float *C, int ldc) {
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A,
+              lda, B, ldb, beta, C, ldc);
+}
+
+void sgemm(bool ta, bool tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
+           float beta, float *C, int ldc) {
   if (M <= 0 || N <= 0) return;
   if (K <= 0) {  // BLAS rejects lda < 1; the built-in path just scales C
     sgemm_builtin(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return;
   }
-  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A,
-              lda, B, ldb, beta, C, ldc);
+  if (use_small(ta, tb, M, K)) {
+    sgemm_small(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    return;
+  }
+  // OpenBLAS runs single-threaded; the pool splits C into one slice per thread, along N (weight rows
+  // or columns, each packed by one thread only) unless C is taller than wide.
+  const int nt = current_threads();
+  if (nt <= 1 || double(M) * N * K < double(1 << 21)) {
+    blas(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    return;
+  }
+  const bool split_n = N >= M;
+  const int len = split_n ? N : M, align = split_n ? 16 : 8;
+  const int step = ((len + nt - 1) / nt + align - 1) / align * align;
+  current_pool()->run(nt, [&](int t) {
+    const int a = t * step, b = std::min(len, a + step);
+    if (a >= b) return;
+    if (split_n)
+      blas(ta, tb, M, b - a, K, alpha, A, lda, tb ? B + size_t(a) * ldb : B + a, ldb, beta, C + a, ldc);
+    else
+      blas(ta, tb, b - a, N, K, alpha, ta ? A + a : A + size_t(a) * lda, lda, B, ldb, beta, C + size_t(a) * ldc,
+           ldc);
+  });
 }
 const char *gemm_backend() { return "openblas"; }
-void gemm_set_threads(int n) { openblas_set_num_threads(n); }
+void gemm_set_threads(int) { openblas_set_num_threads(1); }
 #else
-void sgemm(bool ta, bool tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
-           int ldb, float beta, float *C, int ldc) {
-  sgemm_builtin(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+void sgemm(bool ta, bool tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
+           float beta, float *C, int ldc) {
+  if (use_small(ta, tb, M, K) && N > 0) sgemm_small(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  else sgemm_builtin(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 const char *gemm_backend() { return "builtin"; }
 void gemm_set_threads(int) {}

@@ -10,9 +10,14 @@ void sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const f
            const float *B, int ldb, float beta, float *C, int ldc);
 void sgemm_builtin(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float *A, int lda,
                    const float *B, int ldb, float beta, float *C, int ldc);
+// Rows at or below which C = A·Bᵀ takes sgemm_small (B streamed once, never packed).
+constexpr int SMALL_M = 16;
+// C[M, N] = alpha · A[M, K] · B[N, K]ᵀ + beta · C for small M, on the current pool; always compiled.
+void sgemm_small(int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb, float beta,
+                 float *C, int ldc);
 // "openblas" or "builtin".
 const char *gemm_backend();
-// Threads the BLAS library may use (the built-in kernel uses the current pool instead).
+// Called with the engine's thread count; OpenBLAS is kept single-threaded (the pool splits its work).
 void gemm_set_threads(int n);
 
 }  // namespace tuft
