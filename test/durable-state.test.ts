@@ -14,10 +14,12 @@ import type { TrainingEngine } from '../core/engine.js'
 import { DurableState, MAX_REPLAY_STEPS, stateDirOf } from '../core/services/durable-state.js'
 import { toTrainItems } from '../core/services/train-items.js'
 import { encodeForwardBackwardRequest } from '../core/wire/fwdbwd-request.js'
+import { createNativeProvider } from '../engines/native/index.js'
 import { MemoryStore } from '../persistence/memory.js'
 import { MODEL } from './helpers/app.js'
 import { createEngineDouble } from './helpers/engine-double.js'
 import { ceRequest } from './helpers/http.js'
+import { embeddedModelDir } from './helpers/native-server.js'
 
 const log = pino({ level: 'silent' })
 
@@ -130,6 +132,56 @@ test('a durable point supersedes the previous state; a restore clears what a cra
     await until(() => readdirSync(dir).length === 1)
     assert.ok(existsSync(join(dir, 'seq-3', 'optimizer.safetensors')), 'the pointer’s state stays whole')
   } finally {
+    await store.close()
+    rmSync(root, { recursive: true, force: true })
+  }
+})
+
+test('on the native engine, replaying the log restores the run byte for byte', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'tuft-durable-native-'))
+  const store = new MemoryStore()
+  const provider = createNativeProvider()
+  const ctx = {
+    modelName: 'tiny',
+    modelPath: await embeddedModelDir(),
+    maxModelLen: 128,
+    maxLoraRank: 8,
+    log,
+  }
+  const engine = await provider.createTraining!({ threads: 2 }, ctx)
+  try {
+    const all = { rank: 8, alpha: 16, seed: 1, trainAttn: true, trainMlp: true, trainUnembed: true }
+    const run = { ...newRun(), lora: all }
+    await engine.createAdapter(run.id, all)
+    const durable = new DurableState({ store, root, durability: 'every_step', log })
+    const adam = { learningRate: 1e-3, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0, gradClipNorm: 1 }
+    const limits = { vocabSize: engine.info.vocabSize, maxContext: 128 }
+    let seq = 0
+    for (let i = 0; i < 4; i++) {
+      // Two passes per step: their gradients accumulate before the optimizer step.
+      const passes: string[] = []
+      for (const length of [24, 31]) {
+        const tokens = Array.from({ length }, (_, j) => 100 + ((j * 37 + i * 11 + length) % 500))
+        const req = ceRequest(run.id, ++seq, tokens)
+        await engine.forwardBackward(toTrainItems(req, run.id, limits))
+        passes.push(encodeForwardBackwardRequest(req).toString('base64'))
+      }
+      const { step } = await engine.optimStep(run.id, adam)
+      await durable.step(
+        run,
+        engine,
+        { seqId: ++seq, futureId: `f${seq}`, step, result: {} },
+        { passes, adam },
+      )
+    }
+    assert.equal(run.durable!.replay!.length, 3)
+    const live = await stateBytes(engine, run.id, join(root, 'live'))
+    // One native engine per model directory: the run is dropped and restored in the same engine.
+    await engine.dropAdapter(run.id)
+    await durable.restore(run, engine)
+    assert.deepEqual(await stateBytes(engine, run.id, join(root, 'restored')), live)
+  } finally {
+    await engine.close()
     await store.close()
     rmSync(root, { recursive: true, force: true })
   }
