@@ -3,7 +3,9 @@
 // and Redis stores. With file and Redis every step is made durable before optim_step answers
 // (durability: every_step: the adapter + optimizer state is written and fsynced, and the run record
 // points at it). Prints median and mean per store and the ratio to memory (target: within 10 %).
-// BENCH_STEPS (default 30) sets the measured steps; `--lora attn|all` picks the LoRA targets.
+// The three servers run side by side in this process and take turns step by step (the order rotating),
+// so that load from elsewhere on a shared machine hits each store alike.
+// BENCH_STEPS (default 40) sets the measured steps per store; `--lora attn|all` picks the LoRA targets.
 
 import { mkdtempSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
@@ -17,15 +19,19 @@ import { ALICE } from '../test/helpers/app.js'
 import { startRedis } from '../test/helpers/redis.js'
 
 const ROOT = new URL('../', import.meta.url).pathname
-const STEPS = Number(process.env.BENCH_STEPS ?? 30)
+const STEPS = Number(process.env.BENCH_STEPS ?? 40)
 const WARMUP = 5
-/** Stores are measured in alternating rounds, so that drift on a shared machine hits each alike. */
-const ROUNDS = 2
 
 const { values } = parseArgs({ options: { lora: { type: 'string', default: 'all' } } })
 const allTargets = values.lora !== 'attn'
 
-async function measure(persistence: Record<string, unknown>, work: string): Promise<number[]> {
+interface Bench {
+  /** Runs one training step: forward_backward + optim_step, both submitted, then both awaited. */
+  step(): Promise<void>
+  close(): Promise<void>
+}
+
+async function start(persistence: Record<string, unknown>, work: string): Promise<Bench> {
   const config = await loadConfig({
     cwd: work,
     env: {},
@@ -48,27 +54,24 @@ async function measure(persistence: Record<string, unknown>, work: string): Prom
     apiKey: ALICE,
     telemetry: false,
   })
-  try {
-    const training = await client.createLoraTrainingClient(EMBEDDED_MODEL_NAME, {
-      rank: 8,
-      seed: 1,
-      trainMlp: allTargets,
-      trainUnembed: allTargets,
-    })
-    const datum = datumFromTokens(Array.from({ length: 64 }, (_, i) => 100 + ((i * 37) % 500)))
-    const times: number[] = []
-    for (let step = 0; step < WARMUP + STEPS; step++) {
-      const t0 = performance.now()
+  const training = await client.createLoraTrainingClient(EMBEDDED_MODEL_NAME, {
+    rank: 8,
+    seed: 1,
+    trainMlp: allTargets,
+    trainUnembed: allTargets,
+  })
+  const datum = datumFromTokens(Array.from({ length: 64 }, (_, i) => 100 + ((i * 37) % 500)))
+  return {
+    async step() {
       const fb = training.forwardBackward([datum], 'cross_entropy')
       const optim = training.optimStep({ learning_rate: 1e-3 })
       await fb
       await optim
-      if (step >= WARMUP) times.push(performance.now() - t0)
-    }
-    return times
-  } finally {
-    await client.close()
-    await app.close()
+    },
+    async close() {
+      await client.close()
+      await app.close()
+    },
   }
 }
 
@@ -79,6 +82,7 @@ const stats = (xs: number[]) => {
 
 const work = mkdtempSync(join(ROOT, '.tuft', 'bench-persistence-'))
 const redis = await startRedis()
+const benches: [string, Bench][] = []
 try {
   const cases: [string, Record<string, unknown>][] = [
     ['memory', { mode: 'memory' }],
@@ -86,13 +90,16 @@ try {
     ['redis', { mode: 'redis', redis_url: redis.url, namespace: 'bench' }],
   ]
   console.log(
-    `step = forward_backward (64 tokens) + optim_step, LoRA rank 8 on ${allTargets ? 'attention, MLP and LM head' : 'attention'}, ${ROUNDS} × ${STEPS} steps per store`,
+    `step = forward_backward (64 tokens) + optim_step, LoRA rank 8 on ${allTargets ? 'attention, MLP and LM head' : 'attention'}, ${STEPS} steps per store, taking turns`,
   )
-  const times = new Map<string, number[]>()
-  for (let round = 0; round < ROUNDS; round++) {
-    for (const [name, persistence] of cases) {
-      const more = await measure(persistence, join(work, `${name}-${round}`))
-      times.set(name, [...(times.get(name) ?? []), ...more])
+  for (const [name, persistence] of cases) benches.push([name, await start(persistence, join(work, name))])
+  const times = new Map<string, number[]>(cases.map(([name]) => [name, []]))
+  for (let step = 0; step < WARMUP + STEPS; step++) {
+    for (let k = 0; k < benches.length; k++) {
+      const [name, bench] = benches[(step + k) % benches.length]!
+      const t0 = performance.now()
+      await bench.step()
+      if (step >= WARMUP) times.get(name)!.push(performance.now() - t0)
     }
   }
   let memory = 0
@@ -106,6 +113,7 @@ try {
     )
   }
 } finally {
+  for (const [, bench] of benches) await bench.close()
   await redis.stop()
   rmSync(work, { recursive: true, force: true })
 }
