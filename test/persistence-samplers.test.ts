@@ -182,8 +182,31 @@ test('an ephemeral sampler survives a restart on the file store; session expiry 
     assert.deepEqual(await sampleTokens(server.base, sampler), expected, 'loaded from its PEFT copy')
     assert.deepEqual(await sampleTokens(server.base, fromPath), expectedFromPath)
 
+    // A snapshot whose export has not landed (it is under way in another process, or was lost): retry
+    // for a while, then 404.
+    const pending = {
+      ...record,
+      id: `${session}:sample:9`,
+      seqId: 9,
+      source: { kind: 'snapshot', runId: run, writing: true },
+    }
+    const ask = async (createdAt: number) => {
+      await server.app.store.put(keys.sampler(pending.id), { ...pending, createdAt })
+      return call(server.base, 'POST', '/asample', {
+        key: ALICE,
+        json: {
+          sampling_session_id: pending.id,
+          num_samples: 1,
+          prompt: { chunks: [{ tokens: [3] }] },
+          sampling_params: {},
+        },
+      })
+    }
+    assert.equal((await ask(Date.now())).status, 503)
+    assert.equal((await ask(Date.now() - 120_000)).status, 404)
+
     const owned = join(dir, 'checkpoints', SAMPLERS_DIR)
-    assert.equal(readdirSync(owned).length, 2, 'one directory per sampler')
+    assert.equal(readdirSync(owned).length, 2, 'one directory per sampler with files')
     assert.deepEqual(await server.app.tuft.sessions.reap(Date.now() + 3600_000), [session])
     await server.app.tuft.sampling.close()
     assert.deepEqual(readdirSync(owned), [], 'the expired session left no sampler files')
