@@ -58,13 +58,16 @@ test("different users' works are fused into one engine call", async () => {
   const engine = fakeEngine()
   const s = new TrainingScheduler({ modelName: 'm', engine: () => engine, maxBatchTokens: 1000 })
   engine.hold()
-  const first = s.submit('carol', [item('c', 4)], trace('carol'))
+  const carolRan = { fused: true }
+  const first = s.submit('carol', [item('c', 4)], trace('carol'), carolRan)
   await new Promise((r) => setTimeout(r, 1))
-  const a = s.submit('alice', [item('a', 4), item('a', 4)], trace('alice'))
+  const aliceRan = { fused: false }
+  const a = s.submit('alice', [item('a', 4), item('a', 4)], trace('alice'), aliceRan)
   const b = s.submit('bob', [item('b', 4)], trace('bob'))
   engine.release()
   const [ra, rb] = await Promise.all([a, b, first])
   assert.equal(engine.calls.length, 2)
+  assert.deepEqual([carolRan.fused, aliceRan.fused], [false, true], 'each work learns whether it was fused')
   assert.deepEqual(engine.calls[1]!.adapters.sort(), ['a', 'a', 'b'])
   assert.deepEqual(engine.calls[1]!.users.sort(), ['alice', 'bob'])
   assert.equal(ra.length, 2)

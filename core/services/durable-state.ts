@@ -109,20 +109,20 @@ export class DurableState {
 
   /**
    * The durable point of an optim_step: logs the step (the passes applied since the previous one, its
-   * Adam parameters) in the run's pointer, or writes the whole state when the log is full or there is no
-   * state yet. Replaying a step reproduces it exactly when the engine's forward_backward is deterministic
-   * for the run's own items (the engine double's and the native engine's are).
+   * Adam parameters) in the run's pointer, or writes the whole state when the log is full, there is no
+   * state yet, or `step` is null (a pass ran fused with other runs' items). Passes that ran alone replay
+   * exactly: a run's forward_backward alone is deterministic (engine double, native engine).
    */
   async step(
     run: TrainingRunRecord,
     engine: TrainingEngine,
     point: DurablePoint,
-    step: ReplayStep,
+    step: ReplayStep | null,
   ): Promise<void> {
     const pointer = run.durable
-    const replay = [...(pointer?.replay ?? []), step]
+    const replay = [...(pointer?.replay ?? []), ...(step ? [step] : [])]
     const bytes = replay.reduce((n, s) => n + s.passes.reduce((m, pass) => m + pass.length, 0), 0)
-    if (!pointer || replay.length > MAX_REPLAY_STEPS || bytes > MAX_REPLAY_BYTES) {
+    if (!pointer || !step || replay.length > MAX_REPLAY_STEPS || bytes > MAX_REPLAY_BYTES) {
       return this.commit(run, engine, point)
     }
     run.durable = { ...pointer, ...point, at: Date.now(), replay }

@@ -19,6 +19,7 @@ interface Work {
   items: TrainItem[]
   tokens: number
   trace: RequestTrace
+  ran: { fused: boolean } | undefined
   resolve: (results: TrainItemResult[]) => void
   reject: (err: unknown) => void
 }
@@ -39,8 +40,17 @@ export class TrainingScheduler {
 
   constructor(private readonly opts: SchedulerOptions) {}
 
-  /** Queues one request's items (all of one adapter); resolves with their results in order. */
-  submit(userId: string, items: TrainItem[], trace: RequestTrace): Promise<TrainItemResult[]> {
+  /**
+   * Queues one request's items (all of one adapter); resolves with their results in order. `ran.fused`
+   * tells whether they shared the engine call with other requests' items (which can move the last bits
+   * of their gradients: durable state replays only passes that ran alone).
+   */
+  submit(
+    userId: string,
+    items: TrainItem[],
+    trace: RequestTrace,
+    ran?: { fused: boolean },
+  ): Promise<TrainItemResult[]> {
     if (items.length === 0) return Promise.resolve([])
     return new Promise((resolve, reject) => {
       let queue = this.queues.get(userId)
@@ -49,7 +59,7 @@ export class TrainingScheduler {
         this.queues.set(userId, queue)
         this.order.push(userId)
       }
-      queue.push({ userId, items, tokens: workTokens(items), trace, resolve, reject })
+      queue.push({ userId, items, tokens: workTokens(items), trace, ran, resolve, reject })
       this.setDepth(this.depth + 1)
       this.pump()
     })
@@ -126,6 +136,7 @@ export class TrainingScheduler {
       }
       let at = 0
       for (const work of batch) {
+        if (work.ran) work.ran.fused = batch.length > 1
         work.resolve(results.slice(at, at + work.items.length))
         at += work.items.length
       }

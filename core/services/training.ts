@@ -61,8 +61,11 @@ interface LiveRun {
   step: number
   /** Set once another process took the run over: what is still queued here fails instead of running. */
   lost: boolean
-  /** forward_backward bodies (base64) applied since the last optim_step, logged with its durable point. */
-  passes: string[]
+  /**
+   * forward_backward bodies (base64) applied since the last optim_step, logged with its durable point;
+   * null once one of them ran fused with other runs' items (a replay alone could differ in the last bits).
+   */
+  passes: string[] | null
 }
 
 /** How many accepted (seq_id, future) pairs the run record keeps for resubmissions after a restart. */
@@ -348,7 +351,13 @@ export class TrainingService {
           maxContext: run.host.maxContext(),
         })
         return async (futureId) => {
-          const results = await run.host.scheduler.submit(userId, items, this.opts.futures.traceOf(futureId))
+          const ran = { fused: false }
+          const results = await run.host.scheduler.submit(
+            userId,
+            items,
+            this.opts.futures.traceOf(futureId),
+            ran,
+          )
           let loss = 0
           let tokens = 0
           const outputs = results.map((r, i) => {
@@ -368,8 +377,10 @@ export class TrainingService {
             amount: tokens,
           })
           // Its gradients count towards the next optim_step, which logs it to be replayed after a crash.
-          if (!req.forwardOnly && this.opts.durable.everyStep)
-            run.passes.push(encodeForwardBackwardRequest(req).toString('base64'))
+          if (!req.forwardOnly && this.opts.durable.everyStep) {
+            if (ran.fused) run.passes = null
+            else run.passes?.push(encodeForwardBackwardRequest(req).toString('base64'))
+          }
           return storeFwdBwd(outputs, { 'loss:sum': loss })
         }
       },
@@ -404,7 +415,7 @@ export class TrainingService {
         run.passes = []
         if (this.opts.durable.everyStep) {
           const point = { seqId: body.seq_id, futureId, step: r.step, result }
-          await this.opts.durable.step(run.record, run.host.training(), point, { passes, adam })
+          await this.opts.durable.step(run.record, run.host.training(), point, passes && { passes, adam })
         }
         return result
       }
