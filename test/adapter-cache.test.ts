@@ -43,6 +43,20 @@ test('loads once, evicts least recently used beyond the limit, never an adapter 
   assert.deepEqual(log.slice(4), ['load d', 'unload a'])
 })
 
+test('in-memory snapshots are never evicted (they cannot be reloaded); only retire frees them', async () => {
+  const { log, engine } = fakeEngine()
+  const cache = new AdapterCache(() => engine, 1, pino({ level: 'silent' }))
+  const snapshot: AdapterRef = { kind: 'snapshot', id: 'snap' }
+  ;(await cache.acquire(snapshot))()
+  ;(await cache.acquire(ref('a')))()
+  ;(await cache.acquire(ref('b')))()
+  await tick()
+  assert.deepEqual(log, ['load snap', 'load a', 'load b', 'unload a'])
+  cache.retire(snapshot)
+  await tick()
+  assert.equal(log.at(-1), 'unload snap')
+})
+
 test('retired adapters are freed when their last request ends; failed loads are not cached', async () => {
   const { log, engine } = fakeEngine()
   const cache = new AdapterCache(() => engine, 8, pino({ level: 'silent' }))

@@ -69,12 +69,19 @@ export class AdapterCache {
     return this.entries.size
   }
 
+  /**
+   * In-memory snapshots are neither counted nor evicted: once unloaded they cannot be loaded again,
+   * and their owner (the sampling service) bounds and retires them.
+   */
   private trim(): void {
+    let loadable = 0
+    for (const entry of this.entries.values()) if (entry.ref.kind !== 'snapshot') loadable++
     for (const [id, entry] of this.entries) {
-      if (this.entries.size <= this.limit) return
-      if (entry.users === 0) {
+      if (loadable <= this.limit) return
+      if (entry.users === 0 && entry.ref.kind !== 'snapshot') {
         this.entries.delete(id)
         this.unload(entry)
+        loadable--
       }
     }
   }
