@@ -1,27 +1,37 @@
-// Server overhead benchmark: starts the app in-process on a free loopback port (engine double, memory
-// store) and prints requests/s and p50/p99 latency of create_session, session_heartbeat and
-// retrieve_future of a ready future, at 1, 16 and 128 concurrent keep-alive clients. `--telemetry`
-// runs it with telemetry on (OTLP export to a loopback receiver + Prometheus) to compare with off.
+// Server overhead benchmark: spawns the real `tuft` process twice (engine double, memory store), once
+// with telemetry off and once on (OTLP http/protobuf to a loopback sink that discards, Prometheus on),
+// and prints requests/s and p50/p99 latency of create_session, session_heartbeat and retrieve_future
+// of a ready future at 1, 16 and 128 concurrent keep-alive clients, with the on/off latency ratio.
+// The two servers are measured alternately, case by case, so background load hits both alike.
+// BENCH_DURATION_MS sets the length of each measurement (default 2000).
 
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { performance } from 'node:perf_hooks'
-import { parseArgs } from 'node:util'
-import { ALICE, MODEL, startTestApp } from '../test/helpers/app.js'
-import { startOtlpHttpReceiver } from '../test/helpers/otlp-receiver.js'
+import { ALICE, MODEL } from '../test/helpers/app.js'
+import { doubleConfig, type SpawnedServer, spawnTuft } from '../test/helpers/spawn.js'
 
 const DURATION_MS = Number(process.env.BENCH_DURATION_MS ?? 2000)
 const CONCURRENCY = [1, 16, 128]
 
 interface Case {
   name: string
-  body: () => unknown
   path: string
+  body: () => unknown
+}
+
+interface Figures {
+  rps: number
+  p50: number
+  p99: number
+  errors: number
 }
 
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN
 }
 
-async function run(base: string, c: Case, concurrency: number) {
+async function measure(base: string, c: Case, concurrency: number): Promise<Figures> {
   const latencies: number[] = []
   let errors = 0
   const end = performance.now() + DURATION_MS
@@ -50,16 +60,23 @@ async function run(base: string, c: Case, concurrency: number) {
   }
 }
 
-const { values: flags } = parseArgs({ options: { telemetry: { type: 'boolean', default: false } } })
-const receiver = flags.telemetry ? await startOtlpHttpReceiver() : null
-const t = await startTestApp(
-  receiver
-    ? { telemetry: { enabled: true, otlp_endpoint: receiver.endpoint, prometheus: { enabled: true } } }
-    : {},
-)
-console.log(`telemetry: ${receiver ? 'on (OTLP http/protobuf to a loopback receiver, Prometheus)' : 'off'}`)
-try {
-  const base = `${await t.app.listen({ host: '127.0.0.1', port: 0 })}/api/v1`
+/** An OTLP endpoint that accepts and discards: the bench measures the server's cost, not a collector's. */
+async function startSink(): Promise<{ url: string; close: () => Promise<void> }> {
+  const server = createServer((req, res) => {
+    req.resume()
+    req.on('end', () => res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end())
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as AddressInfo
+  return {
+    url: `http://127.0.0.1:${port}`,
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  }
+}
+
+/** A session and a finished future on `server`, for the heartbeat and retrieve_future cases. */
+async function prepare(server: SpawnedServer): Promise<Case[]> {
+  const base = `${server.baseUrl}/api/v1`
   const post = async (path: string, body: unknown) =>
     (await fetch(`${base}${path}`, {
       method: 'POST',
@@ -75,23 +92,64 @@ try {
   })
   const ready = await post('/retrieve_future', { request_id: future.request_id })
   if (ready.model_id !== future.model_id) throw new Error(`future not ready: ${JSON.stringify(ready)}`)
-
-  const cases: Case[] = [
+  return [
     { name: 'create_session', path: '/create_session', body: () => ({ tags: [], user_metadata: {} }) },
     { name: 'session_heartbeat', path: '/session_heartbeat', body: () => ({ session_id: session }) },
     { name: 'retrieve_future', path: '/retrieve_future', body: () => ({ request_id: future.request_id }) },
   ]
-  console.log(`endpoint            clients   req/s     p50 ms   p99 ms   errors   (${DURATION_MS} ms each)`)
-  for (const c of cases) {
+}
+
+const row = (cells: (string | number)[], widths: number[]) =>
+  cells.map((cell, i) => String(cell)[i === 0 ? 'padEnd' : 'padStart'](widths[i]!)).join('')
+
+const sink = await startSink()
+const servers = {
+  off: await spawnTuft((dir) => ({ ...doubleConfig(dir), telemetry: { enabled: false } })),
+  on: await spawnTuft((dir) => ({
+    ...doubleConfig(dir),
+    telemetry: { enabled: true, otlp_endpoint: sink.url, prometheus: { enabled: true } },
+  })),
+}
+try {
+  const cases = { off: await prepare(servers.off), on: await prepare(servers.on) }
+  const widths = [20, 8, 11, 9, 9, 11, 9, 9, 12]
+  console.log(
+    `telemetry off vs on (OTLP http/protobuf to a discarding sink + Prometheus); ${DURATION_MS} ms each`,
+  )
+  console.log(
+    row(
+      ['endpoint', 'clients', 'off req/s', 'p50 ms', 'p99 ms', 'on req/s', 'p50 ms', 'p99 ms', 'p50 on/off'],
+      widths,
+    ),
+  )
+  for (const [i, c] of cases.off.entries()) {
     for (const n of CONCURRENCY) {
-      const r = await run(base, c, n)
+      const off = await measure(`${servers.off.baseUrl}/api/v1`, c, n)
+      const on = await measure(`${servers.on.baseUrl}/api/v1`, cases.on[i]!, n)
       console.log(
-        `${c.name.padEnd(20)}${String(n).padStart(7)}${r.rps.toFixed(0).padStart(8)}${r.p50.toFixed(2).padStart(11)}${r.p99.toFixed(2).padStart(9)}${String(r.errors).padStart(9)}`,
+        row(
+          [
+            c.name,
+            n,
+            off.rps.toFixed(0),
+            off.p50.toFixed(2),
+            off.p99.toFixed(2),
+            on.rps.toFixed(0),
+            on.p50.toFixed(2),
+            on.p99.toFixed(2),
+            `${((on.p50 / off.p50 - 1) * 100).toFixed(1)}%`,
+          ],
+          widths,
+        ),
       )
-      if (r.errors > 0) process.exitCode = 1
+      if (off.errors + on.errors > 0) {
+        console.log(`  errors: off ${off.errors}, on ${on.errors}`)
+        process.exitCode = 1
+      }
     }
   }
 } finally {
-  await t.close()
-  await receiver?.close()
+  await servers.off.stop()
+  await servers.on.stop()
+  await sink.close()
 }

@@ -22,7 +22,7 @@ export interface SpawnedServer {
 }
 
 /** The default config serves the engine double (as a third-party module) to alice and bob. */
-function doubleConfig(dir: string): Record<string, unknown> {
+export function doubleConfig(dir: string): Record<string, unknown> {
   const options = { vocab_size: VOCAB, max_context: 128 }
   return {
     checkpoint_dir: join(dir, 'checkpoints'),
