@@ -2,7 +2,7 @@
 // tests that train and sample through HTTP. The model is generated once into a temp cache shared by
 // every test file (generation is atomic, so concurrent files are safe), users have their own keys.
 
-import { type ChildProcess, spawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -11,8 +11,7 @@ import { type ForwardBackwardOutput, ServiceClient } from '../../client/index.js
 import { loadTokenBytes } from '../../engines/native/token-bytes.js'
 import { EMBEDDED_MODEL_NAME, EMBEDDED_TOKENIZER_ID } from '../../plugins/engines.js'
 import { ensureEmbeddedModel } from '../../scripts/gen-model.js'
-
-const ROOT = new URL('../../', import.meta.url).pathname
+import { startTuft } from './tuft-process.js'
 
 export const NATIVE_MODEL = EMBEDDED_MODEL_NAME
 
@@ -81,49 +80,21 @@ export async function startNativeTuft(opts: NativeServerOptions = {}): Promise<N
   }
   const configPath = join(dir, 'tuft.config.yaml')
   writeFileSync(configPath, stringify(config))
-  const proc = spawn(process.execPath, [join(ROOT, 'bin/tuft.js'), '--config', configPath], {
-    cwd: dir,
-    env: { ...process.env, TUFT_HOST: '', TUFT_PORT: '', TUFT_CONFIG: '' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  let out = ''
-  proc.stdout!.on('data', (b: Buffer) => {
-    out += b.toString()
-  })
-  proc.stderr!.on('data', (b: Buffer) => {
-    out += b.toString()
-  })
-  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)))
-  const baseUrl = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`tuft did not become ready:\n${out}`)), 60_000)
-    const check = () => {
-      if (!out.includes('"tuft ready: all models loaded"')) return
-      const listening = out.split('\n').find((l) => l.includes('"tuft listening"'))
-      clearTimeout(timer)
-      proc.stdout!.off('data', check)
-      resolve((JSON.parse(listening!) as { address: string }).address)
-    }
-    proc.stdout!.on('data', check)
-    void exited.then((code) => {
-      clearTimeout(timer)
-      reject(new Error(`tuft exited with ${code}:\n${out}`))
-    })
-  })
+  const server = await startTuft(configPath, dir)
   const clients: ServiceClient[] = []
   return {
-    baseUrl,
+    baseUrl: server.baseUrl,
     dir,
-    proc,
-    output: () => out,
+    proc: server.proc,
+    output: server.output,
     client(apiKey) {
-      const c = new ServiceClient({ baseUrl, apiKey, telemetry: false })
+      const c = new ServiceClient({ baseUrl: server.baseUrl, apiKey, telemetry: false })
       clients.push(c)
       return c
     },
     async stop() {
       await Promise.all(clients.map((c) => c.close()))
-      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM')
-      const code = await exited
+      const code = await server.stop()
       rmSync(dir, { recursive: true, force: true })
       return code
     },

@@ -1,14 +1,14 @@
 // Spawns the real `tuft` command (node bin/tuft.js) on a free loopback port with a temp YAML config
 // (by default: the engine double as a third-party provider module) and waits until it is ready.
 
-import { type ChildProcess, spawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { stringify } from 'yaml'
 import { ALICE, BOB, MODEL, VOCAB } from './app.js'
+import { startTuft } from './tuft-process.js'
 
-const ROOT = new URL('../../', import.meta.url).pathname
 const PROVIDER = new URL('./engine-double-provider.ts', import.meta.url).pathname
 
 export interface SpawnedServer {
@@ -48,44 +48,14 @@ export async function spawnTuft(
   const dir = mkdtempSync(join(tmpdir(), 'tuft-e2e-'))
   const configPath = join(dir, 'tuft.config.yaml')
   writeFileSync(configPath, stringify({ ...config(dir), host: '127.0.0.1', port: 0, log_level: 'info' }))
-  const proc = spawn(process.execPath, [join(ROOT, 'bin/tuft.js'), '--config', configPath], {
-    cwd: dir,
-    env: { ...process.env, TUFT_HOST: '', TUFT_PORT: '' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  let out = ''
-  proc.stdout!.on('data', (b: Buffer) => {
-    out += b.toString()
-  })
-  proc.stderr!.on('data', (b: Buffer) => {
-    out += b.toString()
-  })
-  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)))
-  const baseUrl = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`tuft did not become ready:\n${out}`)), 30_000)
-    const check = () => {
-      for (const line of out.split('\n')) {
-        if (!line.startsWith('{') || !line.endsWith('}')) continue
-        if ((JSON.parse(line) as { msg?: string }).msg === 'tuft ready: all models loaded') {
-          const listening = out.split('\n').find((l) => l.includes('"tuft listening"'))
-          clearTimeout(timer)
-          proc.stdout!.off('data', check)
-          resolve((JSON.parse(listening!) as { address: string }).address)
-          return
-        }
-      }
-    }
-    proc.stdout!.on('data', check)
-    void exited.then((code) => reject(new Error(`tuft exited with ${code}:\n${out}`)))
-  })
+  const server = await startTuft(configPath, dir)
   return {
-    baseUrl,
+    baseUrl: server.baseUrl,
     dir,
-    proc,
-    output: () => out,
+    proc: server.proc,
+    output: server.output,
     async stop() {
-      if (proc.exitCode === null) proc.kill('SIGTERM')
-      const code = await exited
+      const code = await server.stop()
       rmSync(dir, { recursive: true, force: true })
       return code
     },

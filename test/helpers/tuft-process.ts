@@ -85,7 +85,7 @@ function spawnTuft(
 export async function startTuft(configPath: string, cwd: string): Promise<TuftProcess> {
   const { proc, out, exited } = spawnTuft(['--config', configPath], cwd)
   const baseUrl = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`tuft did not become ready:\n${out()}`)), 30_000)
+    const timer = setTimeout(() => reject(new Error(`tuft did not become ready:\n${out()}`)), 60_000)
     const check = () => {
       if (!out().includes('"tuft ready: all models loaded"')) return
       const listening = out()
