@@ -71,7 +71,27 @@ inline float hsum(v16 v) {
   return a[0];
 }
 
-// out[i * NB + j] = Σ_k A[i, k] · B[j, k] for i < MB, j < NB.
+// Lane i of the result = hsum(v[i]), in the same pairwise order (lane l + lane l+8, then +4, +2, +1)
+// but 15 vector adds for 16 sums instead of 15 scalar adds each: with K = R (a LoRA B-product) the
+// reduction is most of the work.
+typedef int v16i __attribute__((vector_size(64)));
+inline v16 hsum16(const v16 *v) {
+  v16 x[8], y[4], z[2];
+  for (int i = 0; i < 8; i++)  // lanes 0-7: partials of v[2i], 8-15: of v[2i+1]
+    x[i] = __builtin_shuffle(v[2 * i], v[2 * i + 1], v16i{0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23}) +
+           __builtin_shuffle(v[2 * i], v[2 * i + 1], v16i{8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31});
+  for (int i = 0; i < 4; i++)  // four lanes per vector
+    y[i] = __builtin_shuffle(x[2 * i], x[2 * i + 1], v16i{0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27}) +
+           __builtin_shuffle(x[2 * i], x[2 * i + 1], v16i{4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31});
+  for (int i = 0; i < 2; i++)  // two lanes per vector
+    z[i] = __builtin_shuffle(y[2 * i], y[2 * i + 1], v16i{0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29}) +
+           __builtin_shuffle(y[2 * i], y[2 * i + 1], v16i{2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23, 26, 27, 30, 31});
+  return __builtin_shuffle(z[0], z[1], v16i{0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30}) +
+         __builtin_shuffle(z[0], z[1], v16i{1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31});
+}
+
+// out[i * NB + j] = Σ_k A[i, k] · B[j, k] for i < MB, j < NB. Every output sums in the same order
+// whatever MB and NB, so a row's result does not depend on how many rows share the call.
 template <int MB, int NB>
 inline void dot_block(int K, const float *A, int lda, const float *B, int ldb, float *out) {
   v16 acc[MB][NB];
@@ -82,7 +102,9 @@ inline void dot_block(int K, const float *A, int lda, const float *B, int ldb, f
     v16 b[NB];
     for (int j = 0; j < NB; j++) {
       std::memcpy(&b[j], B + size_t(j) * ldb + k, sizeof(v16));
-      asm("" : "+x"(b[j]));  // keep the B vectors in registers: one load each per step, not one per row of A
+      // keep the B vectors in registers: one load each per step, not one per row of A (one row of A:
+      // nothing to share, and NB = 16 vectors would not fit beside the accumulators)
+      if (MB > 1) asm("" : "+x"(b[j]));
     }
     for (int i = 0; i < MB; i++) {
       v16 a;
@@ -90,9 +112,17 @@ inline void dot_block(int K, const float *A, int lda, const float *B, int ldb, f
       for (int j = 0; j < NB; j++) acc[i][j] += a * b[j];
     }
   }
+  float sums[MB * NB];
+  if constexpr (MB * NB == 16) {
+    v16 r = hsum16(&acc[0][0]);
+    std::memcpy(sums, &r, sizeof r);
+  } else {
+    for (int i = 0; i < MB; i++)
+      for (int j = 0; j < NB; j++) sums[i * NB + j] = hsum(acc[i][j]);
+  }
   for (int i = 0; i < MB; i++)
     for (int j = 0; j < NB; j++) {
-      float s = hsum(acc[i][j]);
+      float s = sums[i * NB + j];
       for (int kk = k; kk < K; kk++) s += A[size_t(i) * lda + kk] * B[size_t(j) * ldb + kk];
       out[i * NB + j] = s;
     }
@@ -108,37 +138,82 @@ inline void dot_rows(int mb, int K, const float *A, int lda, const float *B, int
   }
 }
 
+inline void store(float *C, int ldc, int mb, int nb, const float *out, int ld_out, float alpha, float beta) {
+  for (int i = 0; i < mb; i++) {
+    float *c = C + size_t(i) * ldc;
+    for (int j = 0; j < nb; j++) c[j] = alpha * out[i * ld_out + j] + (beta == 0.f ? 0.f : beta * c[j]);
+  }
+}
+
+// Columns [n0, n0 + 4 · groups) of C, in groups of 4 columns (B rows) against blocks of 4 rows of A:
+// for long K (the B rows stream from memory, 4 at a time).
+void small_cols4(size_t g0, size_t g1, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
+                 int ldb, float beta, float *C, int ldc) {
+  float out[16];
+  for (size_t g = g0; g < g1; g++) {
+    const int n0 = int(g) * 4, nb = std::min(4, N - n0);
+    for (int m0 = 0; m0 < M; m0 += 4) {
+      const int mb = std::min(4, M - m0);
+      const float *a = A + size_t(m0) * lda;
+      if (nb == 4) {
+        dot_rows<4>(mb, K, a, lda, B + size_t(n0) * ldb, ldb, out);
+      } else {
+        float one[4];
+        for (int j = 0; j < nb; j++) {
+          dot_rows<1>(mb, K, a, lda, B + size_t(n0 + j) * ldb, ldb, one);
+          for (int i = 0; i < mb; i++) out[i * 4 + j] = one[i];
+        }
+      }
+      store(C + size_t(m0) * ldc + n0, ldc, mb, nb, out, 4, alpha, beta);
+    }
+  }
+}
+
+// The same for short K (at most SHORT_K: LoRA B-products, K = rank), 16 columns per group, so that
+// every reduction is a full hsum16: 4 × 4 blocks for 4 rows of A, 1 × 16 for each remaining row.
+constexpr int SHORT_K = 64;
+void small_cols16(size_t g0, size_t g1, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
+                  int ldb, float beta, float *C, int ldc) {
+  float out[16];
+  for (size_t g = g0; g < g1; g++) {
+    const int n0 = int(g) * 16, nb = std::min(16, N - n0);
+    if (nb < 16) {  // the tail: groups of 4 columns
+      small_cols4(0, size_t(nb + 3) / 4, M, nb, K, alpha, A, lda, B + size_t(n0) * ldb, ldb, beta, C + n0, ldc);
+      continue;
+    }
+    const float *b = B + size_t(n0) * ldb;
+    int m0 = 0;
+    for (; m0 + 4 <= M; m0 += 4) {
+      const float *a = A + size_t(m0) * lda;
+      for (int j0 = 0; j0 < 16; j0 += 4) {
+        dot_block<4, 4>(K, a, lda, b + size_t(j0) * ldb, ldb, out);
+        store(C + size_t(m0) * ldc + n0 + j0, ldc, 4, 4, out, 4, alpha, beta);
+      }
+    }
+    for (; m0 < M; m0++) {
+      dot_block<1, 16>(K, A + size_t(m0) * lda, lda, b, ldb, out);
+      store(C + size_t(m0) * ldc + n0, ldc, 1, 16, out, 16, alpha, beta);
+    }
+  }
+}
+
 }  // namespace
 
 void sgemm_small(int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb, float beta,
                  float *C, int ldc) {
   if (M <= 0 || N <= 0) return;
-  const size_t groups = size_t(N + 3) / 4;
-  // At least ~128K multiply-adds per task, so a LoRA product of one row stays on the calling thread.
-  const size_t grain = std::max<size_t>(1, (size_t(1) << 17) / (size_t(4) * M * std::max(K, 1)));
-  parallel_for(groups, grain, [&](size_t g0, size_t g1) {
-    float out[16];
-    for (size_t g = g0; g < g1; g++) {
-      const int n0 = int(g) * 4, nb = std::min(4, N - n0);
-      for (int m0 = 0; m0 < M; m0 += 4) {
-        const int mb = std::min(4, M - m0);
-        const float *a = A + size_t(m0) * lda;
-        if (nb == 4) {
-          dot_rows<4>(mb, K, a, lda, B + size_t(n0) * ldb, ldb, out);
-        } else {
-          float one[4];
-          for (int j = 0; j < nb; j++) {
-            dot_rows<1>(mb, K, a, lda, B + size_t(n0 + j) * ldb, ldb, one);
-            for (int i = 0; i < mb; i++) out[i * 4 + j] = one[i];
-          }
-        }
-        for (int i = 0; i < mb; i++) {
-          float *c = C + size_t(m0 + i) * ldc + n0;
-          for (int j = 0; j < nb; j++) c[j] = alpha * out[i * 4 + j] + (beta == 0.f ? 0.f : beta * c[j]);
-        }
-      }
-    }
-  });
+  const int width = K <= SHORT_K ? 16 : 4;
+  const size_t groups = size_t(N + width - 1) / width;
+  auto body = [&](size_t g0, size_t g1) {
+    if (width == 16) small_cols16(g0, g1, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    else small_cols4(g0, g1, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  };
+  // At least ~128K multiply-adds per task, so a LoRA product of one row stays on the calling thread
+  // (and then skips the pool's dispatch altogether).
+  const size_t grain =
+      std::max<size_t>(1, (size_t(1) << 17) / (size_t(width) * M * std::max(K, 1)));
+  if (groups <= grain || current_threads() <= 1) body(0, groups);
+  else parallel_for(groups, grain, body);
 }
 
 void sgemm_builtin(bool ta, bool tb, int M, int N, int K, float alpha, const float *A, int lda,

@@ -107,8 +107,15 @@ extern "C" te_status te_forward_backward(te_engine *e, te_train_item *items, int
 
   // 3. Workspace: activations, head block, backward scratch (grown once, reused across calls).
   const int N = rows.N, RM = rows.RM, V = c.V;
-  const int CH = std::max(1, std::min(N, e->head_rows > 0 ? e->head_rows
-                                                          : int(std::max<size_t>(16, (size_t(1) << 24) / size_t(V)))));
+  // Rows per LM-head block: up to 2^25 logits (128 MiB), in blocks of equal size, so that the head's
+  // weights (read in full by every block, forward and backward) are read as few times as possible and
+  // no block is a thin leftover.
+  int CH = std::max(1, std::min(N, e->head_rows > 0 ? e->head_rows
+                                                    : int(std::max<size_t>(16, (size_t(1) << 25) / size_t(V)))));
+  if (e->head_rows <= 0) {
+    const int blocks = (N + CH - 1) / CH;
+    CH = (N + blocks - 1) / blocks;
+  }
   size_t n_acts = acts_floats(c, N, RM);
   size_t n_head = align16(size_t(CH) * V) + 4 * align16(size_t(CH) * std::max(Kmax, RM)) + align16(CH);
   size_t n_back = Ng ? backward_floats(c, Ng, RM) + align16(size_t(Ng) * c.C) : 0;
