@@ -37,7 +37,8 @@ async function telemetryPlugin(app: FastifyInstance, opts: TelemetryPluginOption
   if (telemetry === null) return
 
   const stopObserving = observeEvents(app.getDecorator<EventBus>('events'), telemetry)
-  const detachLogs = telemetry.otelLogger === null ? null : attachLogExport(app.log, telemetry.otelLogger)
+  const detachLogs =
+    telemetry.otelLogger === null ? null : attachLogExport(app.log, telemetry.otelLogger, telemetry.backlog)
   installHttpTelemetry(app, telemetry, requestUser)
 
   const scrape = telemetry.scrape

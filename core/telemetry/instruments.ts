@@ -26,7 +26,8 @@ export class Instruments {
   readonly httpDuration: Histogram
   readonly #busy = new Map<string, { tracker: BusyTracker; attributes: Attributes }>()
 
-  constructor(meter: Meter) {
+  /** `beforeCollect` runs at the start of every collection (it drains the telemetry backlog). */
+  constructor(meter: Meter, beforeCollect?: () => void) {
     this.trainingTokens = meter.createCounter('tuft.training.tokens', {
       description: 'Tokens processed by forward/forward_backward, per user and base model',
       unit: '{token}',
@@ -83,6 +84,9 @@ export class Instruments {
         unit: 's',
       })
       .addCallback((result) => {
+        // Observable callbacks all run before any synchronous instrument is read (MeterSharedState
+        // .collect), so samples still queued in the backlog are counted by this very collection.
+        beforeCollect?.()
         for (const { tracker, attributes } of this.#busy.values())
           result.observe(tracker.busySeconds(), attributes)
       })

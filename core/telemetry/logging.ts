@@ -1,13 +1,16 @@
 // Logging: the Fastify logger options (pino JSON, API keys redacted, pretty on a TTY), trace/span ids
 // mixed into every line written inside a span, and a destination that also forwards each line to
-// the OpenTelemetry logs pipeline once the telemetry plugin attaches it.
+// the OpenTelemetry logs pipeline once the telemetry plugin attaches it. The forwarding (parsing the
+// line pino serialized and redacted, building the OTel record) happens off the request path, in the
+// telemetry backlog's batch; the record keeps the line's own time and span context.
 
-import { context, ROOT_CONTEXT, type TraceFlags, trace } from '@opentelemetry/api'
+import { type Context, context, ROOT_CONTEXT, type TraceFlags, trace } from '@opentelemetry/api'
 import { type AnyValueMap, type Logger as OtelLogger, SeverityNumber } from '@opentelemetry/api-logs'
 import type { FastifyBaseLogger, FastifyLoggerOptions, PinoLoggerOptions } from 'fastify/types/logger.js'
 import pino, { type DestinationStream } from 'pino'
 import pretty from 'pino-pretty'
 import type { TuftConfig } from '../../config/schema.js'
+import type { Backlog } from './backlog.js'
 
 export type LoggerOptions = FastifyLoggerOptions & PinoLoggerOptions
 
@@ -58,12 +61,16 @@ export function createLogger(
   return pino(options as PinoLoggerOptions, stream as DestinationStream | undefined)
 }
 
+/** trace_flags as written in a line, for the two flag values W3C defines (others are formatted). */
+const FLAGS = ['00', '01']
+
 /** Fresh object per line: pino merges the line's own fields into what the mixin returns. */
 function traceMixin(): Record<string, string> {
   const span = trace.getSpan(context.active())
   if (span === undefined) return {}
   const sc = span.spanContext()
-  return { trace_id: sc.traceId, span_id: sc.spanId, trace_flags: `0${sc.traceFlags.toString(16)}`.slice(-2) }
+  const flags = FLAGS[sc.traceFlags] ?? `0${sc.traceFlags.toString(16)}`.slice(-2)
+  return { trace_id: sc.traceId, span_id: sc.spanId, trace_flags: flags }
 }
 
 const SEVERITY: Record<number, [SeverityNumber, string]> = {
@@ -79,66 +86,121 @@ const SEVERITY: Record<number, [SeverityNumber, string]> = {
 export class TelemetryLogStream implements DestinationStream {
   readonly #primary: DestinationStream
   #sink: OtelLogger | null = null
+  #backlog: Backlog | null = null
+  /** Lines written but not yet forwarded (only with a backlog). */
+  #pending: string[] = []
+  readonly #forwarder = new Forwarder()
 
   constructor(primary: DestinationStream) {
     this.#primary = primary
   }
 
-  attach(sink: OtelLogger): () => void {
+  /**
+   * Forwards every line written from now on to `sink`: in the backlog's next batch when one is given,
+   * else at once. The returned function forwards what is still queued and detaches.
+   */
+  attach(sink: OtelLogger, backlog?: Backlog): () => void {
     this.#sink = sink
+    this.#backlog = backlog ?? null
+    const unregister = backlog?.addDrain(this.#drain)
     return () => {
-      if (this.#sink === sink) this.#sink = null
+      if (this.#sink !== sink) return
+      this.#drain()
+      unregister?.()
+      this.#sink = null
+      this.#backlog = null
     }
   }
 
   write(line: string): void {
     this.#primary.write(line)
-    if (this.#sink !== null) forward(this.#sink, line)
+    const sink = this.#sink
+    if (sink === null) return
+    const backlog = this.#backlog
+    if (backlog === null) {
+      this.#forwarder.forward(sink, line)
+      return
+    }
+    this.#pending.push(line)
+    if (this.#pending.length === 1) backlog.schedule()
+  }
+
+  readonly #drain = (): void => {
+    const sink = this.#sink
+    const lines = this.#pending
+    if (sink === null || lines.length === 0) return
+    this.#pending = []
+    for (const line of lines) this.#forwarder.forward(sink, line)
   }
 }
 
-/** Connects the app logger's TelemetryLogStream (if buildLoggerOptions made one) to OTel logs. */
-export function attachLogExport(log: FastifyBaseLogger, sink: OtelLogger): (() => void) | null {
+/**
+ * Connects the app logger's TelemetryLogStream (if buildLoggerOptions made one) to OTel logs, through
+ * `backlog` when given (off the request path).
+ */
+export function attachLogExport(
+  log: FastifyBaseLogger,
+  sink: OtelLogger,
+  backlog?: Backlog,
+): (() => void) | null {
   const stream = (log as unknown as { [pino.symbols.streamSym]?: unknown })[pino.symbols.streamSym]
-  return stream instanceof TelemetryLogStream ? stream.attach(sink) : null
+  return stream instanceof TelemetryLogStream ? stream.attach(sink, backlog) : null
 }
 
-function forward(sink: OtelLogger, line: string): void {
-  let record: Record<string, unknown>
-  try {
-    record = JSON.parse(line)
-  } catch {
-    return // not pino JSON (a pretty-printed primary does not change what reaches us, so never expected)
+/** Turns pino lines into OTel log records; remembers the last span context (lines come in runs). */
+class Forwarder {
+  #traceId = ''
+  #spanId = ''
+  #flags = ''
+  #context: Context = ROOT_CONTEXT
+
+  forward(sink: OtelLogger, line: string): void {
+    let record: Record<string, unknown>
+    try {
+      record = JSON.parse(line)
+    } catch {
+      return // not pino JSON (a pretty-printed primary does not change what reaches us, so never expected)
+    }
+    const {
+      level,
+      time,
+      msg,
+      trace_id,
+      span_id,
+      trace_flags,
+      pid: _pid,
+      hostname: _host,
+      ...attributes
+    } = record
+    const [severityNumber, severityText] = SEVERITY[typeof level === 'number' ? level : 30] ?? SEVERITY[30]!
+    sink.emit({
+      timestamp: typeof time === 'number' ? time : Date.now(),
+      severityNumber,
+      severityText,
+      body: typeof msg === 'string' ? msg : '',
+      attributes: attributes as AnyValueMap,
+      context: this.#contextOf(trace_id, span_id, trace_flags),
+    })
   }
-  const {
-    level,
-    time,
-    msg,
-    trace_id,
-    span_id,
-    trace_flags,
-    pid: _pid,
-    hostname: _host,
-    ...attributes
-  } = record
-  const [severityNumber, severityText] = SEVERITY[typeof level === 'number' ? level : 30] ?? SEVERITY[30]!
-  // The ids in the line are those of the span active when it was logged: re-create that context, as
-  // the write may happen after the span's own context is gone.
-  const ctx =
-    typeof trace_id === 'string' && typeof span_id === 'string'
-      ? trace.setSpanContext(ROOT_CONTEXT, {
-          traceId: trace_id,
-          spanId: span_id,
-          traceFlags: (typeof trace_flags === 'string' ? Number.parseInt(trace_flags, 16) : 1) as TraceFlags,
-          isRemote: true,
-        })
-      : ROOT_CONTEXT
-  sink.emit({
-    timestamp: typeof time === 'number' ? time : Date.now(),
-    severityNumber,
-    severityText,
-    body: typeof msg === 'string' ? msg : '',
-    attributes: attributes as AnyValueMap,
-    context: ctx,
-  })
+
+  /**
+   * The ids in the line are those of the span active when it was logged: re-create that context, as
+   * the write may happen after the span's own context is gone.
+   */
+  #contextOf(traceId: unknown, spanId: unknown, flags: unknown): Context {
+    if (typeof traceId !== 'string' || typeof spanId !== 'string') return ROOT_CONTEXT
+    const flagText = typeof flags === 'string' ? flags : ''
+    if (traceId !== this.#traceId || spanId !== this.#spanId || flagText !== this.#flags) {
+      this.#traceId = traceId
+      this.#spanId = spanId
+      this.#flags = flagText
+      this.#context = trace.setSpanContext(ROOT_CONTEXT, {
+        traceId,
+        spanId,
+        traceFlags: (flagText === '' ? 1 : Number.parseInt(flagText, 16)) as TraceFlags,
+        isRemote: true,
+      })
+    }
+    return this.#context
+  }
 }

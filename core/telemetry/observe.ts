@@ -11,7 +11,7 @@ type Listener<K extends keyof TuftEvents> = (...args: TuftEvents[K]) => void
 
 /** Starts observing; the returned function stops (used when the app closes). */
 export function observeEvents(bus: EventBus, telemetry: Telemetry): () => void {
-  const { instruments: m, tracer, futures } = telemetry
+  const { instruments: m, tracer, futures, backlog } = telemetry
   const off: (() => void)[] = []
   const on = <K extends keyof TuftEvents>(event: K, listener: Listener<K>): void => {
     // EventEmitter's typing of generic keys is too loose to accept the listener as is.
@@ -30,21 +30,29 @@ export function observeEvents(bus: EventBus, telemetry: Telemetry): () => void {
     else if (amount > 0) counters[kind].add(amount, attributes)
   })
   on('queue.depth', ({ modelName, kind, depth }) => {
-    m.queueDepth.record(depth, { [ATTR.model]: modelName, [ATTR.queue]: kind })
+    backlog.record(m.queueDepth, depth, { [ATTR.model]: modelName, [ATTR.queue]: kind })
   })
   on('adapters.resident', ({ modelName, count }) => {
     m.adaptersResident.record(count, { [ATTR.model]: modelName })
   })
+  // Several store operations per request: one shared attribute object per (store, operation).
+  const storeAttributes = new Map<string, Attributes>()
   on('store.op', ({ store, op, ms }) => {
-    m.storeDuration.record(ms / 1000, { [ATTR.store]: store, [ATTR.storeOp]: op })
+    const key = `${store}\u0000${op}`
+    let attributes = storeAttributes.get(key)
+    if (attributes === undefined) {
+      attributes = { [ATTR.store]: store, [ATTR.storeOp]: op }
+      storeAttributes.set(key, attributes)
+    }
+    backlog.record(m.storeDuration, ms / 1000, attributes)
   })
   on('future.running', ({ trace, kind, modelName, waitedMs }) => {
-    m.queueWait.record(waitedMs / 1000, { [ATTR.model]: modelName, [ATTR.futureKind]: kind })
+    backlog.record(m.queueWait, waitedMs / 1000, { [ATTR.model]: modelName, [ATTR.futureKind]: kind })
     futures.span(trace.requestId)?.addEvent('running', { waited_ms: waitedMs })
   })
   on('future.done', ({ trace, kind, modelName, ok, error, totalMs }) => {
     const outcome = ok ? 'ok' : 'error'
-    m.futureDuration.record(totalMs / 1000, {
+    backlog.record(m.futureDuration, totalMs / 1000, {
       [ATTR.model]: modelName,
       [ATTR.futureKind]: kind,
       [ATTR.outcome]: outcome,

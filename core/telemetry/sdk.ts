@@ -34,6 +34,7 @@ import {
 import { ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions'
 import type { TelemetryConfig } from '../../config/schema.js'
 import { tuftError } from '../errors.js'
+import { Backlog } from './backlog.js'
 import { Instruments } from './instruments.js'
 import { ScrapeReader } from './prometheus.js'
 import { type OtlpProtocol, resolveExport } from './settings.js'
@@ -70,6 +71,8 @@ export class Telemetry {
   readonly scrape: ScrapeReader | null
   /** Open future spans, by request id (only filled when tracing). */
   readonly futures = new FutureSpans()
+  /** Histogram samples and log records queued off the request path; drained before every collection. */
+  readonly backlog = new Backlog()
   readonly #tracerProvider: BasicTracerProvider | null
   readonly #meterProvider: MeterProvider
   readonly #loggerProvider: LoggerProvider | null
@@ -89,11 +92,12 @@ export class Telemetry {
     this.scrape = parts.scrape
     this.tracer = parts.tracerProvider?.getTracer(SCOPE) ?? null
     this.otelLogger = parts.loggerProvider?.getLogger(SCOPE) ?? null
-    this.instruments = new Instruments(parts.meterProvider.getMeter(SCOPE))
+    this.instruments = new Instruments(parts.meterProvider.getMeter(SCOPE), () => this.backlog.drain())
   }
 
   /** Pushes everything buffered to the exporters (tests; before a planned stop). */
   async forceFlush(): Promise<void> {
+    this.backlog.drain()
     await Promise.all([
       this.#tracerProvider?.forceFlush(),
       this.#meterProvider.forceFlush(),
@@ -103,7 +107,10 @@ export class Telemetry {
 
   /** Flushes and stops every provider; safe to call more than once. */
   shutdown(): Promise<void> {
-    if (this.#closed === null) this.futures.endAll()
+    if (this.#closed === null) {
+      this.futures.endAll()
+      this.backlog.drain()
+    }
     this.#closed ??= Promise.all([
       this.#tracerProvider?.shutdown(),
       this.#meterProvider.shutdown(),
@@ -130,8 +137,8 @@ export async function createTelemetry(
   const scrape = settings.prometheus.enabled ? new ScrapeReader() : null
   const injected = options.exporters
   const readers: MetricReader[] = [...(injected?.metricReaders ?? [])]
-  if (scrape !== null) readers.push(scrape)
   if (!settings.enabled) {
+    if (scrape !== null) readers.push(scrape)
     return new Telemetry({
       settings,
       tracerProvider: null,
@@ -141,6 +148,7 @@ export async function createTelemetry(
     })
   }
 
+  let shared = false
   const spanProcessors: SpanProcessor[] = []
   const logProcessors: LogRecordProcessor[] = []
   if (injected !== undefined) {
@@ -154,9 +162,13 @@ export async function createTelemetry(
       const otlp = await otlpExporters(plan.endpoint, plan.protocol)
       spanProcessors.push(new BatchSpanProcessor(otlp.spans))
       logProcessors.push(new BatchLogRecordProcessor({ exporter: otlp.logs }))
-      readers.push(
-        new PeriodicExportingMetricReader({ exporter: otlp.metrics, exportIntervalMillis: interval }),
-      )
+      const push = new PeriodicExportingMetricReader({
+        exporter: otlp.metrics,
+        exportIntervalMillis: interval,
+      })
+      readers.push(push)
+      // One reader for both: the scrape collects through the OTLP one (see ScrapeReader.shareWith).
+      if (scrape?.shareWith(push)) shared = true
     }
     if (plan.console) {
       spanProcessors.push(new SimpleSpanProcessor(new ConsoleSpanExporter()))
@@ -166,6 +178,7 @@ export async function createTelemetry(
     }
   }
 
+  if (scrape !== null && !shared) readers.push(scrape)
   // Without a context manager the active span would be lost at the first await; registering it is
   // idempotent (setGlobalContextManager refuses a second one) and shared by every app in the process.
   context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable())
