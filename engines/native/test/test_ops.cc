@@ -80,9 +80,10 @@ void test_gemm() {
       tt::near(e1, 0, 1e-3, 0, s + " builtin");
       tt::near(e2, 0, 1e-3, 0, s + " " + gemm_backend());
     }
-  // The small-M streaming kernel (C = A·Bᵀ): row and column tails, K off the vector width, beta 0 and 1.
-  for (int M : {1, 3, 4, 7, 16})
-    for (int K : {5, 16, 300}) {
+  // The small-M streaming kernel (C = A·Bᵀ): row and column tails, K off the vector width, short K (16-column
+  // groups, LoRA B-products) and long K, beta 0 and 1.
+  for (int M : {1, 3, 4, 7, 16, 32})
+    for (int K : {5, 16, 32, 300}) {
       const int N = 37, lda = K + 3, ldb = K + 1, ldc = N + 2;
       auto A = randn(size_t(M) * lda), B = randn(size_t(N) * ldb), C = randn(size_t(M) * ldc);
       for (float beta : {0.f, 1.f}) {
@@ -101,6 +102,19 @@ void test_gemm() {
         tt::near(err, 0, 1e-3, 0, "gemm small M=" + std::to_string(M) + " K=" + std::to_string(K));
       }
     }
+  // A row's result does not depend on the rows beside it (a sequence samples the same batched or alone).
+  for (int K : {16, 300}) {
+    const int M = 7, N = 37;
+    auto A = randn(size_t(M) * K), B = randn(size_t(N) * K);
+    std::vector<float> all(size_t(M) * N), alone(static_cast<size_t>(N));
+    sgemm_small(M, N, K, 1.f, A.data(), K, B.data(), K, 0.f, all.data(), N);
+    bool same = true;
+    for (int i = 0; i < M; i++) {
+      sgemm_small(1, N, K, 1.f, A.data() + size_t(i) * K, K, B.data(), K, 0.f, alone.data(), N);
+      same = same && std::equal(alone.begin(), alone.end(), all.begin() + size_t(i) * N);
+    }
+    tt::check(same, "gemm small: rows alone equal rows batched, bit for bit (K=" + std::to_string(K) + ")");
+  }
   // beta = 0 must ignore NaN in C.
   std::vector<float> A = randn(4 * 3), B = randn(3 * 5), C(4 * 5, NAN);
   sgemm_builtin(false, false, 4, 5, 3, 1.f, A.data(), 3, B.data(), 5, 0.f, C.data(), 5);
