@@ -8,6 +8,7 @@ import { pino } from 'pino'
 import type { SampleJob, SamplingEngine, TrainingEngine } from '../core/engine.js'
 import { createNativeProvider } from '../engines/native/index.js'
 import { ensureGeneratedModel, type PresetName } from '../scripts/gen-model.js'
+import { sampleJob } from '../test/helpers/sample-job.js'
 
 const { values: args } = parseArgs({
   options: {
@@ -30,22 +31,8 @@ function prompt(n: number, salt: number): Int32Array {
   return Int32Array.from({ length: n }, (_, i) => (i * 7919 + salt * 104729 + 17) % 150000)
 }
 
-function job(p: Int32Array, maxTokens: number, adapterId: string | null = null): SampleJob {
-  return {
-    adapter: adapterId === null ? null : { kind: 'snapshot', id: adapterId },
-    prompt: p,
-    numSamples: 1,
-    maxTokens,
-    temperature: 0,
-    topK: -1,
-    topP: 1,
-    seed: 0n,
-    stopTokens: [],
-    stopStrings: [],
-    promptLogprobs: false,
-    topkPromptLogprobs: 0,
-  }
-}
+const job = (p: Int32Array, maxTokens: number, adapterId: string | null = null): SampleJob =>
+  sampleJob(p, { maxTokens, adapter: adapterId === null ? null : { kind: 'snapshot', id: adapterId } })
 
 async function timed<T>(fn: () => Promise<T>): Promise<[T, number]> {
   const t0 = performance.now()

@@ -8,6 +8,7 @@ import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { pino } from 'pino'
 import type { SampleJob, SamplingEngine, TrainItem, TrainingEngine } from '../../core/engine.js'
+import { sampleJob } from '../../test/helpers/sample-job.js'
 import { createNativeProvider } from './index.js'
 
 const REF = new URL('../../../shared/fixtures/reference/qwen3/', import.meta.url).pathname
@@ -58,22 +59,8 @@ function ceItem(adapterId: string, c: Case, forwardOnly: boolean): TrainItem {
   }
 }
 
-function greedy(prompt: number[], maxTokens: number, adapterId: string | null): SampleJob {
-  return {
-    adapter: adapterId === null ? null : { kind: 'snapshot', id: adapterId },
-    prompt: Int32Array.from(prompt),
-    numSamples: 1,
-    maxTokens,
-    temperature: 0,
-    topK: -1,
-    topP: 1,
-    seed: 0n,
-    stopTokens: [],
-    stopStrings: [],
-    promptLogprobs: false,
-    topkPromptLogprobs: 0,
-  }
-}
+const greedy = (prompt: number[], maxTokens: number, adapterId: string): SampleJob =>
+  sampleJob(prompt, { maxTokens, adapter: { kind: 'snapshot', id: adapterId } })
 
 describe('native engine vs the PyTorch reference (qwen3)', () => {
   let training: TrainingEngine

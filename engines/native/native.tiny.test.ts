@@ -10,13 +10,13 @@ import { pino } from 'pino'
 import type {
   AdamParams,
   EngineContext,
-  SampleJob,
   SampleResult,
   SamplingEngine,
   TrainItem,
   TrainingEngine,
 } from '../../core/engine.js'
 import { ensureEmbeddedModel } from '../../scripts/gen-model.js'
+import { sampleJob } from '../../test/helpers/sample-job.js'
 import { createNativeProvider } from './index.js'
 import { loadTokenBytes } from './token-bytes.js'
 
@@ -43,23 +43,7 @@ function sft(adapterId: string, seq: number[], forwardOnly = false): TrainItem {
   }
 }
 
-function job(prompt: number[], over: Partial<SampleJob> = {}): SampleJob {
-  return {
-    adapter: null,
-    prompt: Int32Array.from(prompt),
-    numSamples: 1,
-    maxTokens: 8,
-    temperature: 0,
-    topK: -1,
-    topP: 1,
-    seed: 0n,
-    stopTokens: [],
-    stopStrings: [],
-    promptLogprobs: false,
-    topkPromptLogprobs: 0,
-    ...over,
-  }
-}
+const job = sampleJob
 
 describe('native engine on the tiny generated model', () => {
   const dir = mkdtempSync(join(tmpdir(), 'tuft-native-tiny-'))

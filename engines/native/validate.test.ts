@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import type { SampleJob, TrainItem } from '../../core/engine.js'
+import { sampleJob } from '../../test/helpers/sample-job.js'
 import { chunkByTokens } from './training.js'
 import { checkAdam, checkLora, checkSampleJob, type Limits, toNativeItem } from './validate.js'
 
@@ -21,23 +22,7 @@ function item(over: Partial<TrainItem> = {}): TrainItem {
   }
 }
 
-function job(over: Partial<SampleJob> = {}): SampleJob {
-  return {
-    adapter: null,
-    prompt: Int32Array.from([1, 2]),
-    numSamples: 1,
-    maxTokens: 4,
-    temperature: 1,
-    topK: -1,
-    topP: 1,
-    seed: 0n,
-    stopTokens: [],
-    stopStrings: [],
-    promptLogprobs: false,
-    topkPromptLogprobs: 0,
-    ...over,
-  }
-}
+const job = (over: Partial<SampleJob> = {}) => sampleJob([1, 2], { maxTokens: 4, temperature: 1, ...over })
 
 const badRequest = (pattern: RegExp) => ({ code: 'TUFT_BAD_REQUEST', message: pattern })
 
