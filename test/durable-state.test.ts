@@ -34,6 +34,33 @@ async function until(check: () => boolean): Promise<void> {
 const lora = { rank: 2, alpha: 4, seed: 1, trainAttn: true, trainMlp: false, trainUnembed: false }
 const options = { vocab_size: 8, max_context: 64, seed: 7, step_delay_ms: 0, load_delay_ms: 0 }
 
+/** A run on the engine double and its DurableState in a temp root (removed afterwards). */
+async function withDoubleRun(
+  body: (t: {
+    root: string
+    restartEngine: () => Promise<TrainingEngine>
+    engine: TrainingEngine
+    run: TrainingRunRecord
+    durable: DurableState
+  }) => Promise<void>,
+): Promise<void> {
+  const root = mkdtempSync(join(tmpdir(), 'tuft-durable-'))
+  const store = new MemoryStore()
+  try {
+    const provider = createEngineDouble()
+    const ctx = { modelName: MODEL, modelPath: root, maxModelLen: 64, maxLoraRank: 8, log }
+    const restartEngine = () => provider.createTraining!(options, ctx)
+    const engine = await restartEngine()
+    const run = newRun()
+    await engine.createAdapter(run.id, lora)
+    const durable = new DurableState({ store, root, durability: 'every_step', log })
+    await body({ root, restartEngine, engine, run, durable })
+  } finally {
+    await store.close()
+    rmSync(root, { recursive: true, force: true })
+  }
+}
+
 function newRun(): TrainingRunRecord {
   const now = Date.now()
   return {
@@ -49,16 +76,8 @@ async function stateBytes(engine: TrainingEngine, id: string, dir: string): Prom
   return ['adapter_model.safetensors', 'optimizer.safetensors'].map((f) => readFileSync(join(dir, f)))
 }
 
-test('logged optimizer steps replay to the exact state; the log is bounded by full state writes', async () => {
-  const root = mkdtempSync(join(tmpdir(), 'tuft-durable-'))
-  const store = new MemoryStore()
-  try {
-    const provider = createEngineDouble()
-    const ctx = { modelName: MODEL, modelPath: root, maxModelLen: 64, maxLoraRank: 8, log }
-    const engine = await provider.createTraining!(options, ctx)
-    const run = newRun()
-    await engine.createAdapter(run.id, lora)
-    const durable = new DurableState({ store, root, durability: 'every_step', log })
+test('logged optimizer steps replay to the exact state; the log is bounded by full state writes', () =>
+  withDoubleRun(async ({ root, restartEngine, engine, run, durable }) => {
     const adam = { learningRate: 0.1, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.01, gradClipNorm: 0 }
     const limits = { vocabSize: 8, maxContext: 64 }
     let seq = 0
@@ -87,7 +106,7 @@ test('logged optimizer steps replay to the exact state; the log is bounded by fu
     assert.equal(run.durable!.replay!.length, 3)
     assert.equal(run.durable!.step, 4)
 
-    const restarted = await provider.createTraining!(options, ctx)
+    const restarted = await restartEngine()
     await durable.restore(run, restarted)
     assert.deepEqual(
       await stateBytes(restarted, run.id, join(root, 'restored')),
@@ -107,22 +126,10 @@ test('logged optimizer steps replay to the exact state; the log is bounded by fu
     await step([3, 4, 5])
     assert.equal(run.durable!.replay, undefined, 'a full log makes the step write the whole state')
     assert.notEqual(run.durable!.dir, rewritten)
-  } finally {
-    await store.close()
-    rmSync(root, { recursive: true, force: true })
-  }
-})
+  }))
 
-test('a durable point supersedes the previous state; a restore clears what a crash left', async () => {
-  const root = mkdtempSync(join(tmpdir(), 'tuft-durable-'))
-  const store = new MemoryStore()
-  try {
-    const provider = createEngineDouble()
-    const ctx = { modelName: MODEL, modelPath: root, maxModelLen: 64, maxLoraRank: 8, log }
-    const engine = await provider.createTraining!(options, ctx)
-    const run = newRun()
-    await engine.createAdapter(run.id, lora)
-    const durable = new DurableState({ store, root, durability: 'every_step', log })
+test('a durable point supersedes the previous state; a restore clears what a crash left', () =>
+  withDoubleRun(async ({ root, restartEngine, engine, run, durable }) => {
     const dir = join(root, stateDirOf(run))
     for (const seqId of [1, 2, 3]) {
       await durable.commit(run, engine, { seqId, futureId: `f${seqId}`, step: seqId, result: {} })
@@ -134,15 +141,11 @@ test('a durable point supersedes the previous state; a restore clears what a cra
     // What a crash can leave: an older state, a temp dir of a write cut short.
     mkdirSync(join(dir, 'seq-2'))
     mkdirSync(join(dir, '.tmp-cut-short'))
-    const restarted = await provider.createTraining!(options, ctx)
+    const restarted = await restartEngine()
     await durable.restore(run, restarted)
     await until(() => readdirSync(dir).length === 1)
     assert.ok(existsSync(join(dir, 'seq-3', 'optimizer.safetensors')), 'the pointer’s state stays whole')
-  } finally {
-    await store.close()
-    rmSync(root, { recursive: true, force: true })
-  }
-})
+  }))
 
 test('on the native engine, replaying the log restores the run byte for byte', async () => {
   const root = mkdtempSync(join(tmpdir(), 'tuft-durable-native-'))
