@@ -115,6 +115,38 @@ void test_gemm() {
     }
     tt::check(same, "gemm small: rows alone equal rows batched, bit for bit (K=" + std::to_string(K) + ")");
   }
+  // The mid-M kernel (a few hundred rows against a weight): both weight layouts, tails of every block
+  // (rows, 12-row slivers, 32-column panels, k chunks and k blocks), beta 0 over NaN and beta 1.
+  if (sgemm_mid_fits(false, true, 45, 300, 1100))
+    for (int tb = 0; tb < 2; tb++)
+      for (int K : {261, 1100})
+        for (float beta : {0.f, 1.f}) {
+          const int M = 45, N = 300, lda = K + 3, ldb = tb ? K + 1 : N + 5, ldc = N + 2;
+          auto A = randn(size_t(M) * lda), B = randn(size_t(tb ? N : K) * ldb), C = randn(size_t(M) * ldc);
+          std::vector<float> got = C;
+          if (beta == 0.f)
+            for (int i = 0; i < M; i++) got[size_t(i) * ldc + i] = NAN;
+          sgemm_mid(tb, M, N, K, 0.5f, A.data(), lda, B.data(), ldb, beta, got.data(), ldc);
+          double err = 0;
+          for (int i = 0; i < M; i++)
+            for (int j = 0; j < N; j++) {
+              double s = 0;
+              for (int k = 0; k < K; k++)
+                s += double(A[size_t(i) * lda + k]) * (tb ? B[size_t(j) * ldb + k] : B[size_t(k) * ldb + j]);
+              err = std::max(err, std::fabs(got[size_t(i) * ldc + j] - (0.5 * s + beta * C[size_t(i) * ldc + j])));
+            }
+          std::string s = std::string("gemm mid tb=") + char('0' + tb) + " K=" + std::to_string(K);
+          tt::near(err, 0, 2e-3, 0, s + (beta == 0.f ? " beta=0" : " beta=1"));
+          // Rows 5..37 computed as a batch of 33 equal themselves in the batch of 45, bit for bit.
+          std::vector<float> part(size_t(33) * ldc);
+          sgemm_mid(tb, 33, N, K, 0.5f, A.data() + size_t(5) * lda, lda, B.data(), ldb, 0.f, part.data(), ldc);
+          bool same = true;
+          if (beta == 0.f)
+            for (int i = 0; i < 33; i++)
+              same = same && std::equal(part.begin() + size_t(i) * ldc, part.begin() + size_t(i) * ldc + N,
+                                        got.begin() + size_t(i + 5) * ldc);
+          tt::check(same, s + ": rows in a smaller batch equal themselves, bit for bit");
+        }
   // beta = 0 must ignore NaN in C.
   std::vector<float> A = randn(4 * 3), B = randn(3 * 5), C(4 * 5, NAN);
   sgemm_builtin(false, false, 4, 5, 3, 1.f, A.data(), 3, B.data(), 5, 0.f, C.data(), 5);

@@ -302,6 +302,10 @@ void sgemm(bool ta, bool tb, int M, int N, int K, float alpha, const float *A, i
     sgemm_small(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return;
   }
+  if (sgemm_mid_fits(ta, tb, M, N, K)) {
+    sgemm_mid(tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    return;
+  }
   // OpenBLAS runs single-threaded; the pool splits C into one slice per thread, along N (weight rows
   // or columns, each packed by one thread only) unless C is taller than wide.
   const int nt = current_threads();
@@ -328,6 +332,7 @@ void gemm_set_threads(int) { openblas_set_num_threads(1); }
 void sgemm(bool ta, bool tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
            float beta, float *C, int ldc) {
   if (use_small(ta, tb, M, K) && N > 0) sgemm_small(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  else if (sgemm_mid_fits(ta, tb, M, N, K)) sgemm_mid(tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   else sgemm_builtin(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 const char *gemm_backend() { return "builtin"; }

@@ -1,0 +1,247 @@
+// gemm_mid.cc — GEMM against a frozen weight for a few hundred rows (a training call of several short
+// data). There the weight is read from memory once per call and the arithmetic barely outlasts the
+// read, so a separate packing pass over the whole weight (what a general BLAS does) costs a fifth of
+// the time. Here the weight goes through one small panel at a time: each is packed just before use
+// while the next one is prefetched, so the memory traffic overlaps the register-tile arithmetic.
+//
+// Both shapes share one 12 × 32 tile: 12 broadcast rows, packed in 16-wide k chunks ([chunk][12][16],
+// so a chunk of every row is one cache line and the rows never alias in L1), times 32 columns of a
+// [k][32] panel. Forward (C = X·Wᵀ) broadcasts 12 weight rows against 32 activation rows (X packed
+// transposed once per call, shared by the threads); input gradients (C = dY·W) broadcast 12 rows of
+// dY against 32 weight columns. Every output sums over k in the same order wherever its row sits,
+// so a row's result does not depend on the rows beside it.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "../common/pool.h"
+#include "gemm.h"
+
+namespace tuft {
+
+#if defined(__AVX512F__)
+
+namespace {
+
+constexpr int MR = 12;   // broadcast rows per tile
+constexpr int VW = 32;   // panel columns per tile (two 16-lane vectors)
+constexpr int KB = 16;   // k per chunk of the broadcast operand
+constexpr int KC = 512;   // k per block of the input-gradient product's weight
+constexpr int NCB = 256;  // columns per block of it (2 KiB of each weight row; the packed block: 256 KiB)
+constexpr int KCF = 1024;  // k per block of the forward product
+
+inline int round_up(int x, int m) { return (x + m - 1) / m * m; }
+
+// Grown on first use, then reused: no allocation (nor page faults) per call.
+float *scratch(std::vector<float> &v, size_t n) {
+  if (v.size() < n) v.resize(n);
+  return v.data();
+}
+thread_local std::vector<float> tl_panel, tl_rows, tl_shared;
+
+// out[i][j] = Σ_k P[k / KB][i][k % KB] · V[k][j], i < MR, j < VW, over kc (a multiple of KB) steps.
+// pf(chunk) runs once per chunk, to prefetch what the caller needs next.
+template <class Pf>
+inline void tile(int kc, const float *P, const float *V, float *out, Pf pf) {
+  __m512 c[MR][2];
+  for (int i = 0; i < MR; i++) c[i][0] = c[i][1] = _mm512_setzero_ps();
+  for (int kb = 0; kb < kc / KB; kb++) {
+    pf(kb);
+    const float *p = P + size_t(kb) * MR * KB, *v = V + size_t(kb) * KB * VW;
+    for (int kk = 0; kk < KB; kk++) {
+      const __m512 v0 = _mm512_loadu_ps(v + kk * VW), v1 = _mm512_loadu_ps(v + kk * VW + 16);
+      for (int i = 0; i < MR; i++) {
+        const __m512 a = _mm512_set1_ps(p[i * KB + kk]);
+        c[i][0] = _mm512_fmadd_ps(a, v0, c[i][0]);
+        c[i][1] = _mm512_fmadd_ps(a, v1, c[i][1]);
+      }
+    }
+  }
+  for (int i = 0; i < MR; i++) {
+    _mm512_storeu_ps(out + i * VW, c[i][0]);
+    _mm512_storeu_ps(out + i * VW + 16, c[i][1]);
+  }
+}
+
+inline __mmask16 first(int n) { return n >= 16 ? __mmask16(0xffff) : __mmask16((1u << std::max(n, 0)) - 1); }
+
+// Rows [r0, r0 + MR) (those below `rows`) × k [k0, k0 + kcp) of X[rows, ld] in the broadcast layout
+// [kcp / KB][MR][KB], zero beyond the rows and beyond k < K.
+void pack_rows(float *dst, const float *X, size_t ld, int r0, int rows, int k0, int kcp, int K) {
+  for (int kb = 0; kb < kcp / KB; kb++)
+    for (int i = 0; i < MR; i++) {
+      const int r = r0 + i, k = k0 + kb * KB;
+      __m512 v = r < rows ? _mm512_maskz_loadu_ps(first(K - k), X + size_t(r) * ld + k) : _mm512_setzero_ps();
+      _mm512_storeu_ps(dst + (size_t(kb) * MR + i) * KB, v);
+    }
+}
+
+// C[M, N] = alpha · X[M, K] · W[N, K]ᵀ + beta · C.
+void mid_nt(int M, int N, int K, float alpha, const float *X, int ldx, const float *W, int ldw, float beta, float *C,
+            int ldc) {
+  const int Kp = round_up(K, KB), mt = (M + VW - 1) / VW, slivers = (N + MR - 1) / MR;
+  // X transposed into [mt][Kp][VW], zero-padded: the column panels of every tile.
+  float *xp = scratch(tl_shared, size_t(mt) * Kp * VW);
+  parallel_for(size_t(mt), 1, [&](size_t t0, size_t t1) {
+    for (size_t t = t0; t < t1; t++) {
+      float *d = xp + t * size_t(Kp) * VW;
+      for (int j = 0; j < VW; j++) {
+        const int r = int(t) * VW + j;
+        const float *x = X + size_t(r) * ldx;
+        if (r >= M)
+          for (int k = 0; k < Kp; k++) d[size_t(k) * VW + j] = 0.f;
+        else {
+          for (int k = 0; k < K; k++) d[size_t(k) * VW + j] = x[k];
+          for (int k = K; k < Kp; k++) d[size_t(k) * VW + j] = 0.f;
+        }
+      }
+    }
+  });
+  const int nt = std::max(1, std::min(current_threads(), slivers));
+  auto work = [&](int th) {
+    const int s0 = int(size_t(slivers) * th / nt), s1 = int(size_t(slivers) * (th + 1) / nt);
+    float *wp = scratch(tl_panel, size_t(std::min(Kp, KCF)) * MR);
+    float out[MR * VW];
+    // k blocks keep the activation panels read by every sliver ([mt][KCF][VW]) within L2.
+    for (int k0 = 0; k0 < Kp; k0 += KCF) {
+      const int kcp = std::min(KCF, Kp - k0);
+      for (int s = s0; s < s1; s++) {
+        const int n0 = s * MR, nr = std::min(MR, N - n0);
+        pack_rows(wp, W, size_t(ldw), n0, N, k0, kcp, K);
+        // The next sliver's rows, one chunk of each per chunk of the first tile: in cache by the time
+        // it is packed, after the remaining tiles of this one.
+        const float *next = nullptr;
+        int next_rows = 0;
+        if (s + 1 < s1) next = W + size_t(n0 + MR) * ldw + k0, next_rows = std::min(MR, N - n0 - MR);
+        else if (k0 + KCF < Kp) next = W + size_t(s0) * MR * ldw + k0 + KCF, next_rows = std::min(MR, N - s0 * MR);
+        for (int t = 0; t < mt; t++) {
+          const float *xt = xp + (size_t(t) * Kp + k0) * VW;
+          if (t == 0 && next)
+            tile(kcp, wp, xt, out, [&](int kb) {
+              for (int i = 0; i < next_rows; i++)
+                _mm_prefetch(reinterpret_cast<const char *>(next + size_t(i) * ldw + kb * KB), _MM_HINT_T1);
+            });
+          else
+            tile(kcp, wp, xt, out, [](int) {});
+          const int m0 = t * VW, mr = std::min(VW, M - m0);
+          const float b = k0 > 0 ? 1.f : beta;  // later blocks add to the first; beta == 0 never reads C
+          for (int j = 0; j < mr; j++) {
+            float *c = C + size_t(m0 + j) * ldc + n0;
+            for (int i = 0; i < nr; i++) c[i] = alpha * out[i * VW + j] + (b == 0.f ? 0.f : b * c[i]);
+          }
+        }
+      }
+    }
+  };
+  if (nt <= 1) work(0);
+  else current_pool()->run(nt, work);
+}
+
+// Issues `total` cache-line prefetches (rows × lines of a block of W) evenly over `calls` calls.
+struct Prefetcher {
+  const char *base = nullptr;
+  size_t ld = 0;  // bytes between rows
+  int lines = 0, total = 0, calls = 1, done = 0, call = 0;
+  void step() {
+    if (!base) return;
+    const int upto = int((long(total) * ++call + calls - 1) / calls);
+    for (; done < std::min(upto, total); done++)
+      _mm_prefetch(base + size_t(done / lines) * ld + size_t(done % lines) * 64, _MM_HINT_T1);
+  }
+};
+
+// C[M, N] = alpha · A[M, K] · W[K, N] + beta · C, in blocks of KC × NCB of W: each block is read
+// row by row (NCB contiguous floats each), packed into NCB / VW panels [KC][VW] that stay in L2 for
+// every tile, while the next block is prefetched.
+void mid_nn(int M, int N, int K, float alpha, const float *A, int lda, const float *W, int ldw, float beta, float *C,
+            int ldc) {
+  const int mt = (M + MR - 1) / MR, panels = (N + VW - 1) / VW;
+  const int nt = std::max(1, std::min(current_threads(), panels));
+  auto work = [&](int th) {
+    const int p0 = int(size_t(panels) * th / nt), p1 = int(size_t(panels) * (th + 1) / nt);
+    // Every thread packs the whole A block it needs (a few hundred KiB): cheaper than a barrier.
+    float *ap = scratch(tl_rows, size_t(mt) * KC * MR);
+    float *wp = scratch(tl_panel, size_t(KC) * NCB);
+    float out[MR * VW];
+    const int bw = NCB / VW;  // panels per block
+    struct Block {
+      int k0, q0;  // first k, first panel
+    };
+    auto next_of = [&](Block b) {
+      b.q0 += bw;
+      if (b.q0 >= p1) b.q0 = p0, b.k0 += KC;
+      return b;
+    };
+    for (Block b{0, p0}; b.k0 < K; b = next_of(b)) {
+      const int k0 = b.k0, kc = std::min(KC, K - k0), kcp = round_up(kc, KB);
+      const int q1 = std::min(p1, b.q0 + bw), n0 = b.q0 * VW, ncols = std::min(N, q1 * VW) - n0;
+      if (b.q0 == p0)
+        for (int t = 0; t < mt; t++)
+          pack_rows(ap + size_t(t) * kcp * MR, A, size_t(lda), t * MR, M, k0, kcp, k0 + kc);
+      for (int k = 0; k < kcp; k++) {
+        const float *w = W + size_t(k0 + k) * ldw + n0;
+        for (int q = 0; q < q1 - b.q0; q++) {
+          const int left = k < kc ? ncols - q * VW : 0;
+          float *d = wp + (size_t(q) * kcp + k) * VW;
+          _mm512_storeu_ps(d, _mm512_maskz_loadu_ps(first(left), w + q * VW));
+          _mm512_storeu_ps(d + 16, _mm512_maskz_loadu_ps(first(left - 16), w + q * VW + 16));
+        }
+      }
+      Prefetcher pf;
+      const Block nb = next_of(b);
+      if (nb.k0 < K) {
+        const int nq1 = std::min(p1, nb.q0 + bw);
+        pf.base = reinterpret_cast<const char *>(W + size_t(nb.k0) * ldw + size_t(nb.q0) * VW);
+        pf.ld = size_t(ldw) * sizeof(float);
+        pf.lines = (std::min(N, nq1 * VW) - nb.q0 * VW + 15) / 16;
+        pf.total = std::min(KC, K - nb.k0) * pf.lines;
+        pf.calls = (q1 - b.q0) * mt * (kcp / KB);
+      }
+      for (int q = 0; q < q1 - b.q0; q++) {
+        const int c0 = n0 + q * VW, nc = std::min(VW, N - c0);
+        const __mmask16 lo = first(nc), hi = first(nc - 16);
+        for (int t = 0; t < mt; t++) {
+          tile(kcp, ap + size_t(t) * kcp * MR, wp + size_t(q) * kcp * VW, out, [&](int) { pf.step(); });
+          const int m0 = t * MR, mr = std::min(MR, M - m0);
+          const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(k0 > 0 ? 1.f : beta);
+          for (int i = 0; i < mr; i++) {
+            float *c = C + size_t(m0 + i) * ldc + c0;
+            __m512 r0 = _mm512_mul_ps(va, _mm512_loadu_ps(out + i * VW));
+            __m512 r1 = _mm512_mul_ps(va, _mm512_loadu_ps(out + i * VW + 16));
+            if (k0 > 0 || beta != 0.f) {  // later blocks add to the first; beta == 0 never reads C
+              r0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(lo, c), r0);
+              r1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(hi, c + 16), r1);
+            }
+            _mm512_mask_storeu_ps(c, lo, r0);
+            _mm512_mask_storeu_ps(c + 16, hi, r1);
+          }
+        }
+      }
+    }
+  };
+  if (nt <= 1) work(0);
+  else current_pool()->run(nt, work);
+}
+
+}  // namespace
+
+bool sgemm_mid_fits(bool ta, bool tb, int M, int N, int K) {
+  return !ta && M > SMALL_M && M <= MID_M && N >= 256 && K >= 256;
+}
+
+void sgemm_mid(bool tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
+               float beta, float *C, int ldc) {
+  if (tb) mid_nt(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  else mid_nn(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+#else  // no AVX-512: the general path serves every shape
+
+bool sgemm_mid_fits(bool, bool, int, int, int) { return false; }
+void sgemm_mid(bool, int, int, int, float, const float *, int, const float *, int, float, float *, int) {}
+
+#endif
+
+}  // namespace tuft
