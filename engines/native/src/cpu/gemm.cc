@@ -199,13 +199,19 @@ void small_cols16(size_t g0, size_t g1, int M, int N, int K, float alpha, const 
 
 }  // namespace
 
+// gemm_short.cc: columns [16·g0, 16·g1) of C = alpha·A·Bᵀ + beta·C for K ≤ 64, where the CPU has AVX-512.
+bool short_k_avx512();
+void short_k_cols(size_t g0, size_t g1, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
+                  int ldb, float beta, float *C, int ldc);
+
 void sgemm_small(int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb, float beta,
                  float *C, int ldc) {
   if (M <= 0 || N <= 0) return;
   const int width = K <= SHORT_K ? 16 : 4;
   const size_t groups = size_t(N + width - 1) / width;
   auto body = [&](size_t g0, size_t g1) {
-    if (width == 16) small_cols16(g0, g1, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    if (width == 16 && short_k_avx512()) short_k_cols(g0, g1, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    else if (width == 16) small_cols16(g0, g1, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     else small_cols4(g0, g1, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   };
   // At least ~128K multiply-adds per task, so a LoRA product of one row stays on the calling thread

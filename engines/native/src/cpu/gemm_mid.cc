@@ -41,40 +41,50 @@ float *scratch(std::vector<float> &v, size_t n) {
 }
 thread_local std::vector<float> tl_panel, tl_rows, tl_shared;
 
-// out[i][j] = Σ_k P[k / KB][i][k % KB] · V[k][j], i < MR, j < VW, over kc (a multiple of KB) steps.
+// out[i][j] = Σ_k P[k / KB][i][k % KB] · V[k][j], i < R, j < VW, over kc (a multiple of KB) steps.
 // pf(chunk) runs once per chunk, to prefetch what the caller needs next.
-template <class Pf>
+template <int R, class Pf>
 inline void tile(int kc, const float *P, const float *V, float *out, Pf pf) {
-  __m512 c[MR][2];
-  for (int i = 0; i < MR; i++) c[i][0] = c[i][1] = _mm512_setzero_ps();
+  __m512 c[R][2];
+  for (int i = 0; i < R; i++) c[i][0] = c[i][1] = _mm512_setzero_ps();
   for (int kb = 0; kb < kc / KB; kb++) {
     pf(kb);
-    const float *p = P + size_t(kb) * MR * KB, *v = V + size_t(kb) * KB * VW;
+    const float *p = P + size_t(kb) * R * KB, *v = V + size_t(kb) * KB * VW;
     for (int kk = 0; kk < KB; kk++) {
       const __m512 v0 = _mm512_loadu_ps(v + kk * VW), v1 = _mm512_loadu_ps(v + kk * VW + 16);
-      for (int i = 0; i < MR; i++) {
+      for (int i = 0; i < R; i++) {
         const __m512 a = _mm512_set1_ps(p[i * KB + kk]);
         c[i][0] = _mm512_fmadd_ps(a, v0, c[i][0]);
         c[i][1] = _mm512_fmadd_ps(a, v1, c[i][1]);
       }
     }
   }
-  for (int i = 0; i < MR; i++) {
+  for (int i = 0; i < R; i++) {
     _mm512_storeu_ps(out + i * VW, c[i][0]);
     _mm512_storeu_ps(out + i * VW + 16, c[i][1]);
   }
 }
 
+// The last tile of an input-gradient product is only as tall as the rows left (4, 8 or 12), so that
+// 16 rows (one datum of a LoRA group) or 128 rows waste no arithmetic on padding.
+inline int tile_rows(int left) { return left <= 4 ? 4 : left <= 8 ? 8 : MR; }
+template <class Pf>
+inline void tile_any(int rows, int kc, const float *P, const float *V, float *out, Pf pf) {
+  if (rows == 4) tile<4>(kc, P, V, out, pf);
+  else if (rows == 8) tile<8>(kc, P, V, out, pf);
+  else tile<MR>(kc, P, V, out, pf);
+}
+
 inline __mmask16 first(int n) { return n >= 16 ? __mmask16(0xffff) : __mmask16((1u << std::max(n, 0)) - 1); }
 
-// Rows [r0, r0 + MR) (those below `rows`) × k [k0, k0 + kcp) of X[rows, ld] in the broadcast layout
-// [kcp / KB][MR][KB], zero beyond the rows and beyond k < K.
-void pack_rows(float *dst, const float *X, size_t ld, int r0, int rows, int k0, int kcp, int K) {
+// Rows [r0, r0 + R) (those below `rows`) × k [k0, k0 + kcp) of X[rows, ld] in the broadcast layout
+// [kcp / KB][R][KB], zero beyond the rows and beyond k < K.
+void pack_rows(float *dst, int R, const float *X, size_t ld, int r0, int rows, int k0, int kcp, int K) {
   for (int kb = 0; kb < kcp / KB; kb++)
-    for (int i = 0; i < MR; i++) {
+    for (int i = 0; i < R; i++) {
       const int r = r0 + i, k = k0 + kb * KB;
       __m512 v = r < rows ? _mm512_maskz_loadu_ps(first(K - k), X + size_t(r) * ld + k) : _mm512_setzero_ps();
-      _mm512_storeu_ps(dst + (size_t(kb) * MR + i) * KB, v);
+      _mm512_storeu_ps(dst + (size_t(kb) * R + i) * KB, v);
     }
 }
 
@@ -109,7 +119,7 @@ void mid_nt(int M, int N, int K, float alpha, const float *X, int ldx, const flo
       const int kcp = std::min(KCF, Kp - k0);
       for (int s = s0; s < s1; s++) {
         const int n0 = s * MR, nr = std::min(MR, N - n0);
-        pack_rows(wp, W, size_t(ldw), n0, N, k0, kcp, K);
+        pack_rows(wp, MR, W, size_t(ldw), n0, N, k0, kcp, K);
         // The next sliver's rows, one chunk of each per chunk of the first tile: in cache by the time
         // it is packed, after the remaining tiles of this one.
         const float *next = nullptr;
@@ -119,12 +129,12 @@ void mid_nt(int M, int N, int K, float alpha, const float *X, int ldx, const flo
         for (int t = 0; t < mt; t++) {
           const float *xt = xp + (size_t(t) * Kp + k0) * VW;
           if (t == 0 && next)
-            tile(kcp, wp, xt, out, [&](int kb) {
+            tile<MR>(kcp, wp, xt, out, [&](int kb) {
               for (int i = 0; i < next_rows; i++)
                 _mm_prefetch(reinterpret_cast<const char *>(next + size_t(i) * ldw + kb * KB), _MM_HINT_T1);
             });
           else
-            tile(kcp, wp, xt, out, [](int) {});
+            tile<MR>(kcp, wp, xt, out, [](int) {});
           const int m0 = t * VW, mr = std::min(VW, M - m0);
           const float b = k0 > 0 ? 1.f : beta;  // later blocks add to the first; beta == 0 never reads C
           for (int j = 0; j < mr; j++) {
@@ -179,7 +189,7 @@ void mid_nn(int M, int N, int K, float alpha, const float *A, int lda, const flo
       const int q1 = std::min(p1, b.q0 + bw), n0 = b.q0 * VW, ncols = std::min(N, q1 * VW) - n0;
       if (b.q0 == p0)
         for (int t = 0; t < mt; t++)
-          pack_rows(ap + size_t(t) * kcp * MR, A, size_t(lda), t * MR, M, k0, kcp, k0 + kc);
+          pack_rows(ap + size_t(t) * kcp * MR, tile_rows(M - t * MR), A, size_t(lda), t * MR, M, k0, kcp, k0 + kc);
       for (int k = 0; k < kcp; k++) {
         const float *w = W + size_t(k0 + k) * ldw + n0;
         for (int q = 0; q < q1 - b.q0; q++) {
@@ -203,7 +213,8 @@ void mid_nn(int M, int N, int K, float alpha, const float *A, int lda, const flo
         const int c0 = n0 + q * VW, nc = std::min(VW, N - c0);
         const __mmask16 lo = first(nc), hi = first(nc - 16);
         for (int t = 0; t < mt; t++) {
-          tile(kcp, ap + size_t(t) * kcp * MR, wp + size_t(q) * kcp * VW, out, [&](int) { pf.step(); });
+          tile_any(tile_rows(M - t * MR), kcp, ap + size_t(t) * kcp * MR, wp + size_t(q) * kcp * VW, out,
+                   [&](int) { pf.step(); });
           const int m0 = t * MR, mr = std::min(MR, M - m0);
           const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(k0 > 0 ? 1.f : beta);
           for (int i = 0; i < mr; i++) {

@@ -1,0 +1,81 @@
+// gemm_short.cc — C = A·Bᵀ with a short K (at most 64: a LoRA B-product, K = rank) and few rows, with
+// AVX-512. As dot products along K, each output would need a horizontal reduction as long as its
+// arithmetic; here 16 rows of B are broadcast, one k at a time, against 16 rows of A side by side
+// (A transposed first: at most 64 × 16 floats), and the 16 × 16 result is transposed in registers
+// before it is stored. Every output is one chain of FMAs over k in order, whatever M, so a row's
+// result does not depend on the rows beside it.
+#include <immintrin.h>
+
+#include <algorithm>
+
+#include "gemm.h"
+
+namespace tuft {
+
+#if defined(__AVX512F__)
+
+namespace {
+
+inline __mmask16 first(int n) { return n >= 16 ? __mmask16(0xffff) : __mmask16((1u << std::max(n, 0)) - 1); }
+
+// r[i][l] ↔ r[l][i]: at each distance d (8, 4, 2, 1) rows i and i + d swap their off-diagonal
+// d-blocks, which exchanges one bit of the row index with the same bit of the lane index.
+inline void transpose16(__m512 r[16]) {
+  for (int d = 8; d >= 1; d /= 2) {
+    alignas(64) int lo[16], hi[16];
+    for (int l = 0; l < 16; l++) {
+      lo[l] = (l & d) ? 16 + l - d : l;
+      hi[l] = (l & d) ? 16 + l : l + d;
+    }
+    const __m512i il = _mm512_load_si512(lo), ih = _mm512_load_si512(hi);
+    for (int i = 0; i < 16; i++) {
+      if (i & d) continue;
+      const __m512 a = r[i], b = r[i + d];
+      r[i] = _mm512_permutex2var_ps(a, il, b);
+      r[i + d] = _mm512_permutex2var_ps(a, ih, b);
+    }
+  }
+}
+
+}  // namespace
+
+bool short_k_avx512() { return true; }
+
+void short_k_cols(size_t g0, size_t g1, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
+                  int ldb, float beta, float *C, int ldc) {
+  for (int m0 = 0; m0 < M; m0 += 16) {
+    const int mr = std::min(16, M - m0);
+    alignas(64) float at[64 * 16];  // at[k][i] = A[m0 + i][k], zero beyond the rows
+    for (int k = 0; k < K; k++)
+      for (int i = 0; i < 16; i++) at[k * 16 + i] = i < mr ? A[size_t(m0 + i) * lda + k] : 0.f;
+    for (size_t g = g0; g < g1; g++) {
+      const int n0 = int(g) * 16, nr = std::min(16, N - n0);
+      const float *b[16];
+      for (int j = 0; j < 16; j++) b[j] = B + size_t(n0 + std::min(j, nr - 1)) * ldb;  // tail: repeat a row
+      __m512 acc[16];
+      for (int j = 0; j < 16; j++) acc[j] = _mm512_setzero_ps();
+      for (int k = 0; k < K; k++) {
+        const __m512 a = _mm512_load_ps(at + k * 16);
+        for (int j = 0; j < 16; j++) acc[j] = _mm512_fmadd_ps(_mm512_set1_ps(b[j][k]), a, acc[j]);
+      }
+      transpose16(acc);  // acc[i] = row m0 + i, columns n0 …
+      const __mmask16 cols = first(nr);
+      const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+      for (int i = 0; i < mr; i++) {
+        float *c = C + size_t(m0 + i) * ldc + n0;
+        __m512 r = _mm512_mul_ps(va, acc[i]);
+        if (beta != 0.f) r = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(cols, c), r);  // beta 0 never reads C
+        _mm512_mask_storeu_ps(c, cols, r);
+      }
+    }
+  }
+}
+
+#else
+
+bool short_k_avx512() { return false; }
+void short_k_cols(size_t, size_t, int, int, int, float, const float *, int, const float *, int, float, float *, int) {}
+
+#endif
+
+}  // namespace tuft
