@@ -1,29 +1,42 @@
 // Server overhead benchmark: spawns the real `tuft` process twice (engine double, memory store), once
 // with telemetry off and once on (OTLP http/protobuf to a loopback sink that discards, Prometheus on),
-// and prints requests/s and p50/p99 latency of create_session, session_heartbeat and retrieve_future
-// of a ready future at 1, 16 and 128 concurrent keep-alive clients, with the on/off latency ratio.
-// The two servers are measured alternately, case by case, so background load hits both alike.
-// BENCH_DURATION_MS sets the length of each measurement (default 2000).
+// and prints requests/s, p50/p99 latency and the server's own CPU time per request (from
+// /proc/<pid>/stat, Linux) of create_session, session_heartbeat and retrieve_future of a ready future
+// at 1, 16 and 128 concurrent keep-alive clients, with the on/off ratios. The load generator shares
+// the machine, so each point alternates off and on in ROUNDS short rounds and pools them: background
+// load hits both alike, and the CPU ratio says what telemetry costs even when latency is noise.
+// BENCH_DURATION_MS sets the time per point and mode (default 3000), BENCH_ROUNDS the rounds (3).
 
-import { createServer } from 'node:http'
+import { spawnSync } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import { Agent, createServer, request } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { performance } from 'node:perf_hooks'
 import { ALICE, MODEL } from '../test/helpers/app.js'
 import { doubleConfig, type SpawnedServer, spawnTuft } from '../test/helpers/spawn.js'
 
-const DURATION_MS = Number(process.env.BENCH_DURATION_MS ?? 2000)
+const DURATION_MS = Number(process.env.BENCH_DURATION_MS ?? 3000)
+const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3))
 const CONCURRENCY = [1, 16, 128]
 
 interface Case {
   name: string
   path: string
-  body: () => unknown
+  body: string
+}
+
+interface Sample {
+  latencies: number[]
+  seconds: number
+  cpuMs: number
+  errors: number
 }
 
 interface Figures {
   rps: number
   p50: number
   p99: number
+  cpuUsPerRequest: number
   errors: number
 }
 
@@ -31,32 +44,66 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN
 }
 
-async function measure(base: string, c: Case, concurrency: number): Promise<Figures> {
+const TICKS_PER_SECOND = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout?.trim() || 100)
+
+/** CPU milliseconds (user + system) the process has used so far; NaN where /proc is unavailable. */
+function cpuMs(pid: number | undefined): number {
+  try {
+    // Fields after the parenthesised command name: state is [0], utime [11], stime [12].
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / TICKS_PER_SECOND
+  } catch {
+    return Number.NaN
+  }
+}
+
+/** One round against one server: `concurrency` keep-alive clients posting back to back. */
+async function round(server: SpawnedServer, c: Case, concurrency: number, ms: number): Promise<Sample> {
+  const url = new URL(`${server.baseUrl}/api/v1${c.path}`)
+  const agent = new Agent({ keepAlive: true, maxSockets: concurrency })
+  const headers = {
+    'x-api-key': ALICE,
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(c.body),
+  }
+  const post = () =>
+    new Promise<number>((resolve, reject) => {
+      const req = request(url, { method: 'POST', agent, headers }, (res) => {
+        res.resume()
+        res.on('end', () => resolve(res.statusCode ?? 0))
+      })
+      req.on('error', reject)
+      req.end(c.body)
+    })
   const latencies: number[] = []
   let errors = 0
-  const end = performance.now() + DURATION_MS
+  const end = performance.now() + ms
   const worker = async () => {
     while (performance.now() < end) {
       const t0 = performance.now()
-      const res = await fetch(`${base}${c.path}`, {
-        method: 'POST',
-        headers: { 'x-api-key': ALICE, 'content-type': 'application/json' },
-        body: JSON.stringify(c.body()),
-      })
-      await res.arrayBuffer()
-      if (res.status !== 200) errors++
+      if ((await post()) !== 200) errors++
       latencies.push(performance.now() - t0)
     }
   }
+  const cpu0 = cpuMs(server.proc.pid)
   const started = performance.now()
   await Promise.all(Array.from({ length: concurrency }, worker))
   const seconds = (performance.now() - started) / 1000
-  latencies.sort((a, b) => a - b)
+  const cpu = cpuMs(server.proc.pid) - cpu0
+  agent.destroy()
+  return { latencies, seconds, cpuMs: cpu, errors }
+}
+
+function figures(samples: Sample[]): Figures {
+  const latencies = samples.flatMap((s) => s.latencies).sort((a, b) => a - b)
+  const seconds = samples.reduce((t, s) => t + s.seconds, 0)
+  const cpu = samples.reduce((t, s) => t + s.cpuMs, 0)
   return {
     rps: latencies.length / seconds,
     p50: percentile(latencies, 50),
     p99: percentile(latencies, 99),
-    errors,
+    cpuUsPerRequest: (cpu * 1000) / latencies.length,
+    errors: samples.reduce((t, s) => t + s.errors, 0),
   }
 }
 
@@ -93,9 +140,17 @@ async function prepare(server: SpawnedServer): Promise<Case[]> {
   const ready = await post('/retrieve_future', { request_id: future.request_id })
   if (ready.model_id !== future.model_id) throw new Error(`future not ready: ${JSON.stringify(ready)}`)
   return [
-    { name: 'create_session', path: '/create_session', body: () => ({ tags: [], user_metadata: {} }) },
-    { name: 'session_heartbeat', path: '/session_heartbeat', body: () => ({ session_id: session }) },
-    { name: 'retrieve_future', path: '/retrieve_future', body: () => ({ request_id: future.request_id }) },
+    {
+      name: 'create_session',
+      path: '/create_session',
+      body: JSON.stringify({ tags: [], user_metadata: {} }),
+    },
+    { name: 'session_heartbeat', path: '/session_heartbeat', body: JSON.stringify({ session_id: session }) },
+    {
+      name: 'retrieve_future',
+      path: '/retrieve_future',
+      body: JSON.stringify({ request_id: future.request_id }),
+    },
   ]
 }
 
@@ -112,20 +167,38 @@ const servers = {
 }
 try {
   const cases = { off: await prepare(servers.off), on: await prepare(servers.on) }
-  const widths = [20, 8, 11, 9, 9, 11, 9, 9, 12]
+  const widths = [18, 8, 10, 8, 8, 9, 10, 8, 8, 9, 10, 10]
   console.log(
-    `telemetry off vs on (OTLP http/protobuf to a discarding sink + Prometheus); ${DURATION_MS} ms each`,
+    `telemetry off vs on (OTLP http/protobuf to a discarding sink + Prometheus); ${DURATION_MS} ms per point ` +
+      `and mode in ${ROUNDS} alternating rounds; cpu = the server's CPU time per request`,
   )
   console.log(
     row(
-      ['endpoint', 'clients', 'off req/s', 'p50 ms', 'p99 ms', 'on req/s', 'p50 ms', 'p99 ms', 'p50 on/off'],
+      [
+        'endpoint',
+        'clients',
+        'off req/s',
+        'p50 ms',
+        'p99 ms',
+        'cpu µs',
+        'on req/s',
+        'p50 ms',
+        'p99 ms',
+        'cpu µs',
+      ].concat(['p50 on/off', 'cpu on/off']),
       widths,
     ),
   )
+  const pct = (on: number, off: number) => `${((on / off - 1) * 100).toFixed(1)}%`
   for (const [i, c] of cases.off.entries()) {
     for (const n of CONCURRENCY) {
-      const off = await measure(`${servers.off.baseUrl}/api/v1`, c, n)
-      const on = await measure(`${servers.on.baseUrl}/api/v1`, cases.on[i]!, n)
+      const samples: { off: Sample[]; on: Sample[] } = { off: [], on: [] }
+      for (let r = 0; r < ROUNDS; r++) {
+        samples.off.push(await round(servers.off, c, n, DURATION_MS / ROUNDS))
+        samples.on.push(await round(servers.on, cases.on[i]!, n, DURATION_MS / ROUNDS))
+      }
+      const off = figures(samples.off)
+      const on = figures(samples.on)
       console.log(
         row(
           [
@@ -134,10 +207,13 @@ try {
             off.rps.toFixed(0),
             off.p50.toFixed(2),
             off.p99.toFixed(2),
+            off.cpuUsPerRequest.toFixed(0),
             on.rps.toFixed(0),
             on.p50.toFixed(2),
             on.p99.toFixed(2),
-            `${((on.p50 / off.p50 - 1) * 100).toFixed(1)}%`,
+            on.cpuUsPerRequest.toFixed(0),
+            pct(on.p50, off.p50),
+            pct(on.cpuUsPerRequest, off.cpuUsPerRequest),
           ],
           widths,
         ),
