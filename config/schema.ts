@@ -105,6 +105,11 @@ export const TelemetryConfigSchema = Type.Object(
       { ...strict, default: {} },
     ),
     operators: Type.Array(Type.String(), { default: [], description: 'user ids allowed to read all usage' }),
+    export_request_logs: Type.Boolean({
+      default: false,
+      description:
+        "also export Fastify's per-request access lines as OTel log records (the request span has them)",
+    }),
   },
   strict,
 )

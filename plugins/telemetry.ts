@@ -38,7 +38,11 @@ async function telemetryPlugin(app: FastifyInstance, opts: TelemetryPluginOption
 
   const stopObserving = observeEvents(app.getDecorator<EventBus>('events'), telemetry)
   const detachLogs =
-    telemetry.otelLogger === null ? null : attachLogExport(app.log, telemetry.otelLogger, telemetry.backlog)
+    telemetry.otelLogger === null
+      ? null
+      : attachLogExport(app.log, telemetry.otelLogger, telemetry.backlog, {
+          requestLines: config.export_request_logs,
+        })
   installHttpTelemetry(app, telemetry, requestUser)
 
   const scrape = telemetry.scrape

@@ -41,6 +41,7 @@ export function telemetryConfig(overrides: Partial<TelemetryConfig> = {}): Telem
     resource_attributes: { 'deployment.environment': 'test' },
     prometheus: { enabled: false, path: '/metrics' },
     operators: ['alice'],
+    export_request_logs: false,
     ...overrides,
   }
 }

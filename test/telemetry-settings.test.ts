@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict'
 import { Writable } from 'node:stream'
 import { describe, test } from 'node:test'
+import type { Logger as OtelLogger } from '@opentelemetry/api-logs'
 import pino from 'pino'
 import { isTuftError } from '../core/errors.js'
 import { BusyTracker } from '../core/telemetry/busy.js'
@@ -116,5 +117,29 @@ describe('buildLoggerOptions', () => {
     )
     assert.ok(withTelemetry.stream instanceof TelemetryLogStream)
     assert.equal(typeof withTelemetry.mixin, 'function')
+  })
+
+  test("Fastify's access lines reach OTel logs only with requestLines; the console always", () => {
+    const forwarded = (requestLines: boolean | undefined) => {
+      const console = new Capture()
+      const stream = new TelemetryLogStream(console)
+      const bodies: unknown[] = []
+      const sink = { emit: (record: { body?: unknown }) => bodies.push(record.body) }
+      stream.attach(sink as unknown as OtelLogger, undefined, { requestLines })
+      const log = pino({ level: 'info' }, stream)
+      log.info({ reqId: 'r1', req: { method: 'POST' } }, 'incoming request')
+      log.info({ reqId: 'r1', res: { statusCode: 200 } }, 'request completed')
+      log.error({ reqId: 'r2' }, 'request errored')
+      log.info('request completed soon') // only the exact message is an access line
+      assert.equal(console.text.trim().split('\n').length, 4, 'every line on the console')
+      return bodies
+    }
+    assert.deepEqual(forwarded(undefined), ['request errored', 'request completed soon'])
+    assert.deepEqual(forwarded(true), [
+      'incoming request',
+      'request completed',
+      'request errored',
+      'request completed soon',
+    ])
   })
 })

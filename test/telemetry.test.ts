@@ -164,6 +164,13 @@ describe('telemetry enabled (in-memory exporters)', () => {
       assert.equal(line.span_id, request.spanContext().spanId)
       assert.ok(typeof line.reqId === 'string', 'Fastify request id kept')
     }
+    // Access lines: on the console with the request's trace id, not duplicated into OTel logs.
+    const completed = flow.logs.lines.filter((l) => l.msg === 'request completed')
+    assert.ok(completed.some((l) => typeof l.trace_id === 'string'))
+    const accessRecords = logExporter
+      .getFinishedLogRecords()
+      .filter((r) => r.body === 'request completed' || r.body === 'incoming request')
+    assert.equal(accessRecords.length, 0, 'export_request_logs is off by default')
     const records = logExporter.getFinishedLogRecords().filter((r) => r.body === 'sampled')
     assert.equal(records.length, 1)
     const [sampleRequest] = byName('POST /api/v1/sample')

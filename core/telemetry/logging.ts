@@ -82,11 +82,23 @@ const SEVERITY: Record<number, [SeverityNumber, string]> = {
   60: [SeverityNumber.FATAL, 'FATAL'],
 }
 
+/**
+ * Fastify's access lines. pino writes the message key last, so the end of the line identifies them
+ * without parsing it.
+ */
+const REQUEST_LINE_ENDINGS = ['"msg":"incoming request"}\n', '"msg":"request completed"}\n']
+
+export interface LogExportOptions {
+  /** Forward Fastify's per-request access lines too (default: only the console gets them). */
+  requestLines?: boolean
+}
+
 /** A pino destination writing to the console as usual and, once attached, to an OTel logger too. */
 export class TelemetryLogStream implements DestinationStream {
   readonly #primary: DestinationStream
   #sink: OtelLogger | null = null
   #backlog: Backlog | null = null
+  #requestLines = false
   /** Lines written but not yet forwarded (only with a backlog). */
   #pending: string[] = []
   readonly #forwarder = new Forwarder()
@@ -96,12 +108,14 @@ export class TelemetryLogStream implements DestinationStream {
   }
 
   /**
-   * Forwards every line written from now on to `sink`: in the backlog's next batch when one is given,
-   * else at once. The returned function forwards what is still queued and detaches.
+   * Forwards every line written from now on to `sink` (access lines only if `options.requestLines`):
+   * in the backlog's next batch when one is given, else at once. The returned function forwards what
+   * is still queued and detaches.
    */
-  attach(sink: OtelLogger, backlog?: Backlog): () => void {
+  attach(sink: OtelLogger, backlog?: Backlog, options: LogExportOptions = {}): () => void {
     this.#sink = sink
     this.#backlog = backlog ?? null
+    this.#requestLines = options.requestLines ?? false
     const unregister = backlog?.addDrain(this.#drain)
     return () => {
       if (this.#sink !== sink) return
@@ -116,6 +130,7 @@ export class TelemetryLogStream implements DestinationStream {
     this.#primary.write(line)
     const sink = this.#sink
     if (sink === null) return
+    if (!this.#requestLines && REQUEST_LINE_ENDINGS.some((ending) => line.endsWith(ending))) return
     const backlog = this.#backlog
     if (backlog === null) {
       this.#forwarder.forward(sink, line)
@@ -142,9 +157,10 @@ export function attachLogExport(
   log: FastifyBaseLogger,
   sink: OtelLogger,
   backlog?: Backlog,
+  options?: LogExportOptions,
 ): (() => void) | null {
   const stream = (log as unknown as { [pino.symbols.streamSym]?: unknown })[pino.symbols.streamSym]
-  return stream instanceof TelemetryLogStream ? stream.attach(sink, backlog) : null
+  return stream instanceof TelemetryLogStream ? stream.attach(sink, backlog, options) : null
 }
 
 /** Turns pino lines into OTel log records; remembers the last span context (lines come in runs). */
