@@ -18,22 +18,43 @@ namespace {
 
 inline __mmask16 first(int n) { return n >= 16 ? __mmask16(0xffff) : __mmask16((1u << std::max(n, 0)) - 1); }
 
+// Lane permutations of one transpose step at distance d: lane l of row i takes lane l of itself or
+// lane l − d of row i + d (lo); lane l of row i + d takes lane l + d of row i or its own lane l (hi).
+struct Perm {
+  alignas(64) int lo[4][16], hi[4][16];
+  Perm() {
+    for (int s = 0, d = 8; s < 4; s++, d /= 2)
+      for (int l = 0; l < 16; l++) {
+        lo[s][l] = (l & d) ? 16 + l - d : l;
+        hi[s][l] = (l & d) ? 16 + l : l + d;
+      }
+  }
+};
+const Perm perm;
+
 // r[i][l] ↔ r[l][i]: at each distance d (8, 4, 2, 1) rows i and i + d swap their off-diagonal
 // d-blocks, which exchanges one bit of the row index with the same bit of the lane index.
 inline void transpose16(__m512 r[16]) {
-  for (int d = 8; d >= 1; d /= 2) {
-    alignas(64) int lo[16], hi[16];
-    for (int l = 0; l < 16; l++) {
-      lo[l] = (l & d) ? 16 + l - d : l;
-      hi[l] = (l & d) ? 16 + l : l + d;
-    }
-    const __m512i il = _mm512_load_si512(lo), ih = _mm512_load_si512(hi);
+  for (int s = 0, d = 8; s < 4; s++, d /= 2) {
+    const __m512i il = _mm512_load_si512(perm.lo[s]), ih = _mm512_load_si512(perm.hi[s]);
     for (int i = 0; i < 16; i++) {
       if (i & d) continue;
       const __m512 a = r[i], b = r[i + d];
       r[i] = _mm512_permutex2var_ps(a, il, b);
       r[i + d] = _mm512_permutex2var_ps(a, ih, b);
     }
+  }
+}
+
+// acc[j] lane i = Σ_k B[j][k] · at[k][i] over 16 rows of B (row stride ldb). B streams from memory
+// (a LoRA B is read once per call), so the next 16 rows are prefetched, one line per k.
+inline void block16(int K, const float *at, const float *B, size_t ldb, __m512 acc[16], const char *next,
+                    int next_lines) {
+  for (int j = 0; j < 16; j++) acc[j] = _mm512_setzero_ps();
+  for (int k = 0; k < K; k++) {
+    for (int l = k; l < next_lines; l += K) _mm_prefetch(next + size_t(l) * 64, _MM_HINT_T0);
+    const __m512 a = _mm512_load_ps(at + k * 16);
+    for (int j = 0; j < 16; j++) acc[j] = _mm512_fmadd_ps(_mm512_set1_ps(B[j * ldb + k]), a, acc[j]);
   }
 }
 
@@ -50,13 +71,18 @@ void short_k_cols(size_t g0, size_t g1, int M, int N, int K, float alpha, const 
       for (int i = 0; i < 16; i++) at[k * 16 + i] = i < mr ? A[size_t(m0 + i) * lda + k] : 0.f;
     for (size_t g = g0; g < g1; g++) {
       const int n0 = int(g) * 16, nr = std::min(16, N - n0);
-      const float *b[16];
-      for (int j = 0; j < 16; j++) b[j] = B + size_t(n0 + std::min(j, nr - 1)) * ldb;  // tail: repeat a row
       __m512 acc[16];
-      for (int j = 0; j < 16; j++) acc[j] = _mm512_setzero_ps();
-      for (int k = 0; k < K; k++) {
-        const __m512 a = _mm512_load_ps(at + k * 16);
-        for (int j = 0; j < 16; j++) acc[j] = _mm512_fmadd_ps(_mm512_set1_ps(b[j][k]), a, acc[j]);
+      if (nr == 16) {
+        // The next group's rows: contiguous when ldb == K (a LoRA B), else one line per row.
+        const int left = std::min(16, N - n0 - 16);
+        const char *next = reinterpret_cast<const char *>(B + size_t(n0 + 16) * ldb);
+        const int lines = left <= 0 ? 0 : ldb == K ? (left * K * 4 + 63) / 64 : 0;
+        block16(K, at, B + size_t(n0) * ldb, size_t(ldb), acc, next, lines);
+      } else {  // the last columns: their rows of B, zero-padded to 16
+        alignas(64) float tail[16 * 64] = {};
+        for (int j = 0; j < nr; j++)
+          for (int k = 0; k < K; k++) tail[j * 64 + k] = B[size_t(n0 + j) * ldb + k];
+        block16(K, at, tail, 64, acc, nullptr, 0);
       }
       transpose16(acc);  // acc[i] = row m0 + i, columns n0 …
       const __mmask16 cols = first(nr);
