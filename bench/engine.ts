@@ -1,5 +1,6 @@
 // Native engine training throughput: runs engines/native/build/bench_engine (built by `npm run build`)
-// and prints its figures. Arguments go to the binary: --layers N, --threads N, --reps N, --budget S.
+// and prints its figures. Arguments go to the binary: --layers N (shapes), --fused-layers N (the fused
+// comparison, all 28 by default), --threads N, --reps N, --budget S, --only shapes|fused.
 import { spawnSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'

@@ -3,7 +3,11 @@
 // GFLOP/s against the sgemm peak measured in the same run, and 8 adapters' short data (16, 32, 64
 // tokens each) fused in one pass versus one pass after another. Every figure is the best of --reps
 // runs with the worst beside it, since the machine may be shared. Prints figures; asserts nothing.
-//   bench_engine [--layers N] [--threads N] [--reps N] [--budget SECONDS] [--only shapes|fused]
+// The shapes run at as many layers as the time budget allows; the fused comparison runs on the full
+// 28 layers unless told otherwise (--fused-layers, or --layers alone), memory permitting, since the
+// share of the per-layer weights in each call decides what fusing saves.
+//   bench_engine [--layers N] [--fused-layers N] [--threads N] [--reps N] [--budget SECONDS]
+//                [--only shapes|fused]
 #include <unistd.h>
 
 #include <algorithm>
@@ -124,23 +128,48 @@ Timing time_each(te_engine *e, std::vector<te_train_item> &items, int reps) {
   return t;
 }
 
+// A random-weight engine of `layers` layers with 8 rank-32 adapters on every target, a0 … a7.
+te_engine *make_engine(Config c, int layers, int threads, std::vector<std::string> *ids) {
+  c.L = layers;
+  Model m;
+  auto t0 = Clock::now();
+  if (model_init_random(&m, c, 1, 4096) != TE_OK) {
+    std::fprintf(stderr, "model: %s\n", te_last_error());
+    std::exit(1);
+  }
+  te_engine_options o{threads, 64, 4096};
+  te_engine *e = nullptr;
+  if (engine_create_from_model(std::move(m), &o, &e) != TE_OK) std::exit(1);
+  std::printf("model: Qwen3-0.6B dimensions (C 1024, NH 16, NKV 8, HD 128, FF 3072, V 151936, tied), %d layers, "
+              "random weights in %.1f s\n",
+              layers, seconds_since(t0));
+  ids->clear();
+  for (int i = 0; i < 8; i++) {
+    ids->push_back("a" + std::to_string(i));
+    te_lora_config lc{32, 64.f, uint64_t(i), 1, 1, 1};
+    if (te_adapter_create(e, ids->back().c_str(), &lc) != TE_OK) std::exit(1);
+  }
+  return e;
+}
+
 }  // namespace
 
 int main(int argc, char **argv) {
   std::setvbuf(stdout, nullptr, _IOLBF, 0);  // figures appear as they are measured
-  int layers = 0, threads = 0, reps = 2;
+  int layers = 0, fused_layers = 0, threads = 0, reps = 2;
   double budget = 120;
   std::string only;  // "shapes" or "fused": run one part
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
     if (a == "--layers") layers = std::atoi(argv[i + 1]);
+    else if (a == "--fused-layers") fused_layers = std::atoi(argv[i + 1]);
     else if (a == "--threads") threads = std::atoi(argv[i + 1]);
     else if (a == "--reps") reps = std::max(1, std::atoi(argv[i + 1]));
     else if (a == "--budget") budget = std::atof(argv[i + 1]);
     else if (a == "--only") only = argv[i + 1];
     else {
-      std::fprintf(stderr, "usage: bench_engine [--layers N] [--threads N] [--reps N] [--budget SECONDS] "
-                   "[--only shapes|fused]\n");
+      std::fprintf(stderr, "usage: bench_engine [--layers N] [--fused-layers N] [--threads N] [--reps N] "
+                   "[--budget SECONDS] [--only shapes|fused]\n");
       return 2;
     }
   }
@@ -157,72 +186,77 @@ int main(int argc, char **argv) {
               threads, gemm_backend(), p0.best, p0.worst);
 
   const int shapes[4][2] = {{1, 128}, {8, 128}, {1, 512}, {8, 512}};
-  if (layers <= 0) {
-    // Fit the run in the time budget (at an assumed 40% of peak) and in half of physical memory; the
-    // LM head (V = 151936) costs the same whatever the depth.
-    auto run_flops = [&](int L) {
-      Config k = c;
-      k.L = L;
-      double f = 0;
-      for (auto &s : shapes) f += (1 + reps) * fb_flops(k, s[0], s[1]);
-      for (int T : FUSED_T) f += 2 * (1 + reps) * fb_flops(k, 8, T);
-      return f;
-    };
-    double rate = 0.4 * peak * 1e9, head = run_flops(0), per = run_flops(1) - head;
-    double mem = double(sysconf(_SC_PHYS_PAGES)) * double(sysconf(_SC_PAGE_SIZE));
-    double per_layer = double(layer_acts_floats(c, 8 * 512, 32)) * 4 + double(c.C) * (c.QKV() + c.Q() + 3 * c.FF) * 4;
-    int by_time = int((budget * rate - head) / per), by_mem = int(0.5 * mem / per_layer);
-    layers = std::max(1, std::min({28, by_time, by_mem}));
-    if (layers < 28)
-      std::printf("NOTE: %d of 28 layers, to stay near the %.0f s budget (all 28 estimated at %.0f s at 40%% of "
-                  "peak) and within half of %.0f GiB memory; pass --layers 28 for the full model\n",
-                  layers, budget, run_flops(28) / rate, mem / (1 << 30));
-  }
-  c.L = layers;
-  Model m;
-  auto t0 = Clock::now();
-  if (model_init_random(&m, c, 1, 4096) != TE_OK) {
-    std::fprintf(stderr, "model: %s\n", te_last_error());
-    return 1;
-  }
-  te_engine_options o{threads, 64, 4096};
-  te_engine *e = nullptr;
-  if (engine_create_from_model(std::move(m), &o, &e) != TE_OK) return 1;
-  std::printf("model: Qwen3-0.6B dimensions (C 1024, NH 16, NKV 8, HD 128, FF 3072, V 151936, tied), %d layers, "
-              "random weights in %.1f s\n",
-              layers, seconds_since(t0));
+  const double mem = double(sysconf(_SC_PHYS_PAGES)) * double(sysconf(_SC_PAGE_SIZE));
+  // Bytes per layer: its weights plus its activations for `rows` rows.
+  auto layer_bytes = [&](int rows) {
+    return double(layer_acts_floats(c, rows, 32)) * 4 + double(c.C) * (c.QKV() + c.Q() + 3 * c.FF) * 4;
+  };
+  const int fused_depth = fused_layers > 0 ? fused_layers : layers > 0 ? layers : 28;
   std::vector<std::string> ids;
-  for (int i = 0; i < 8; i++) {
-    ids.push_back("a" + std::to_string(i));
-    te_lora_config lc{32, 64.f, uint64_t(i), 1, 1, 1};
-    if (te_adapter_create(e, ids.back().c_str(), &lc) != TE_OK) return 1;
-  }
-
-  std::printf("\nforward_backward, LoRA rank 32 on every target, cross-entropy (model FLOPs: frozen-weight GEMMs "
-              "forward + input gradients, attention)\n");
-  std::printf("%6s %6s %10s %10s %12s %10s %10s\n", "batch", "T", "best s", "worst s", "tokens/s", "GFLOP/s",
-              "of peak");
   double gf_8x512 = 0;
-  for (auto &s : shapes) {
-    if (only == "fused") break;
-    std::vector<std::string> ad(size_t(s[0]), ids[0]);
-    Items x = make_items(ad, s[1], 7);
-    Timing t = time_call(e, x.items, reps);
-    double gf = fb_flops(c, s[0], s[1]) / t.best / 1e9;
-    if (s[0] == 8 && s[1] == 512) gf_8x512 = gf;
-    std::printf("%6d %6d %10.3f %10.3f %12.1f %10.1f %9.0f%%\n", s[0], s[1], t.best, t.worst, s[0] * s[1] / t.best, gf,
-                100 * gf / peak);
+
+  if (only != "fused") {
+    if (layers <= 0) {
+      // Fit the shapes in the time budget (at an assumed 40% of peak) and in half of physical memory;
+      // the LM head (V = 151936) costs the same whatever the depth.
+      auto run_flops = [&](int L) {
+        Config k = c;
+        k.L = L;
+        double f = 0;
+        for (auto &s : shapes) f += (1 + reps) * fb_flops(k, s[0], s[1]);
+        return f;
+      };
+      double rate = 0.4 * peak * 1e9, head = run_flops(0), per = run_flops(1) - head;
+      int by_time = int((budget * rate - head) / per), by_mem = int(0.5 * mem / layer_bytes(8 * 512));
+      layers = std::max(1, std::min({28, by_time, by_mem}));
+      if (layers < 28)
+        std::printf("NOTE: shapes on %d of 28 layers, to stay near the %.0f s budget (all 28 estimated at %.0f s at "
+                    "40%% of peak) and within half of %.0f GiB memory; pass --layers 28 for the full model\n",
+                    layers, budget, run_flops(28) / rate, mem / (1 << 30));
+    }
+    te_engine *e = make_engine(c, layers, threads, &ids);
+    Config k = c;
+    k.L = layers;
+    std::printf("\nforward_backward, LoRA rank 32 on every target, cross-entropy (model FLOPs: frozen-weight GEMMs "
+                "forward + input gradients, attention)\n");
+    std::printf("%6s %6s %10s %10s %12s %10s %10s\n", "batch", "T", "best s", "worst s", "tokens/s", "GFLOP/s",
+                "of peak");
+    for (auto &s : shapes) {
+      std::vector<std::string> ad(size_t(s[0]), ids[0]);
+      Items x = make_items(ad, s[1], 7);
+      Timing t = time_call(e, x.items, reps);
+      double gf = fb_flops(k, s[0], s[1]) / t.best / 1e9;
+      if (s[0] == 8 && s[1] == 512) gf_8x512 = gf;
+      std::printf("%6d %6d %10.3f %10.3f %12.1f %10.1f %9.0f%%\n", s[0], s[1], t.best, t.worst, s[0] * s[1] / t.best,
+                  gf, 100 * gf / peak);
+    }
+    std::printf("workspace: %.2f GiB of activations and scratch\n", double(e->work.size()) * 4 / (1 << 30));
+    te_engine_destroy(e);
   }
 
   // 8 tenants with one short datum each: one fused call against 8 calls. Each call streams every
-  // frozen weight (forward and backward) and the LM head, so the shorter the data the more fusion saves.
-  std::printf("\n8 adapters x 1 datum each: one fused call vs one call per adapter (target: fused >= 2x faster)\n");
-  std::printf("%6s %12s %12s %12s %12s %10s\n", "T", "fused best", "fused worst", "seq best", "seq worst", "speed-up");
-  for (int T : FUSED_T) {
-    if (only == "shapes") break;
-    Items x = make_items(ids, T, 9);
-    Timing f = time_call(e, x.items, reps), q = time_each(e, x.items, reps);
-    std::printf("%6d %12.3f %12.3f %12.3f %12.3f %9.2fx\n", T, f.best, f.worst, q.best, q.worst, q.best / f.best);
+  // frozen weight (forward and backward) and the LM head, so the shorter the data the more fusion saves;
+  // how much depends on the share of the layers against the head, so this runs on the full model.
+  if (only != "shapes") {
+    const int by_mem = int(0.5 * mem / layer_bytes(8 * FUSED_T[2]));
+    const int depth = std::max(1, std::min(fused_depth, by_mem));
+    std::printf("\n");
+    if (depth < fused_depth)
+      std::printf("NOTE: fused comparison on %d layers, not %d, to stay within half of %.0f GiB memory\n", depth,
+                  fused_depth, mem / (1 << 30));
+    te_engine *e = make_engine(c, depth, threads, &ids);
+    std::printf("8 adapters x 1 datum each, %d of 28 layers%s: one fused call vs one call per adapter (target: "
+                "fused >= 2x faster)\n",
+                depth, depth == 28 ? " (the full model)" : "");
+    std::printf("%6s %12s %12s %12s %12s %10s\n", "T", "fused best", "fused worst", "seq best", "seq worst",
+                "speed-up");
+    for (int T : FUSED_T) {
+      Items x = make_items(ids, T, 9);
+      Timing f = time_call(e, x.items, reps), q = time_each(e, x.items, reps);
+      std::printf("%6d %12.3f %12.3f %12.3f %12.3f %9.2fx\n", T, f.best, f.worst, q.best, q.worst, q.best / f.best);
+    }
+    std::printf("workspace: %.2f GiB of activations and scratch\n", double(e->work.size()) * 4 / (1 << 30));
+    te_engine_destroy(e);
   }
   Peak p1 = sgemm_peak_gflops(3);
   std::printf("\nsgemm peak again at the end: best %.1f, worst %.1f GFLOP/s (fractions above use %.1f)\n", p1.best,
@@ -230,7 +264,5 @@ int main(int argc, char **argv) {
   if (gf_8x512 > 0)
     std::printf("batch 8 x T 512: %.1f GFLOP/s = %.0f%% of the best peak seen in this run (%.1f; target >= 50%%)\n",
                 gf_8x512, 100 * gf_8x512 / std::max(peak, p1.best), std::max(peak, p1.best));
-  std::printf("workspace: %.2f GiB of activations and scratch\n", double(e->work.size()) * 4 / (1 << 30));
-  te_engine_destroy(e);
   return 0;
 }
