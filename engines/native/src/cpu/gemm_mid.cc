@@ -28,8 +28,11 @@ namespace {
 constexpr int MR = 12;   // broadcast rows per tile
 constexpr int VW = 32;   // panel columns per tile (two 16-lane vectors)
 constexpr int KB = 16;   // k per chunk of the broadcast operand
-constexpr int KC = 512;   // k per block of the input-gradient product's weight
-constexpr int NCB = 256;  // columns per block of it (2 KiB of each weight row; the packed block: 256 KiB)
+// Blocks of the input-gradient product's weight: NCB columns (512 B of each row) × up to KC_MAX rows,
+// fewer when there are many rows of A, so that the packed block, the packed rows of A for it and the
+// next block being prefetched stay within L2 (1 MiB on the machines this was tuned on).
+constexpr int NCB = 128, KC_MAX = 512, KC_MIN = 256;
+constexpr size_t A_BLOCK_FLOATS = size_t(1) << 16;  // 256 KiB of packed A per k block
 constexpr int KCF = 1024;  // k per block of the forward product
 
 inline int round_up(int x, int m) { return (x + m - 1) / m * m; }
@@ -169,6 +172,7 @@ void mid_nn(int M, int N, int K, float alpha, const float *A, int lda, const flo
             int ldc) {
   const int mt = (M + MR - 1) / MR, panels = (N + VW - 1) / VW;
   const int nt = std::max(1, std::min(current_threads(), panels));
+  const int KC = std::clamp(int(A_BLOCK_FLOATS / (size_t(mt) * MR)) / KB * KB, KC_MIN, KC_MAX);
   auto work = [&](int th) {
     const int p0 = int(size_t(panels) * th / nt), p1 = int(size_t(panels) * (th + 1) / nt);
     // Every thread packs the whole A block it needs (a few hundred KiB): cheaper than a barrier.
