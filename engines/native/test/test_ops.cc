@@ -156,6 +156,23 @@ void test_gemm() {
                                         got.begin() + size_t(i + 5) * ldc);
           tt::check(same, s + ": rows in a smaller batch equal themselves, bit for bit");
         }
+  // LoRA's t = dy·B through it: 16 rows (a 12- and a 4-row tile), B one dense panel [K][32] read in
+  // place, and a K off the chunk size (the last block packed).
+  for (int K : {2048, 2050}) {
+    if (!sgemm_mid_fits(false, true, 45, 300, 1100)) break;  // no AVX-512: no mid kernel
+    const int M = 16, N = 32, lda = K + 5;
+    auto A = mid_randn(size_t(M) * lda), B = mid_randn(size_t(K) * N);
+    std::vector<float> got(size_t(M) * N, NAN);
+    sgemm_mid(false, M, N, K, 0.5f, A.data(), lda, B.data(), N, 0.f, got.data(), N);
+    double err = 0;
+    for (int i = 0; i < M; i++)
+      for (int j = 0; j < N; j++) {
+        double s = 0;
+        for (int k = 0; k < K; k++) s += double(A[size_t(i) * lda + k]) * B[size_t(k) * N + j];
+        err = std::max(err, std::fabs(got[size_t(i) * N + j] - 0.5 * s));
+      }
+    tt::near(err, 0, 2e-3, 0, "gemm mid, one dense panel, K=" + std::to_string(K));
+  }
   // beta = 0 must ignore NaN in C.
   std::vector<float> A = randn(4 * 3), B = randn(3 * 5), C(4 * 5, NAN);
   sgemm_builtin(false, false, 4, 5, 3, 1.f, A.data(), 3, B.data(), 5, 0.f, C.data(), 5);

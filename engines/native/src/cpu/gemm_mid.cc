@@ -194,7 +194,10 @@ void mid_nn(int M, int N, int K, float alpha, const float *A, int lda, const flo
       if (b.q0 == p0)
         for (int t = 0; t < mt; t++)
           pack_rows(ap + size_t(t) * kcp * MR, tile_rows(M - t * MR), A, size_t(lda), t * MR, M, k0, kcp, k0 + kc);
-      for (int k = 0; k < kcp; k++) {
+      // A weight one panel wide and dense (a LoRA B, [out][32]) already has the panel layout.
+      const bool dense = N == VW && ldw == VW && kc == kcp;
+      const float *panels_of_block = dense ? W + size_t(k0) * VW : wp;
+      for (int k = 0; k < (dense ? 0 : kcp); k++) {
         const float *w = W + size_t(k0 + k) * ldw + n0;
         for (int q = 0; q < q1 - b.q0; q++) {
           const int left = k < kc ? ncols - q * VW : 0;
@@ -217,7 +220,7 @@ void mid_nn(int M, int N, int K, float alpha, const float *A, int lda, const flo
         const int c0 = n0 + q * VW, nc = std::min(VW, N - c0);
         const __mmask16 lo = first(nc), hi = first(nc - 16);
         for (int t = 0; t < mt; t++) {
-          tile_any(tile_rows(M - t * MR), kcp, ap + size_t(t) * kcp * MR, wp + size_t(q) * kcp * VW, out,
+          tile_any(tile_rows(M - t * MR), kcp, ap + size_t(t) * kcp * MR, panels_of_block + size_t(q) * kcp * VW, out,
                    [&](int) { pf.step(); });
           const int m0 = t * MR, mr = std::min(MR, M - m0);
           const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(k0 > 0 ? 1.f : beta);
@@ -243,7 +246,12 @@ void mid_nn(int M, int N, int K, float alpha, const float *A, int lda, const flo
 }  // namespace
 
 bool sgemm_mid_fits(bool ta, bool tb, int M, int N, int K) {
-  return !ta && M > SMALL_M && M <= MID_M && N >= 256 && K >= 256;
+  if (ta || M > MID_M) return false;
+  if (M > SMALL_M && N >= 256 && K >= 256) return true;
+  // LoRA's t = dy·B (N = rank) for one group's rows, from inside a task (one group per thread):
+  // a single panel wide, so a call with the pool to itself keeps its split of the general path; below
+  // 2048 rows of B the general path is as fast.
+  return !tb && N <= VW && K >= 2048 && current_threads() == 1;
 }
 
 void sgemm_mid(bool tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
