@@ -15,10 +15,14 @@ namespace {
 // The w ≤ 16 floats at p, zero beyond; and their store back.
 inline v16 load_n(const float *p, int w) {
   v16 v = {};
-  std::memcpy(&v, p, sizeof(float) * size_t(w));
+  if (w == 16) std::memcpy(&v, p, sizeof v);  // a constant size: one vector load
+  else std::memcpy(&v, p, sizeof(float) * size_t(w));
   return v;
 }
-inline void store_n(float *p, v16 v, int w) { std::memcpy(p, &v, sizeof(float) * size_t(w)); }
+inline void store_n(float *p, v16 v, int w) {
+  if (w == 16) std::memcpy(p, &v, sizeof v);
+  else std::memcpy(p, &v, sizeof(float) * size_t(w));
+}
 
 inline v16 sigmoid(v16 g) { return 1.f / (1.f + vexp(-g)); }
 
