@@ -103,8 +103,11 @@ inline void dot_block(int K, const float *A, int lda, const float *B, int ldb, f
     for (int j = 0; j < NB; j++) {
       std::memcpy(&b[j], B + size_t(j) * ldb + k, sizeof(v16));
       // keep the B vectors in registers: one load each per step, not one per row of A (one row of A:
-      // nothing to share, and NB = 16 vectors would not fit beside the accumulators)
+      // nothing to share, and NB = 16 vectors would not fit beside the accumulators). Only where a
+      // 16-float vector is one register: elsewhere the constraint cannot be met.
+#if defined(__AVX512F__)
       if (MB > 1) asm("" : "+x"(b[j]));
+#endif
     }
     for (int i = 0; i < MB; i++) {
       v16 a;
