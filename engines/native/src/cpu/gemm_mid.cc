@@ -98,19 +98,21 @@ void mid_nt(int M, int N, int K, float alpha, const float *X, int ldx, const flo
   const int Kp = round_up(K, KB), mt = (M + VW - 1) / VW, slivers = (N + MR - 1) / MR;
   // X transposed into [mt][Kp][VW], zero-padded: the column panels of every tile.
   float *xp = scratch(tl_shared, size_t(mt) * Kp * VW);
-  // 16 rows × 16 k at a time through a register transpose.
-  parallel_for(size_t(mt) * 2, 1, [&](size_t h0, size_t h1) {
-    for (size_t h = h0; h < h1; h++) {
-      const int r0 = int(h) * 16;
-      float *d = xp + (h / 2) * size_t(Kp) * VW + (h % 2) * 16;
-      for (int k0 = 0; k0 < Kp; k0 += 16) {
-        __m512 r[16];
-        for (int i = 0; i < 16; i++)
-          r[i] = r0 + i < M ? _mm512_maskz_loadu_ps(first(K - k0), X + size_t(r0 + i) * ldx + k0) : _mm512_setzero_ps();
-        transpose16(r);  // r[kk] = rows r0 … r0 + 15 at k0 + kk
-        for (int kk = 0; kk < 16; kk++) _mm512_storeu_ps(d + size_t(k0 + kk) * VW, r[kk]);
-      }
-    }
+  // 16 rows × 16 k at a time through a register transpose; one task per tile, so that no two threads
+  // write the two halves of one 128-byte panel row.
+  parallel_for(size_t(mt), 1, [&](size_t t0, size_t t1) {
+    for (size_t t = t0; t < t1; t++)
+      for (int k0 = 0; k0 < Kp; k0 += 16)
+        for (int half = 0; half < 2; half++) {
+          const int r0 = int(t) * VW + half * 16;
+          __m512 r[16];
+          for (int i = 0; i < 16; i++)
+            r[i] = r0 + i < M ? _mm512_maskz_loadu_ps(first(K - k0), X + size_t(r0 + i) * ldx + k0)
+                              : _mm512_setzero_ps();
+          transpose16(r);  // r[kk] = rows r0 … r0 + 15 at k0 + kk
+          float *d = xp + (t * size_t(Kp) + k0) * VW + half * 16;
+          for (int kk = 0; kk < 16; kk++) _mm512_storeu_ps(d + size_t(kk) * VW, r[kk]);
+        }
   });
   const int nt = std::max(1, std::min(current_threads(), slivers));
   auto work = [&](int th) {
