@@ -245,6 +245,64 @@ void mid_nn(int M, int N, int K, float alpha, const float *A, int lda, const flo
   else current_pool()->run(nt, work);
 }
 
+// C[M, N] += alpha · A[K, M]ᵀ · B[K, N] for K ≤ 64 and M ≤ 64 (LoRA's dA += tᵀ·x over one group's
+// rows), on the calling thread. The broadcast operand is A's columns: 16 rows of A × 16 columns
+// transposed in registers give 16 broadcast rows of 16 k; B's rows are copied into zero-padded
+// [Kp][32] panels, so no k or column tail is read past the operands. (dB += s·dyᵀ·u, the long-A shape,
+// gained nothing this way over the general path.)
+void short_tn(int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb, float *C,
+              int ldc) {
+  const int Kp = round_up(K, KB), panels = (N + VW - 1) / VW;
+  // P for columns [i0, i0 + 16) of A: two [Kp / KB][8][KB] halves.
+  auto build_p = [&](int i0, float *p) {
+    for (int k0 = 0; k0 < Kp; k0 += KB) {
+      __m512 r[16];
+      for (int k = 0; k < 16; k++)
+        r[k] = k0 + k < K ? _mm512_maskz_loadu_ps(first(M - i0), A + size_t(k0 + k) * lda + i0) : _mm512_setzero_ps();
+      transpose16(r);  // r[i] = A[k0 …][i0 + i]
+      for (int i = 0; i < 16; i++)
+        _mm512_storeu_ps(p + (size_t(i / 8) * (Kp / KB) + k0 / KB) * 8 * KB + size_t(i % 8) * KB, r[i]);
+    }
+  };
+  auto copy_v = [&](int q, float *v) {
+    const int j0 = q * VW, nc = std::min(VW, N - j0);
+    for (int k = 0; k < Kp; k++) {
+      const float *b = B + size_t(k) * ldb + j0;
+      const bool in = k < K;
+      _mm512_storeu_ps(v + k * VW, in ? _mm512_maskz_loadu_ps(first(nc), b) : _mm512_setzero_ps());
+      _mm512_storeu_ps(v + k * VW + 16, in ? _mm512_maskz_loadu_ps(first(nc - 16), b + 16) : _mm512_setzero_ps());
+    }
+  };
+  auto update = [&](int i0, int rows, int q, const float *out) {
+    const int j0 = q * VW, nc = std::min(VW, N - j0);
+    const __mmask16 lo = first(nc), hi = first(nc - 16);
+    const __m512 va = _mm512_set1_ps(alpha);
+    for (int i = 0; i < std::min(rows, M - i0); i++) {
+      float *c = C + size_t(i0 + i) * ldc + j0;
+      _mm512_mask_storeu_ps(c, lo, _mm512_fmadd_ps(va, _mm512_loadu_ps(out + i * VW), _mm512_maskz_loadu_ps(lo, c)));
+      _mm512_mask_storeu_ps(c + 16, hi,
+                            _mm512_fmadd_ps(va, _mm512_loadu_ps(out + i * VW + 16), _mm512_maskz_loadu_ps(hi, c + 16)));
+    }
+  };
+  float out[8 * VW];
+  const size_t half = size_t(Kp / KB) * 8 * KB;
+  auto tiles = [&](int i0, const float *p, int q, const float *v) {
+    tile<8>(Kp, p, v, out, [](int) {});
+    update(i0, 8, q, out);
+    if (i0 + 8 < M) {
+      tile<8>(Kp, p + half, v, out, [](int) {});
+      update(i0 + 8, 8, q, out);
+    }
+  };
+  // Every P once (M ≤ 64: A is t, a rank of columns), then B (x, long) one panel at a time.
+  alignas(64) float p[4 * 2 * 64 * 8], v[64 * VW];
+  for (int i0 = 0; i0 < M; i0 += 16) build_p(i0, p + size_t(i0 / 16) * 2 * half);
+  for (int q = 0; q < panels; q++) {
+    copy_v(q, v);
+    for (int i0 = 0; i0 < M; i0 += 16) tiles(i0, p + size_t(i0 / 16) * 2 * half, q, v);
+  }
+}
+
 }  // namespace
 
 bool sgemm_mid_fits(bool ta, bool tb, int M, int N, int K) {
@@ -256,6 +314,18 @@ bool sgemm_mid_fits(bool ta, bool tb, int M, int N, int K) {
   return !tb && N <= VW && K >= 2048 && current_threads() == 1;
 }
 
+bool sgemm_short_tn_fits(int M, int N, int K, float beta) {
+  // A small product, or a call from inside a task (one group per thread): the general path would not
+  // split it over threads either.
+  return beta == 1.f && K <= 64 && M <= 64 && N > 2 * VW &&
+         (current_threads() == 1 || double(M) * N * K < double(1 << 21));
+}
+
+void sgemm_short_tn(int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb, float *C,
+                    int ldc) {
+  short_tn(M, N, K, alpha, A, lda, B, ldb, C, ldc);
+}
+
 void sgemm_mid(bool tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
                float beta, float *C, int ldc) {
   if (tb) mid_nt(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
@@ -265,6 +335,8 @@ void sgemm_mid(bool tb, int M, int N, int K, float alpha, const float *A, int ld
 #else  // no AVX-512: the general path serves every shape
 
 bool sgemm_mid_fits(bool, bool, int, int, int) { return false; }
+bool sgemm_short_tn_fits(int, int, int, float) { return false; }
+void sgemm_short_tn(int, int, int, float, const float *, int, const float *, int, float *, int) {}
 void sgemm_mid(bool, int, int, int, float, const float *, int, const float *, int, float, float *, int) {}
 
 #endif
