@@ -46,7 +46,13 @@ describe('telemetry end to end (real app, engine double, TS client)', () => {
     dir = mkdtempSync(join(tmpdir(), 'tuft-telemetry-e2e-'))
     const config = await testConfig(dir, {
       log_level: 'info',
-      telemetry: { enabled: true, otlp_endpoint: receiver.endpoint, prometheus: { enabled: true } },
+      telemetry: {
+        enabled: true,
+        otlp_endpoint: receiver.endpoint,
+        prometheus: { enabled: true },
+        // The access lines are the request-scoped lines of this flow: export them to check correlation.
+        export_request_logs: true,
+      },
     })
     const registry = new EngineRegistry()
     registry.register(createEngineDouble('double'))
@@ -157,8 +163,11 @@ describe('telemetry end to end (real app, engine double, TS client)', () => {
 
   test('log records exported over OTLP are correlated with the request spans', () => {
     const traces = new Set(receiver.spans.filter((s) => s.kind === 2).map((s) => s.traceId))
-    const correlated = receiver.logs.filter((l) => traces.has(l.traceId))
-    assert.ok(correlated.length > 0, `some of ${receiver.logs.length} records carry a request's trace id`)
+    const access = receiver.logs.filter(
+      (l) => l.body === 'incoming request' || l.body === 'request completed',
+    )
+    assert.ok(access.length >= 10, `access lines exported (export_request_logs): ${access.length}`)
+    for (const l of access) assert.ok(traces.has(l.traceId), `"${l.body}" carries its request's trace id`)
     const consoleCorrelated = logs.lines.filter(
       (l) => typeof l.trace_id === 'string' && traces.has(l.trace_id),
     )

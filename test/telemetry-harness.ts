@@ -19,6 +19,7 @@ import type {
 } from '../core/engine.js'
 import { EventBus } from '../core/events.js'
 import { instrumentSamplingEngine, instrumentTrainingEngine } from '../core/telemetry/engines.js'
+import { traceContextOf } from '../core/telemetry/http.js'
 import { buildLoggerOptions } from '../core/telemetry/logging.js'
 import type { Telemetry } from '../core/telemetry/sdk.js'
 import type { UsageMeter } from '../core/telemetry/usage.js'
@@ -150,7 +151,9 @@ export async function buildFlowApp(opts: {
     const userId = request.userId
     if (userId === null) throw new Error('the auth plugin let an anonymous request through')
     const sessionId = String(request.headers['x-session'] ?? 's-1')
-    return { requestId: `req-${++nextId}`, userId, sessionId, ...extra }
+    // As the Tinker routes do: the request's trace context travels with the work it causes.
+    const otelContext = traceContextOf(request)
+    return { requestId: `req-${++nextId}`, userId, sessionId, otelContext, ...extra }
   }
 
   const flush = async (): Promise<void> => {

@@ -164,6 +164,12 @@ describe('telemetry enabled (in-memory exporters)', () => {
       assert.equal(line.span_id, request.spanContext().spanId)
       assert.ok(typeof line.reqId === 'string', 'Fastify request id kept')
     }
+    // Fastify's own lines belong to the request too: the span starts with the request's logger.
+    const trainSpans = new Set(byName('POST /api/v1/train').map((s) => s.spanContext().spanId))
+    for (const msg of ['incoming request', 'request completed']) {
+      const inSpan = flow.logs.lines.filter((l) => l.msg === msg && trainSpans.has(l.span_id as string))
+      assert.equal(inSpan.length, 2, `each train request's "${msg}" line carries its span id`)
+    }
     // Access lines: on the console with the request's trace id, not duplicated into OTel logs.
     const completed = flow.logs.lines.filter((l) => l.msg === 'request completed')
     assert.ok(completed.some((l) => typeof l.trace_id === 'string'))

@@ -317,7 +317,7 @@ export class SamplingService {
     return all.map((e) => e.doc.value).filter((s) => s.owner === userId && s.sessionId === sessionId)
   }
 
-  async sample(userId: string, body: SampleRequest): Promise<{ request_id: string }> {
+  async sample(userId: string, body: SampleRequest, otelContext?: unknown): Promise<{ request_id: string }> {
     if (!body.sampling_session_id) {
       throw tuftError(
         'TUFT_BAD_REQUEST',
@@ -349,7 +349,7 @@ export class SamplingService {
         kind: 'sample',
         modelId: null,
         modelName: host.name,
-        trace: { userId, sessionId: sampler.sessionId, samplingSessionId: sampler.id },
+        trace: { userId, sessionId: sampler.sessionId, samplingSessionId: sampler.id, otelContext },
       })
       .catch((err: unknown) => {
         this.setDepth(host, (this.inFlight.get(host.name) ?? 1) - 1)

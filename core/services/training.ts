@@ -77,6 +77,8 @@ const RECENT_SEQS = 64
  */
 export interface Submission {
   settle(): void
+  /** The submitting request's trace context (RequestTrace.otelContext), when telemetry is on. */
+  readonly otelContext?: unknown
 }
 
 export class TrainingService {
@@ -86,10 +88,11 @@ export class TrainingService {
 
   constructor(private readonly opts: TrainingServiceOptions) {}
 
-  beginSubmission(userId: string): Submission {
+  beginSubmission(userId: string, otelContext?: unknown): Submission {
     this.unsettled.set(userId, (this.unsettled.get(userId) ?? 0) + 1)
     let settled = false
     return {
+      otelContext,
       settle: () => {
         if (settled) return
         settled = true
@@ -106,7 +109,7 @@ export class TrainingService {
 
   // ---- create / info / unload ----
 
-  async createModel(userId: string, body: CreateModelRequest): Promise<FutureRef> {
+  async createModel(userId: string, body: CreateModelRequest, otelContext?: unknown): Promise<FutureRef> {
     const session = await this.opts.sessions.getLive(userId, body.session_id)
     const id = trainingRunId(session.id, body.model_seq_id)
     const existing =
@@ -144,7 +147,7 @@ export class TrainingService {
       kind: 'create_model',
       modelId: id,
       modelName: host.name,
-      trace: { userId, sessionId: session.id, trainingRunId: id },
+      trace: { userId, sessionId: session.id, trainingRunId: id, otelContext },
     })
     const now = Date.now()
     const record: TrainingRunRecord = {
@@ -311,9 +314,9 @@ export class TrainingService {
     }
   }
 
-  async unloadModel(userId: string, id: string): Promise<FutureRef> {
+  async unloadModel(userId: string, id: string, otelContext?: unknown): Promise<FutureRef> {
     const run = await this.live(userId, id)
-    const future = await this.newFuture(run, 'unload_model')
+    const future = await this.newFuture(run, 'unload_model', otelContext)
     void run.sequencer.after(() =>
       this.opts.futures.run(future, async () => {
         // Operations still held behind a seq_id gap will never run: fail them rather than leave them pending.
@@ -575,7 +578,7 @@ export class TrainingService {
       if (duplicate !== undefined) return { request_id: duplicate, model_id: modelId }
       seq.check(seqId)
       const work = prepare(run)
-      const future = await this.newFuture(run, kind)
+      const future = await this.newFuture(run, kind, sub.otelContext)
       seq.submit(seqId, future, async () => {
         await run.created
         await this.opts.futures.run(future, async () => {
@@ -607,13 +610,18 @@ export class TrainingService {
     }
   }
 
-  private async newFuture(run: LiveRun, kind: FutureKind): Promise<string> {
+  private async newFuture(run: LiveRun, kind: FutureKind, otelContext: unknown): Promise<string> {
     const f = await this.opts.futures.create({
       owner: run.record.owner,
       kind,
       modelId: run.record.id,
       modelName: run.host.name,
-      trace: { userId: run.record.owner, sessionId: run.record.sessionId, trainingRunId: run.record.id },
+      trace: {
+        userId: run.record.owner,
+        sessionId: run.record.sessionId,
+        trainingRunId: run.record.id,
+        otelContext,
+      },
     })
     return f.id
   }

@@ -6,7 +6,6 @@
 import {
   type Attributes,
   type Context,
-  context,
   type Link,
   ROOT_CONTEXT,
   type Span,
@@ -79,14 +78,14 @@ class Recorder {
     this.#busy.begin()
     let outcome = 'error'
     try {
-      const result = span === null ? await call() : await context.with(span.context, call)
+      const result = await call()
       outcome = 'ok'
-      if (span !== null && describe !== undefined) span.span.setAttributes(describe(result))
+      if (span !== null && describe !== undefined) span.setAttributes(describe(result))
       return result
     } catch (err) {
       if (span !== null) {
-        span.span.recordException(err instanceof Error ? err : String(err))
-        span.span.setStatus({
+        span.recordException(err instanceof Error ? err : String(err))
+        span.setStatus({
           code: SpanStatusCode.ERROR,
           message: err instanceof Error ? err.message : String(err),
         })
@@ -100,15 +99,11 @@ class Recorder {
         [ATTR.engineOp]: op,
         [ATTR.outcome]: outcome,
       })
-      span?.span.end()
+      span?.end()
     }
   }
 
-  #startSpan(
-    op: string,
-    requests: readonly RequestTrace[],
-    extra: Attributes,
-  ): { span: Span; context: Context } | null {
+  #startSpan(op: string, requests: readonly RequestTrace[], extra: Attributes): Span | null {
     const tracer = this.#telemetry.tracer
     if (tracer === null) return null
     const futures = this.#telemetry.futures
@@ -123,7 +118,7 @@ class Recorder {
     let links: Link[] | undefined
     const only = requests.length === 1 ? requests[0] : undefined
     if (only !== undefined) {
-      parent = futures.contextOf(only) ?? context.active()
+      parent = futures.contextOf(only) ?? ROOT_CONTEXT
       Object.assign(attributes, traceAttributes(only))
     } else if (requests.length > 1) {
       // A fused call belongs to no single request: its own trace, linked to every request it serves.
@@ -136,10 +131,9 @@ class Recorder {
       }
       attributes[ATTR.userId] = [...new Set(requests.map((r) => r.userId))]
     } else {
-      parent = context.active()
+      parent = ROOT_CONTEXT
     }
-    const span = tracer.startSpan(`engine ${op}`, { attributes, links }, parent)
-    return { span, context: trace.setSpan(parent, span) }
+    return tracer.startSpan(`engine ${op}`, { attributes, links }, parent)
   }
 }
 

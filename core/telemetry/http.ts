@@ -1,10 +1,13 @@
 // HTTP server telemetry as Fastify hooks: a SERVER span per request (continuing an incoming W3C
-// traceparent), made active for the rest of the request so services' futures and log lines attach to
-// it, and the http.server.request.duration histogram. Hooks exist only when telemetry is on.
+// traceparent) and the http.server.request.duration histogram. The span starts where Fastify creates
+// the request's logger, so every line of that logger (Fastify's own "incoming request" included)
+// carries trace_id/span_id as bindings; the request's trace context is `request.otelContext`, which
+// routes hand to the services so futures and engine work descend from it. No async context manager:
+// propagating context through every promise costs more than the rest of telemetry together.
 
 import {
   type Attributes,
-  context,
+  type Context,
   ROOT_CONTEXT,
   type Span,
   SpanKind,
@@ -12,7 +15,7 @@ import {
   trace,
 } from '@opentelemetry/api'
 import { W3CTraceContextPropagator } from '@opentelemetry/core'
-import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyRequest, RawRequestDefaultExpression } from 'fastify'
 import { ATTR } from './attributes.js'
 import type { Telemetry } from './sdk.js'
 
@@ -20,17 +23,34 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** The request's server span; null until started, and after it ended. Absent with telemetry off. */
     otelSpan: Span | null
+    /** The request's trace context (opaque to services: RequestTrace.otelContext). Absent with telemetry off. */
+    otelContext: Context | null
   }
 }
 
 /** Who made the request (never the credential); undefined before authentication. */
 export type UserOf = (request: FastifyRequest) => string | undefined
 
+/** The trace context to pass with work a request causes; undefined when telemetry is off. */
+export function traceContextOf(request: FastifyRequest): unknown {
+  return (request as { otelContext?: Context | null }).otelContext ?? undefined
+}
+
 const propagator = new W3CTraceContextPropagator()
 const headerGetter = {
-  get: (carrier: FastifyRequest['headers'], key: string) => carrier[key],
-  keys: (carrier: FastifyRequest['headers']) => Object.keys(carrier),
+  get: (carrier: RawRequestDefaultExpression['headers'], key: string) => carrier[key],
+  keys: (carrier: RawRequestDefaultExpression['headers']) => Object.keys(carrier),
 }
+/** trace_flags as written in a line, for the two flag values W3C defines (others are formatted). */
+const FLAGS = ['00', '01']
+/** Where the logger factory leaves a request's span and context for the onRequest hook. */
+const STARTED = Symbol('tuft.otel.request')
+
+interface Started {
+  span: Span
+  context: Context
+}
+type RawWithSpan = RawRequestDefaultExpression & { [STARTED]?: Started }
 
 export function installHttpTelemetry(app: FastifyInstance, telemetry: Telemetry, userOf: UserOf): void {
   const { tracer, instruments, backlog } = telemetry
@@ -50,30 +70,49 @@ export function installHttpTelemetry(app: FastifyInstance, telemetry: Telemetry,
   }
 
   if (tracer !== null) {
-    app.decorateRequest('otelSpan', null)
-    app.addHook('onRequest', (request, _reply, done) => {
+    const start = (raw: RawRequestDefaultExpression, requestId: unknown): Started => {
       // Most requests carry no trace context: skip the propagator's parsing then.
       const parent =
-        request.headers.traceparent === undefined
+        raw.headers.traceparent === undefined
           ? ROOT_CONTEXT
-          : propagator.extract(ROOT_CONTEXT, request.headers, headerGetter)
-      const url = request.url
+          : propagator.extract(ROOT_CONTEXT, raw.headers, headerGetter)
+      const url = raw.url ?? '/'
       const query = url.indexOf('?')
+      const method = raw.method ?? 'GET'
       const span = tracer.startSpan(
-        request.method,
+        method,
         {
           kind: SpanKind.SERVER,
           attributes: {
-            'http.request.method': request.method,
+            'http.request.method': method,
             'url.path': query === -1 ? url : url.slice(0, query),
-            'http.request.id': request.id,
+            'http.request.id': String(requestId),
           },
         },
         parent,
       )
-      request.otelSpan = span
-      // Everything after this hook (other hooks, handler, services) runs with the span active.
-      context.with(trace.setSpan(parent, span), done)
+      return { span, context: trace.setSpan(parent, span) }
+    }
+    app.setChildLoggerFactory((logger, bindings, options, raw) => {
+      const started = start(raw, bindings.reqId)
+      ;(raw as RawWithSpan)[STARTED] = started
+      const sc = started.span.spanContext()
+      const flags = FLAGS[sc.traceFlags] ?? `0${sc.traceFlags.toString(16)}`.slice(-2)
+      return logger.child(
+        { ...bindings, trace_id: sc.traceId, span_id: sc.spanId, trace_flags: flags },
+        options,
+      )
+    })
+    app.decorateRequest('otelSpan', null)
+    app.decorateRequest('otelContext', null)
+    app.addHook('onRequest', (request, _reply, done) => {
+      const raw = request.raw as RawWithSpan
+      // Fastify makes no request logger for some requests (e.g. its 404 path): start the span here then.
+      const started = raw[STARTED] ?? start(raw, request.id)
+      raw[STARTED] = undefined
+      request.otelSpan = started.span
+      request.otelContext = started.context
+      done()
     })
     app.addHook('onError', (request, _reply, error, done) => {
       request.otelSpan?.recordException(error)

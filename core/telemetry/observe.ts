@@ -1,7 +1,7 @@
 // Subscribes telemetry to the domain events (core/events.ts): future spans from queued to done,
 // and the metrics services announce (usage, queues, adapters, store latency).
 
-import { type Attributes, context, SpanKind, SpanStatusCode } from '@opentelemetry/api'
+import { type Attributes, ROOT_CONTEXT, SpanKind, SpanStatusCode } from '@opentelemetry/api'
 import type { EventBus, TuftEvents, UsageKind } from '../events.js'
 import { ATTR } from './attributes.js'
 import type { Telemetry } from './sdk.js'
@@ -64,8 +64,9 @@ export function observeEvents(bus: EventBus, telemetry: Telemetry): () => void {
   })
   if (tracer !== null) {
     on('future.queued', ({ trace, kind, modelName }) => {
-      // The request span (captured in otelContext when the request arrived) parents the future.
-      const parent = asContext(trace.otelContext) ?? context.active()
+      // The request span (its context handed down by the route) parents the future; work no request
+      // caused (recovery, relays) starts its own trace.
+      const parent = asContext(trace.otelContext) ?? ROOT_CONTEXT
       const attributes: Attributes = {
         ...traceAttributes(trace),
         [ATTR.model]: modelName,

@@ -2,6 +2,7 @@
 // get_info answers from metadata (it feeds the SDK's client-side tokenizer loading).
 
 import type { FastifyInstance } from 'fastify'
+import { traceContextOf } from '../../core/telemetry/http.js'
 import {
   type CreateModelRequest,
   CreateModelRoute,
@@ -17,12 +18,12 @@ export default async function modelRoutes(app: FastifyInstance): Promise<void> {
   // Runs held by another server process (shared store): relay to it, or take over once it is gone.
   app.setErrorHandler(forwardToOwner(app))
   app.post<{ Body: CreateModelRequest }>('/create_model', { schema: CreateModelRoute }, async (request) =>
-    training.createModel(userOf(request), request.body),
+    training.createModel(userOf(request), request.body, traceContextOf(request)),
   )
   app.post<{ Body: ModelIdRequest }>('/get_info', { schema: GetInfoRoute }, async (request) =>
     training.getInfo(userOf(request), request.body.model_id),
   )
   app.post<{ Body: ModelIdRequest }>('/unload_model', { schema: UnloadModelRoute }, async (request) =>
-    training.unloadModel(userOf(request), request.body.model_id),
+    training.unloadModel(userOf(request), request.body.model_id, traceContextOf(request)),
   )
 }

@@ -3,6 +3,7 @@
 
 import type { FastifyInstance } from 'fastify'
 import { toWireSampler } from '../../core/domain/sampler.js'
+import { traceContextOf } from '../../core/telemetry/http.js'
 import {
   ASampleRoute,
   type CreateSamplingSessionRequest,
@@ -23,7 +24,7 @@ export default async function samplingRoutes(app: FastifyInstance): Promise<void
     }),
   )
   app.post<{ Body: SampleRequest }>('/asample', { schema: ASampleRoute }, async (request) =>
-    sampling.sample(userOf(request), request.body),
+    sampling.sample(userOf(request), request.body, traceContextOf(request)),
   )
   app.get<{ Params: { sampler_id: string } }>(
     '/samplers/:sampler_id',

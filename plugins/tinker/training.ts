@@ -5,6 +5,7 @@
 import type { FastifyInstance } from 'fastify'
 import { tuftError } from '../../core/errors.js'
 import type { Submission } from '../../core/services/training.js'
+import { traceContextOf } from '../../core/telemetry/http.js'
 import { decodeForwardBackwardRequest } from '../../core/wire/proto.js'
 import {
   type LoadWeightsRequest,
@@ -34,7 +35,7 @@ export default async function trainingRoutes(app: FastifyInstance): Promise<void
   const maxBytes = app.tuftConfig.server.body_limit_bytes
   app.decorateRequest('submission', null)
   app.addHook('onRequest', async (request) => {
-    request.submission = training.beginSubmission(userOf(request))
+    request.submission = training.beginSubmission(userOf(request), traceContextOf(request))
   })
   const settle = async (request: { submission: Submission | null }) => request.submission?.settle()
   // Runs held by another server process (shared store): relay to it, or take over once it is gone.
