@@ -173,22 +173,27 @@ void test_gemm() {
       }
     tt::near(err, 0, 2e-3, 0, "gemm mid, one dense panel, K=" + std::to_string(K));
   }
-  // LoRA's weight gradients, C += alpha · Aᵀ·B over a group's rows (K ≤ 64), through sgemm: the long-A
-  // shape (dB, general path) and the long-B shape (dA, the short kernel), k and column tails.
-  for (int shape = 0; shape < 2; shape++)
+  // LoRA's gradients over a group's rows through sgemm, C += alpha · op(A)·B with K ≤ 64: dA += tᵀ·x
+  // (long B: the short-K kernel), dB += s·dyᵀ·u (long A: the general path), dx += t·A (op(A) = A, long
+  // B: the short-K kernel); k and column tails.
+  for (int shape = 0; shape < 3; shape++)
     for (int K : {5, 16, 37}) {
-      const int M = shape ? 300 : 45, N = shape ? 40 : 300, lda = M + 3, ldb = N + 1, ldc = N + 2;
-      auto A = mid_randn(size_t(K) * lda), B = mid_randn(size_t(K) * ldb), C = mid_randn(size_t(M) * ldc);
+      const bool ta = shape < 2;
+      const int M = shape == 1 ? 300 : 45, N = shape == 1 ? 40 : 300, lda = ta ? M + 3 : K + 3, ldb = N + 1,
+                ldc = N + 2;
+      auto A = mid_randn(size_t(ta ? K : M) * lda), B = mid_randn(size_t(K) * ldb), C = mid_randn(size_t(M) * ldc);
       std::vector<float> got = C;
-      sgemm(true, false, M, N, K, 0.5f, A.data(), lda, B.data(), ldb, 1.f, got.data(), ldc);
+      sgemm(ta, false, M, N, K, 0.5f, A.data(), lda, B.data(), ldb, 1.f, got.data(), ldc);
       double err = 0;
       for (int i = 0; i < M; i++)
         for (int j = 0; j < N; j++) {
           double s = 0;
-          for (int k = 0; k < K; k++) s += double(A[size_t(k) * lda + i]) * B[size_t(k) * ldb + j];
+          for (int k = 0; k < K; k++)
+            s += double(ta ? A[size_t(k) * lda + i] : A[size_t(i) * lda + k]) * B[size_t(k) * ldb + j];
           err = std::max(err, std::fabs(got[size_t(i) * ldc + j] - (0.5 * s + C[size_t(i) * ldc + j])));
         }
-      tt::near(err, 0, 1e-3, 0, "gemm Aᵀ·B short K=" + std::to_string(K) + (shape ? " (long A)" : " (long B)"));
+      const char *name[] = {" (Aᵀ, long B)", " (Aᵀ, long A)", " (A, long B)"};
+      tt::near(err, 0, 1e-3, 0, "gemm short K=" + std::to_string(K) + name[shape]);
     }
   // beta = 0 must ignore NaN in C.
   std::vector<float> A = randn(4 * 3), B = randn(3 * 5), C(4 * 5, NAN);

@@ -315,8 +315,8 @@ void sgemm(bool ta, bool tb, int M, int N, int K, float alpha, const float *A, i
     sgemm_mid(tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return;
   }
-  if (ta && !tb && sgemm_short_tn_fits(M, N, K, beta)) {
-    sgemm_short_tn(M, N, K, alpha, A, lda, B, ldb, C, ldc);
+  if (!tb && sgemm_short_k_fits(M, N, K, beta)) {
+    sgemm_short_k(ta, M, N, K, alpha, A, lda, B, ldb, C, ldc);
     return;
   }
   // OpenBLAS runs single-threaded; the pool splits C into one slice per thread, along N (weight rows
@@ -346,8 +346,8 @@ void sgemm(bool ta, bool tb, int M, int N, int K, float alpha, const float *A, i
            float beta, float *C, int ldc) {
   if (use_small(ta, tb, M, K) && N > 0) sgemm_small(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   else if (sgemm_mid_fits(ta, tb, M, N, K)) sgemm_mid(tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-  else if (ta && !tb && K > 0 && N > 0 && sgemm_short_tn_fits(M, N, K, beta))
-    sgemm_short_tn(M, N, K, alpha, A, lda, B, ldb, C, ldc);
+  else if (!tb && K > 0 && N > 0 && sgemm_short_k_fits(M, N, K, beta))
+    sgemm_short_k(ta, M, N, K, alpha, A, lda, B, ldb, C, ldc);
   else sgemm_builtin(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 const char *gemm_backend() { return "builtin"; }

@@ -25,11 +25,12 @@ bool sgemm_mid_fits(bool trans_a, bool trans_b, int M, int N, int K);
 // C[M, N] = alpha · A[M, K] · op(B) + beta · C, op(B) = B[N, K]ᵀ (trans_b) or B[K, N]; on the current pool.
 void sgemm_mid(bool trans_b, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
                float beta, float *C, int ldc);
-// C[M, N] += alpha · A[K, M]ᵀ · B[K, N] for K ≤ 64 and M ≤ 64 (LoRA's dA += tᵀ·x over one group's rows)
-// on the calling thread, where the CPU has AVX-512 and the general path would not split it either.
-bool sgemm_short_tn_fits(int M, int N, int K, float beta);
-void sgemm_short_tn(int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb, float *C,
-                    int ldc);
+// C[M, N] += alpha · op(A)[M, K] · B[K, N] for K ≤ 64 and M ≤ 64, op(A) = Aᵀ (trans_a) or A: LoRA's
+// dA += tᵀ·x and dx += t·A over one group's rows, on the calling thread, where the CPU has AVX-512 and
+// the general path would not split it either.
+bool sgemm_short_k_fits(int M, int N, int K, float beta);
+void sgemm_short_k(bool trans_a, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
+                   float *C, int ldc);
 // "openblas" or "builtin".
 const char *gemm_backend();
 // Called with the engine's thread count; OpenBLAS is kept single-threaded (the pool splits its work).

@@ -245,16 +245,22 @@ void mid_nn(int M, int N, int K, float alpha, const float *A, int lda, const flo
   else current_pool()->run(nt, work);
 }
 
-// C[M, N] += alpha · A[K, M]ᵀ · B[K, N] for K ≤ 64 and M ≤ 64 (LoRA's dA += tᵀ·x over one group's
-// rows), on the calling thread. The broadcast operand is A's columns: 16 rows of A × 16 columns
-// transposed in registers give 16 broadcast rows of 16 k; B's rows are copied into zero-padded
-// [Kp][32] panels, so no k or column tail is read past the operands. (dB += s·dyᵀ·u, the long-A shape,
-// gained nothing this way over the general path.)
-void short_tn(int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb, float *C,
-              int ldc) {
+// C[M, N] += alpha · op(A)[M, K] · B[K, N] for K ≤ 64 and M ≤ 64, op(A) = A[K, M]ᵀ (ta) or A[M, K]:
+// LoRA's dA += tᵀ·x and dx += t·A over one group's rows, on the calling thread. The broadcast operand
+// is op(A)'s rows: with ta, 16 rows of A × 16 columns transposed in registers give 16 of them; B's
+// rows are copied into zero-padded [Kp][32] panels, so no k or column tail is read past the operands.
+// (dB += s·dyᵀ·u, the long-A shape, gained nothing this way over the general path.)
+void short_k(bool ta, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb, float *C,
+             int ldc) {
   const int Kp = round_up(K, KB), panels = (N + VW - 1) / VW;
-  // P for columns [i0, i0 + 16) of A: two [Kp / KB][8][KB] halves.
+  const size_t half = size_t(Kp / KB) * 8 * KB;
+  // P for rows [i0, i0 + 16) of op(A): two [Kp / KB][8][KB] halves.
   auto build_p = [&](int i0, float *p) {
+    if (!ta) {
+      pack_rows(p, 8, A, size_t(lda), i0, M, 0, Kp, K);
+      pack_rows(p + half, 8, A, size_t(lda), i0 + 8, M, 0, Kp, K);
+      return;
+    }
     for (int k0 = 0; k0 < Kp; k0 += KB) {
       __m512 r[16];
       for (int k = 0; k < 16; k++)
@@ -285,7 +291,6 @@ void short_tn(int M, int N, int K, float alpha, const float *A, int lda, const f
     }
   };
   float out[8 * VW];
-  const size_t half = size_t(Kp / KB) * 8 * KB;
   auto tiles = [&](int i0, const float *p, int q, const float *v) {
     tile<8>(Kp, p, v, out, [](int) {});
     update(i0, 8, q, out);
@@ -314,16 +319,16 @@ bool sgemm_mid_fits(bool ta, bool tb, int M, int N, int K) {
   return !tb && N <= VW && K >= 2048 && current_threads() == 1;
 }
 
-bool sgemm_short_tn_fits(int M, int N, int K, float beta) {
+bool sgemm_short_k_fits(int M, int N, int K, float beta) {
   // A small product, or a call from inside a task (one group per thread): the general path would not
   // split it over threads either.
   return beta == 1.f && K <= 64 && M <= 64 && N > 2 * VW &&
          (current_threads() == 1 || double(M) * N * K < double(1 << 21));
 }
 
-void sgemm_short_tn(int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb, float *C,
-                    int ldc) {
-  short_tn(M, N, K, alpha, A, lda, B, ldb, C, ldc);
+void sgemm_short_k(bool trans_a, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
+                   float *C, int ldc) {
+  short_k(trans_a, M, N, K, alpha, A, lda, B, ldb, C, ldc);
 }
 
 void sgemm_mid(bool tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
@@ -335,8 +340,8 @@ void sgemm_mid(bool tb, int M, int N, int K, float alpha, const float *A, int ld
 #else  // no AVX-512: the general path serves every shape
 
 bool sgemm_mid_fits(bool, bool, int, int, int) { return false; }
-bool sgemm_short_tn_fits(int, int, int, float) { return false; }
-void sgemm_short_tn(int, int, int, float, const float *, int, const float *, int, float *, int) {}
+bool sgemm_short_k_fits(int, int, int, float) { return false; }
+void sgemm_short_k(bool, int, int, int, float, const float *, int, const float *, int, float *, int) {}
 void sgemm_mid(bool, int, int, int, float, const float *, int, const float *, int, float, float *, int) {}
 
 #endif
