@@ -1,10 +1,11 @@
-// Logging: the Fastify logger options (pino JSON, API keys redacted, pretty on a TTY) and a destination
-// that also forwards each line to the OpenTelemetry logs pipeline once the telemetry plugin attaches
-// it. Trace/span ids come as bindings of each request's logger (core/telemetry/http.ts). The forwarding (parsing the
+// Logging: the Fastify logger options (pino JSON, API keys redacted, pretty on a TTY), trace/span ids
+// in every line of a logger bound to a span (each request's logger, by core/telemetry/http.ts), and a
+// destination that also forwards each line to the OpenTelemetry logs pipeline once the telemetry
+// plugin attaches it. The forwarding (parsing the
 // line pino serialized and redacted, building the OTel record) happens off the request path, in the
 // telemetry backlog's batch; the record keeps the line's own time and span context.
 
-import { type Context, ROOT_CONTEXT, type TraceFlags, trace } from '@opentelemetry/api'
+import { type Context, ROOT_CONTEXT, type Span, type TraceFlags, trace } from '@opentelemetry/api'
 import { type AnyValueMap, type Logger as OtelLogger, SeverityNumber } from '@opentelemetry/api-logs'
 import type { FastifyBaseLogger, FastifyLoggerOptions, PinoLoggerOptions } from 'fastify/types/logger.js'
 import pino, { type DestinationStream } from 'pino'
@@ -25,9 +26,9 @@ export const REDACTED_PATHS = [
 ]
 
 /**
- * Options for `Fastify({ logger })`. With telemetry on, lines go through a TelemetryLogStream the
- * telemetry plugin connects to OTel logs; with it off there is no extra stream, so logging costs what
- * plain pino costs.
+ * Options for `Fastify({ logger })`. With telemetry on, lines of span-bound loggers carry
+ * trace_id/span_id and every line goes through a TelemetryLogStream the telemetry plugin connects to
+ * OTel logs; with it off there is no mixin and no extra stream, so logging costs what plain pino costs.
  */
 export function buildLoggerOptions(
   config: Pick<TuftConfig, 'log_level' | 'telemetry'>,
@@ -44,6 +45,7 @@ export function buildLoggerOptions(
     ? pretty({ colorize: true, destination: stdout, sync: true, ignore: 'pid,hostname' })
     : plain
   if (config.telemetry.enabled) {
+    options.mixin = traceMixin
     options.stream = new TelemetryLogStream(primary ?? pino.destination({ dest: 1, sync: true }))
   } else if (primary !== undefined) {
     options.stream = primary
@@ -58,6 +60,33 @@ export function createLogger(
 ): pino.Logger {
   const { stream, ...options } = buildLoggerOptions(config, output)
   return pino(options as PinoLoggerOptions, stream as DestinationStream | undefined)
+}
+
+/** The span each request logger belongs to; its children (pino: prototype chain) inherit it. */
+const loggerSpans = new WeakMap<object, Span>()
+
+export function bindLoggerSpan(logger: object, span: Span): void {
+  loggerSpans.set(logger, span)
+}
+
+export function loggerSpan(logger: object): Span | undefined {
+  for (let l: object | null = logger; l !== null; l = Object.getPrototypeOf(l)) {
+    const span = loggerSpans.get(l)
+    if (span !== undefined) return span
+  }
+  return undefined
+}
+
+/** trace_flags as written in a line, for the two flag values W3C defines (others are formatted). */
+const FLAGS = ['00', '01']
+
+/** Runs only for lines actually written; a fresh object each time (pino merges the line into it). */
+function traceMixin(_line: object, _level: number, logger: object): Record<string, string> {
+  const span = loggerSpan(logger)
+  if (span === undefined) return {}
+  const sc = span.spanContext()
+  const flags = FLAGS[sc.traceFlags] ?? `0${sc.traceFlags.toString(16)}`.slice(-2)
+  return { trace_id: sc.traceId, span_id: sc.spanId, trace_flags: flags }
 }
 
 const SEVERITY: Record<number, [SeverityNumber, string]> = {
