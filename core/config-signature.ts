@@ -14,7 +14,7 @@ import type { Json, Store } from './persistence.js'
 export const SIGNATURE_KEY = 'meta/config-signature'
 
 /** Served when supported_models is empty (plugins/engines.ts); its bytes change with the generator. */
-const EMBEDDED = { model_name: 'tuft/tiny-qwen3', generator_version: GENERATOR_VERSION }
+const EMBEDDED = { model_name: 'Qwen/Qwen3-0.6B:tuft-tiny', generator_version: GENERATOR_VERSION }
 
 /** config.json facts that change the shapes or meaning of saved adapter and optimizer tensors. */
 const ARCH_KEYS = [

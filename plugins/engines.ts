@@ -23,8 +23,12 @@ export interface EnginesPluginOptions {
   registry?: EngineRegistry
 }
 
-/** Served when supported_models is empty: a tiny Qwen3-architecture model generated on first start. */
-export const EMBEDDED_MODEL_NAME = 'tuft/tiny-qwen3'
+/**
+ * Served when supported_models is empty: a tiny Qwen3-architecture model generated on first start. The
+ * SDK's SamplingClient.get_tokenizer() loads the part of base_model before ':' from Hugging Face, so the
+ * name leads with the model whose tokenizer (and vocabulary) it shares.
+ */
+export const EMBEDDED_MODEL_NAME = 'Qwen/Qwen3-0.6B:tuft-tiny'
 /** A Hugging Face tokenizer the SDK can load for the embedded model (same vocabulary). */
 export const EMBEDDED_TOKENIZER_ID = 'Qwen/Qwen3-0.6B'
 

@@ -47,6 +47,9 @@ test('the embedded model trains, samples and exports through the native engine',
     assert.ok(losses.at(-1)! < losses[0]! * 0.7, `loss fell from ${losses[0]} to ${losses.at(-1)}`)
 
     const sampler = await training.saveWeightsAndGetSamplingClient()
+    // The Python SamplingClient.get_tokenizer() loads base_model up to its ':' from Hugging Face.
+    const baseModel = (await sampler.getSampler()).base_model
+    assert.equal(baseModel.split(':')[0], EMBEDDED_TOKENIZER_ID)
     const out = await sampler.sample(SEQUENCE.slice(0, 2), 2, { max_tokens: 4, temperature: 0, seed: 5 })
     assert.equal(out.sequences.length, 2)
     for (const s of out.sequences) {
