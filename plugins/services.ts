@@ -102,15 +102,22 @@ async function servicesPlugin(app: FastifyInstance): Promise<void> {
     ownership,
   })
   app.decorate('tuft', { futures, sessions, checkpoints, training, sampling, ownership })
+  let orphanSweep: Promise<void> = Promise.resolve()
   app.addHook('onReady', async () => {
     await ownership.start()
     sessions.startReaper(SWEEP_INTERVAL_MS, (err) => log.error({ err }, 'session reaper failed'))
     checkpoints.startGc(SWEEP_INTERVAL_MS)
     sampling.startSweeper(SWEEP_INTERVAL_MS / 6)
+    // Leftovers of a crash: in the background, boot does not wait for a directory scan.
+    orphanSweep = sampling.sweepOrphanFiles().then(
+      () => undefined,
+      (err: unknown) => log.warn({ err }, 'sampler file sweep failed'),
+    )
   })
   app.addHook('preClose', async () => {
     sessions.close()
     checkpoints.close()
+    await orphanSweep
     await sampling.close()
     const grace = config.server.shutdown_grace_ms
     let timer: NodeJS.Timeout | undefined

@@ -1,10 +1,11 @@
 // Samplers own their adapter files: one created from a checkpoint path keeps sampling the same tokens
 // after the checkpoint is deleted, after the engine unloaded its adapter, and after a restart on the file
 // store; an ephemeral sampler (save_weights_and_get_sampling_client) survives a restart on a durable
-// store through its background PEFT export. The files go when the sampler's session expires.
+// store through its background PEFT export. The files go when the sampler's session expires; files a crash
+// left unrecorded are swept once old.
 
 import assert from 'node:assert/strict'
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
@@ -225,6 +226,50 @@ test('an ephemeral sampler survives a restart on the file store; session expiry 
       existsSync(join(dir, 'checkpoints', 'alice', run, 'sampler_weights', 'kept')),
       'checkpoints stay',
     )
+  } finally {
+    await server.app.close()
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+test('sampler files a crash left unrecorded are swept once old; recorded and recent ones stay', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tuft-samplers-'))
+  const server = await boot(dir)
+  try {
+    const { session, run } = await trainedRun(server.base)
+    const sampler = await samplerFrom(
+      server.base,
+      session,
+      0,
+      (await saveForSampler(server.base, run, 7, { path: 'kept' })).path,
+    )
+    const record = (await server.app.store.get<SamplerRecord>(keys.sampler(sampler)))!.value
+    assert.ok(record.source.kind === 'checkpoint')
+    const owned = join(dir, 'checkpoints', SAMPLERS_DIR)
+    // What a crash leaves: a half-filled temp directory and a published one never recorded.
+    for (const name of ['.tmp-0123', `${encodeURIComponent(sampler)}.deadbeef`, 'recent.cafe0123']) {
+      mkdirSync(join(owned, name))
+      writeFileSync(join(owned, name, 'adapter_model.safetensors'), 'x')
+    }
+    const longAgo = new Date(Date.now() - 2 * 3600_000)
+    for (const name of [
+      '.tmp-0123',
+      `${encodeURIComponent(sampler)}.deadbeef`,
+      record.source.dir.slice(SAMPLERS_DIR.length + 1),
+    ])
+      utimesSync(join(owned, name), longAgo, longAgo)
+
+    const removed = await server.app.tuft.sampling.sweepOrphanFiles()
+    assert.deepEqual(
+      removed.sort(),
+      [join(SAMPLERS_DIR, '.tmp-0123'), join(SAMPLERS_DIR, `${encodeURIComponent(sampler)}.deadbeef`)].sort(),
+    )
+    assert.deepEqual(
+      readdirSync(owned).sort(),
+      [record.source.dir.slice(SAMPLERS_DIR.length + 1), 'recent.cafe0123'].sort(),
+      'the recorded directory (however old) and a recent unrecorded one stay',
+    )
+    assert.equal((await sampleTokens(server.base, sampler)).length > 0, true, 'the sampler still samples')
   } finally {
     await server.app.close()
     rmSync(dir, { recursive: true, force: true })

@@ -1,10 +1,12 @@
 // Sampler-owned adapter files (ARCHITECTURE §6): a sampling session created from a checkpoint holds hard
 // links to the checkpoint's files, and an ephemeral sampler's snapshot is exported there with a durable
 // store, under checkpoint_dir/.samplers/. Deleting or expiring the checkpoint, or a restart, then leaves
-// the sampler able to load its adapter again; the files go when the sampler's session expires.
+// the sampler able to load its adapter again; the files go when the sampler's session expires. What a
+// crash left behind (a temp directory, or a published one whose record was never written) is swept at
+// boot once it is old enough that no live process can still be about to record it.
 
 import { randomUUID } from 'node:crypto'
-import { copyFile, link, mkdir, readdir, rename, rm } from 'node:fs/promises'
+import { copyFile, link, mkdir, readdir, rename, rm, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { syncDir, syncPath } from './durable-state.js'
 
@@ -45,6 +47,30 @@ export class SamplerFiles {
 
   async remove(rel: string): Promise<void> {
     await rm(this.abs(rel), { recursive: true, force: true })
+  }
+
+  /**
+   * Removes the entries of the samplers directory that `referenced` (paths relative to checkpoint_dir,
+   * as records hold them) does not name and that were last modified over `graceMs` ago: another
+   * server sharing the directory may have published one a moment ago and not recorded it yet.
+   * Returns the removed paths.
+   */
+  async sweep(referenced: ReadonlySet<string>, graceMs: number, now = Date.now()): Promise<string[]> {
+    const parent = join(this.root, SAMPLERS_DIR)
+    const names = await readdir(parent).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return [] as string[]
+      throw err
+    })
+    const removed: string[] = []
+    for (const name of names) {
+      const rel = join(SAMPLERS_DIR, name)
+      if (referenced.has(rel)) continue
+      const info = await stat(join(parent, name)).catch(() => null)
+      if (info === null || now - info.mtimeMs < graceMs) continue
+      await this.remove(rel)
+      removed.push(rel)
+    }
+    return removed
   }
 
   /**

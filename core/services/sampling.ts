@@ -57,6 +57,12 @@ const ABANDON_AFTER_MS = 60_000
  */
 const SNAPSHOT_WRITE_GRACE_MS = 60_000
 
+/**
+ * Sampler files no record names are swept once this old: far beyond any export another server sharing
+ * checkpoint_dir could still be writing or about to record.
+ */
+const ORPHAN_GRACE_MS = 3_600_000
+
 /** An ephemeral sampler's adapter in this process. */
 interface Snapshot {
   ref: AdapterRef
@@ -98,6 +104,21 @@ export class SamplingService {
   startSweeper(intervalMs: number): void {
     this.sweeper = setInterval(() => this.dropAbandoned(), intervalMs)
     this.sweeper.unref()
+  }
+
+  /**
+   * Removes sampler files no record names any more (a crash between writing them and recording them)
+   * once they are `graceMs` old; returns their paths.
+   */
+  async sweepOrphanFiles(graceMs = ORPHAN_GRACE_MS): Promise<string[]> {
+    const referenced = new Set<string>()
+    for (const { doc } of await this.opts.store.scan<SamplerRecord>(keys.samplers())) {
+      const source = doc.value.source
+      if (source.kind !== 'base' && source.dir !== undefined) referenced.add(source.dir)
+    }
+    const removed = await this.opts.files.sweep(referenced, graceMs)
+    if (removed.length > 0) this.opts.log.info({ removed }, 'removed sampler files no sampler records')
+    return removed
   }
 
   /** Aborts running or queued requests nobody polls any more; returns how many. */
