@@ -31,14 +31,49 @@ inline void block16(int K, const float *at, const float *B, size_t ldb, __m512 a
   }
 }
 
+// The same sums for at most FEW_ROWS rows of A, columns in lanes: out[i] lane j = Σ_k A[i][k] · B[j][k]
+// over the nr ≤ 16 rows of B from `B`. The rows of B are transposed 16 k at a time, so each output is
+// the same FMA chain over k in order as block16 computes (products commute exactly): a row's result
+// is bit for bit the one it gets among 16. A decode step's row per adapter then costs K FMAs per 16
+// columns instead of block16's 16 K.
+constexpr int FEW_ROWS = 4;
+inline void few_rows16(int mr, int K, const float *A, size_t lda, const float *B, size_t ldb, int nr,
+                       __m512 out[FEW_ROWS]) {
+  for (int i = 0; i < mr; i++) out[i] = _mm512_setzero_ps();
+  for (int k0 = 0; k0 < K; k0 += 16) {
+    const __mmask16 ks = first(K - k0);
+    __m512 bt[16];
+    for (int j = 0; j < 16; j++) bt[j] = j < nr ? _mm512_maskz_loadu_ps(ks, B + j * ldb + k0) : _mm512_setzero_ps();
+    transpose16(bt);  // bt[k] lane j = B[j][k0 + k]
+    for (int k = 0; k < std::min(16, K - k0); k++)
+      for (int i = 0; i < mr; i++) out[i] = _mm512_fmadd_ps(_mm512_set1_ps(A[i * lda + k0 + k]), bt[k], out[i]);
+  }
+}
+
 }  // namespace
 
 bool short_k_avx512() { return true; }
 
 void short_k_cols(size_t g0, size_t g1, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
                   int ldb, float beta, float *C, int ldc) {
+  const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
   for (int m0 = 0; m0 < M; m0 += 16) {
     const int mr = std::min(16, M - m0);
+    if (mr <= FEW_ROWS) {
+      for (size_t g = g0; g < g1; g++) {
+        const int n0 = int(g) * 16, nr = std::min(16, N - n0);
+        __m512 out[FEW_ROWS];
+        few_rows16(mr, K, A + size_t(m0) * lda, size_t(lda), B + size_t(n0) * ldb, size_t(ldb), nr, out);
+        const __mmask16 cols = first(nr);
+        for (int i = 0; i < mr; i++) {
+          float *c = C + size_t(m0 + i) * ldc + n0;
+          __m512 r = _mm512_mul_ps(va, out[i]);
+          if (beta != 0.f) r = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(cols, c), r);  // beta 0 never reads C
+          _mm512_mask_storeu_ps(c, cols, r);
+        }
+      }
+      continue;
+    }
     alignas(64) float at[64 * 16];  // at[k][i] = A[m0 + i][k], zero beyond the rows
     for (int k = 0; k < K; k++)
       for (int i = 0; i < 16; i++) at[k * 16 + i] = i < mr ? A[size_t(m0 + i) * lda + k] : 0.f;
@@ -59,7 +94,6 @@ void short_k_cols(size_t g0, size_t g1, int M, int N, int K, float alpha, const 
       }
       transpose16(acc);  // acc[i] = row m0 + i, columns n0 …
       const __mmask16 cols = first(nr);
-      const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
       for (int i = 0; i < mr; i++) {
         float *c = C + size_t(m0 + i) * ldc + n0;
         __m512 r = _mm512_mul_ps(va, acc[i]);
