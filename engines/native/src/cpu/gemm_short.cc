@@ -50,13 +50,24 @@ inline void few_rows16(int mr, int K, const float *A, size_t lda, const float *B
   }
 }
 
+// C[i][0, nr) = alpha · rows[i] + beta · C[i] for the first mr rows (row stride ldc).
+inline void store_rows(const __m512 *rows, int mr, int nr, float alpha, float beta, float *C, int ldc) {
+  const __mmask16 cols = first(nr);
+  const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+  for (int i = 0; i < mr; i++) {
+    float *c = C + size_t(i) * ldc;
+    __m512 r = _mm512_mul_ps(va, rows[i]);
+    if (beta != 0.f) r = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(cols, c), r);  // beta 0 never reads C
+    _mm512_mask_storeu_ps(c, cols, r);
+  }
+}
+
 }  // namespace
 
 bool short_k_avx512() { return true; }
 
 void short_k_cols(size_t g0, size_t g1, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
                   int ldb, float beta, float *C, int ldc) {
-  const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
   for (int m0 = 0; m0 < M; m0 += 16) {
     const int mr = std::min(16, M - m0);
     if (mr <= FEW_ROWS) {
@@ -64,13 +75,7 @@ void short_k_cols(size_t g0, size_t g1, int M, int N, int K, float alpha, const 
         const int n0 = int(g) * 16, nr = std::min(16, N - n0);
         __m512 out[FEW_ROWS];
         few_rows16(mr, K, A + size_t(m0) * lda, size_t(lda), B + size_t(n0) * ldb, size_t(ldb), nr, out);
-        const __mmask16 cols = first(nr);
-        for (int i = 0; i < mr; i++) {
-          float *c = C + size_t(m0 + i) * ldc + n0;
-          __m512 r = _mm512_mul_ps(va, out[i]);
-          if (beta != 0.f) r = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(cols, c), r);  // beta 0 never reads C
-          _mm512_mask_storeu_ps(c, cols, r);
-        }
+        store_rows(out, mr, nr, alpha, beta, C + size_t(m0) * ldc + n0, ldc);
       }
       continue;
     }
@@ -93,13 +98,7 @@ void short_k_cols(size_t g0, size_t g1, int M, int N, int K, float alpha, const 
         block16(K, at, tail, 64, acc, nullptr, 0);
       }
       transpose16(acc);  // acc[i] = row m0 + i, columns n0 …
-      const __mmask16 cols = first(nr);
-      for (int i = 0; i < mr; i++) {
-        float *c = C + size_t(m0 + i) * ldc + n0;
-        __m512 r = _mm512_mul_ps(va, acc[i]);
-        if (beta != 0.f) r = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(cols, c), r);  // beta 0 never reads C
-        _mm512_mask_storeu_ps(c, cols, r);
-      }
+      store_rows(acc, mr, nr, alpha, beta, C + size_t(m0) * ldc + n0, ldc);
     }
   }
 }
