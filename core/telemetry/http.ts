@@ -1,20 +1,11 @@
 // HTTP server telemetry as Fastify hooks: a SERVER span per request (continuing an incoming W3C
 // traceparent) and the http.server.request.duration histogram. The span starts where Fastify creates
 // the request's logger, and that logger is bound to it (logging.ts), so every line it writes —
-// Fastify's own "incoming request" included — carries the span's ids. The request's trace context is
-// `request.otelContext`, which routes hand to the services so futures and engine work descend from it.
-// No async context manager: propagating context through every promise costs more than the rest of
-// telemetry together.
+// Fastify's own "incoming request" included — carries the span's ids. Routes hand the request's trace
+// context (`traceContextOf`) to the services, so futures and engine work descend from it: no async
+// context manager, which would tax every promise of the process.
 
-import {
-  type Attributes,
-  type Context,
-  ROOT_CONTEXT,
-  type Span,
-  SpanKind,
-  SpanStatusCode,
-  trace,
-} from '@opentelemetry/api'
+import { type Attributes, ROOT_CONTEXT, type Span, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api'
 import { W3CTraceContextPropagator } from '@opentelemetry/core'
 import type { FastifyInstance, FastifyRequest, RawRequestDefaultExpression } from 'fastify'
 import { ATTR } from './attributes.js'
@@ -25,17 +16,20 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** The request's server span; null until started, and after it ended. Absent with telemetry off. */
     otelSpan: Span | null
-    /** The request's trace context (opaque to services: RequestTrace.otelContext). Absent with telemetry off. */
-    otelContext: Context | null
   }
 }
 
 /** Who made the request (never the credential); undefined before authentication. */
 export type UserOf = (request: FastifyRequest) => string | undefined
 
-/** The trace context to pass with work a request causes; undefined when telemetry is off. */
+/**
+ * The trace context to pass with work a request causes (RequestTrace.otelContext, opaque to services);
+ * undefined when telemetry is off. Built on demand: most requests cause no work that needs it.
+ */
 export function traceContextOf(request: FastifyRequest): unknown {
-  return (request as { otelContext?: Context | null }).otelContext ?? undefined
+  const span = (request as { otelSpan?: Span | null }).otelSpan
+  // The request span replaces any remote parent in the context, so it is set on the root.
+  return span ? trace.setSpan(ROOT_CONTEXT, span) : undefined
 }
 
 const propagator = new W3CTraceContextPropagator()
@@ -91,13 +85,9 @@ export function installHttpTelemetry(app: FastifyInstance, telemetry: Telemetry,
       return child
     })
     app.decorateRequest('otelSpan', null)
-    app.decorateRequest('otelContext', null)
     app.addHook('onRequest', (request, _reply, done) => {
       // Fastify makes no request logger for some requests (e.g. its 404 path): start the span here then.
-      const span = loggerSpan(request.log) ?? start(request.raw, request.id)
-      request.otelSpan = span
-      // The span replaces any remote parent in the context, so it is built from the root.
-      request.otelContext = trace.setSpan(ROOT_CONTEXT, span)
+      request.otelSpan = loggerSpan(request.log) ?? start(request.raw, request.id)
       done()
     })
     app.addHook('onError', (request, _reply, error, done) => {
