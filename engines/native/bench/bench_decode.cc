@@ -11,22 +11,13 @@
 #include <vector>
 
 #include "cpu/gemm.h"
+#include "bench_common.h"
 #include "model/engine_impl.h"
 
 using namespace tuft;
-using Clock = std::chrono::steady_clock;
+using namespace tuft::bench;
 
 namespace {
-
-double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
-
-Config qwen3_06b() {
-  Config c;
-  c.arch = Arch::Qwen3, c.arch_name = "qwen3";
-  c.V = 151936, c.C = 1024, c.L = 28, c.NH = 16, c.NKV = 8, c.HD = 128, c.FF = 3072;
-  c.max_pos = 40960, c.eps = 1e-6f, c.tie = true, c.qk_norm = true, c.rope_theta = 1e6;
-  return c;
-}
 
 std::vector<int32_t> prompt(int n, int salt) {
   std::vector<int32_t> p(static_cast<size_t>(n));
