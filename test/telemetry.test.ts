@@ -198,6 +198,26 @@ describe('telemetry enabled (in-memory exporters)', () => {
       .getFinishedSpans()
       .filter((s) => s.name === 'engine sample' && s.attributes['tokens.prompt'] === 2)
     assert.equal(engine?.spanContext().traceId, traceId)
+    const request = byName('POST /api/v1/sample').find((s) => s.spanContext().traceId === traceId)
+    assert.equal(request?.parentSpanContext?.spanId, '00f067aa0ba902b7')
+    assert.equal(request?.parentSpanContext?.isRemote, true)
+  })
+
+  test('an unsampled incoming traceparent: ids reach the log lines, no span is exported', async () => {
+    const traceId = '5bf92f3577b34da6a3ce929d0e0e4736'
+    const res = await flow.app.inject({
+      method: 'POST',
+      url: '/api/v1/session_heartbeat',
+      headers: { 'x-api-key': 'tml-alice-secret', traceparent: `00-${traceId}-00f067aa0ba902b7-00` },
+      payload: { session_id: 'nope' },
+    })
+    assert.equal(res.statusCode, 404)
+    await telemetry.forceFlush()
+    assert.equal(spans.getFinishedSpans().filter((s) => s.spanContext().traceId === traceId).length, 0)
+    const line = flow.logs.lines.find((l) => l.trace_id === traceId && l.msg === 'request completed')
+    assert.equal(line?.trace_flags, '00')
+    assert.match(String(line?.span_id), /^[0-9a-f]{16}$/)
+    assert.notEqual(line?.span_id, '00f067aa0ba902b7')
   })
 
   test('a checkpoint operation given its request is a child of the future, with run, user and bytes', async () => {

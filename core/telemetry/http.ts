@@ -5,7 +5,7 @@
 // context (`traceContextOf`) to the services, so futures and engine work descend from it: no async
 // context manager, which would tax every promise of the process.
 
-import { type Attributes, ROOT_CONTEXT, type Span, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api'
+import { type Attributes, ROOT_CONTEXT, type Span, SpanStatusCode, trace } from '@opentelemetry/api'
 import { W3CTraceContextPropagator } from '@opentelemetry/core'
 import type { FastifyInstance, FastifyRequest, RawRequestDefaultExpression } from 'fastify'
 import { ATTR } from './attributes.js'
@@ -38,7 +38,7 @@ const headerGetter = {
   keys: (carrier: RawRequestDefaultExpression['headers']) => Object.keys(carrier),
 }
 export function installHttpTelemetry(app: FastifyInstance, telemetry: Telemetry, userOf: UserOf): void {
-  const { tracer, instruments, backlog } = telemetry
+  const { requestSpans, instruments, backlog } = telemetry
 
   /** Ends the request span once, named by its route. */
   const endSpan = (request: FastifyRequest, attributes: Attributes, error: string | null): void => {
@@ -54,28 +54,22 @@ export function installHttpTelemetry(app: FastifyInstance, telemetry: Telemetry,
     span.end()
   }
 
-  if (tracer !== null) {
+  if (requestSpans !== null) {
     const start = (raw: RawRequestDefaultExpression, requestId: unknown): Span => {
       // Most requests carry no trace context: skip the propagator's parsing then.
       const parent =
         raw.headers.traceparent === undefined
-          ? ROOT_CONTEXT
-          : propagator.extract(ROOT_CONTEXT, raw.headers, headerGetter)
+          ? undefined
+          : trace.getSpanContext(propagator.extract(ROOT_CONTEXT, raw.headers, headerGetter))
       const url = raw.url ?? '/'
       const query = url.indexOf('?')
       const method = raw.method ?? 'GET'
-      return tracer.startSpan(
-        method,
-        {
-          kind: SpanKind.SERVER,
-          attributes: {
-            'http.request.method': method,
-            'url.path': query === -1 ? url : url.slice(0, query),
-            'http.request.id': String(requestId),
-          },
-        },
-        parent,
-      )
+      const attributes = {
+        'http.request.method': method,
+        'url.path': query === -1 ? url : url.slice(0, query),
+        'http.request.id': String(requestId),
+      }
+      return requestSpans.start(method, attributes, parent)
     }
     // The logger keeps its usual bindings: extra ones made every request measurably slower (~20 µs,
     // beyond pino's own cost), while a binding looked up only when a line is written costs nothing.
@@ -86,8 +80,14 @@ export function installHttpTelemetry(app: FastifyInstance, telemetry: Telemetry,
     })
     app.decorateRequest('otelSpan', null)
     app.addHook('onRequest', (request, _reply, done) => {
-      // Fastify makes no request logger for some requests (e.g. its 404 path): start the span here then.
-      request.otelSpan = loggerSpan(request.log) ?? start(request.raw, request.id)
+      const span = loggerSpan(request.log)
+      if (span !== undefined) {
+        request.otelSpan = span
+      } else {
+        // Fastify's 404 path makes its request logger without our factory: start and bind here.
+        request.otelSpan = start(request.raw, request.id)
+        if (request.log !== app.log) bindLoggerSpan(request.log, request.otelSpan)
+      }
       done()
     })
     app.addHook('onError', (request, _reply, error, done) => {

@@ -37,6 +37,7 @@ import { tuftError } from '../errors.js'
 import { Backlog } from './backlog.js'
 import { Instruments } from './instruments.js'
 import { ScrapeReader } from './prometheus.js'
+import { RequestSpans } from './request-span.js'
 import { type OtlpProtocol, resolveExport } from './settings.js'
 import { FutureSpans } from './trace-context.js'
 
@@ -65,6 +66,8 @@ export class Telemetry {
   readonly settings: TelemetryConfig
   /** null when only metrics are on (prometheus without `enabled`). */
   readonly tracer: Tracer | null
+  /** HTTP request spans, exported through the tracer's span processors; null when not tracing. */
+  readonly requestSpans: RequestSpans | null
   readonly otelLogger: OtelLogger | null
   readonly instruments: Instruments
   /** The Prometheus reader when the scrape endpoint is on. */
@@ -81,6 +84,7 @@ export class Telemetry {
   constructor(parts: {
     settings: TelemetryConfig
     tracerProvider: BasicTracerProvider | null
+    requestSpans: RequestSpans | null
     meterProvider: MeterProvider
     loggerProvider: LoggerProvider | null
     scrape: ScrapeReader | null
@@ -91,6 +95,7 @@ export class Telemetry {
     this.#loggerProvider = parts.loggerProvider
     this.scrape = parts.scrape
     this.tracer = parts.tracerProvider?.getTracer(SCOPE) ?? null
+    this.requestSpans = parts.requestSpans
     this.otelLogger = parts.loggerProvider?.getLogger(SCOPE) ?? null
     this.instruments = new Instruments(parts.meterProvider.getMeter(SCOPE), () => this.backlog.drain())
   }
@@ -142,6 +147,7 @@ export async function createTelemetry(
     return new Telemetry({
       settings,
       tracerProvider: null,
+      requestSpans: null,
       meterProvider: new MeterProvider({ resource, readers }),
       loggerProvider: null,
       scrape,
@@ -182,6 +188,8 @@ export async function createTelemetry(
   return new Telemetry({
     settings,
     tracerProvider: new BasicTracerProvider({ resource, spanProcessors }),
+    // The tracer's scope and resource, so exporters group request spans with the rest.
+    requestSpans: new RequestSpans(resource, { name: SCOPE }, spanProcessors),
     meterProvider: new MeterProvider({ resource, readers }),
     loggerProvider: new LoggerProvider({ resource, processors: logProcessors }),
     scrape,
