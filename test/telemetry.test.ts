@@ -11,7 +11,6 @@ import {
   DataPointType,
   InMemoryMetricExporter,
   type MetricData,
-  PeriodicExportingMetricReader,
 } from '@opentelemetry/sdk-metrics'
 import { InMemorySpanExporter, type ReadableSpan } from '@opentelemetry/sdk-trace-base'
 import { instrumentTrainingEngine } from '../core/telemetry/engines.js'
@@ -46,7 +45,6 @@ describe('telemetry enabled (in-memory exporters)', () => {
   const spans = new InMemorySpanExporter()
   const logExporter = new InMemoryLogRecordExporter()
   const metrics = new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE)
-  const reader = new PeriodicExportingMetricReader({ exporter: metrics, exportIntervalMillis: 3_600_000 })
   let telemetry: Telemetry
   let flow: FlowApp
   let finished: ReadableSpan[]
@@ -54,13 +52,14 @@ describe('telemetry enabled (in-memory exporters)', () => {
   before(async () => {
     const config = telemetryConfig()
     const created = await createTelemetry(config, {
-      exporters: { spans, logs: logExporter, metricReaders: [reader] },
+      exporters: { spans, logs: logExporter, metrics },
+      metricExportIntervalMs: 3_600_000,
     })
     assert.ok(created)
     telemetry = created
     flow = await buildFlowApp({ config, telemetry })
     await runFlow(flow)
-    await reader.forceFlush()
+    await telemetry.forceFlush()
     finished = spans.getFinishedSpans()
   })
   after(async () => {

@@ -38,7 +38,7 @@ const headerGetter = {
   keys: (carrier: RawRequestDefaultExpression['headers']) => Object.keys(carrier),
 }
 export function installHttpTelemetry(app: FastifyInstance, telemetry: Telemetry, userOf: UserOf): void {
-  const { requestSpans, instruments, backlog } = telemetry
+  const { requestSpans, instruments } = telemetry
 
   /** Ends the request span once, named by its route. */
   const endSpan = (request: FastifyRequest, attributes: Attributes, error: string | null): void => {
@@ -102,15 +102,15 @@ export function installHttpTelemetry(app: FastifyInstance, telemetry: Telemetry,
   }
   app.addHook('onResponse', (request, reply, done) => {
     const route = request.routeOptions.url
+    const method = request.method
     const status = reply.statusCode
-    const attributes: Attributes = {
-      'http.request.method': request.method,
-      'http.response.status_code': status,
+    const attributes = (): Attributes => {
+      const a: Attributes = { 'http.request.method': method, 'http.response.status_code': status }
+      if (route !== undefined) a['http.route'] = route
+      return a
     }
-    if (route !== undefined) attributes['http.route'] = route
-    // The span takes the same object: neither side mutates it.
-    backlog.record(instruments.httpDuration, reply.elapsedTime / 1000, attributes)
-    endSpan(request, attributes, status >= 500 ? `HTTP ${status}` : null)
+    instruments.httpDuration.record(`${method} ${status} ${route}`, reply.elapsedTime / 1000, attributes)
+    if (request.otelSpan != null) endSpan(request, attributes(), status >= 500 ? `HTTP ${status}` : null)
     done()
   })
 }

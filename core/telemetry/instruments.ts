@@ -4,6 +4,7 @@
 import type { Attributes, Counter, Gauge, Histogram, Meter, UpDownCounter } from '@opentelemetry/api'
 import { ATTR } from './attributes.js'
 import { BusyTracker } from './busy.js'
+import type { HotHistogram, HotHistograms } from './hot-histograms.js'
 
 /** Request-sized latencies: 5 ms .. 10 s (the semantic-convention buckets for HTTP). */
 const FAST_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10]
@@ -22,12 +23,13 @@ export class Instruments {
   readonly futureDuration: Histogram
   readonly engineDuration: Histogram
   readonly adaptersResident: Gauge
-  readonly storeDuration: Histogram
-  readonly httpDuration: Histogram
+  /** Recorded on every request: aggregated by TuFT, not the SDK (hot-histograms.ts). */
+  readonly storeDuration: HotHistogram
+  readonly httpDuration: HotHistogram
   readonly #busy = new Map<string, { tracker: BusyTracker; attributes: Attributes }>()
 
   /** `beforeCollect` runs at the start of every collection (it drains the telemetry backlog). */
-  constructor(meter: Meter, beforeCollect?: () => void) {
+  constructor(meter: Meter, hot: HotHistograms, beforeCollect?: () => void) {
     this.trainingTokens = meter.createCounter('tuft.training.tokens', {
       description: 'Tokens processed by forward/forward_backward, per user and base model',
       unit: '{token}',
@@ -67,16 +69,18 @@ export class Instruments {
       description: 'LoRA adapters resident in an engine',
       unit: '{adapter}',
     })
-    this.storeDuration = meter.createHistogram('tuft.store.duration', {
-      description: 'Latency of one persistence store operation',
-      unit: 's',
-      advice: { explicitBucketBoundaries: FAST_BUCKETS },
-    })
-    this.httpDuration = meter.createHistogram('http.server.request.duration', {
-      description: 'Duration of HTTP server requests',
-      unit: 's',
-      advice: { explicitBucketBoundaries: FAST_BUCKETS },
-    })
+    this.storeDuration = hot.create(
+      'tuft.store.duration',
+      'Latency of one persistence store operation',
+      's',
+      FAST_BUCKETS,
+    )
+    this.httpDuration = hot.create(
+      'http.server.request.duration',
+      'Duration of HTTP server requests',
+      's',
+      FAST_BUCKETS,
+    )
 
     meter
       .createObservableCounter('tuft.engine.busy.time', {

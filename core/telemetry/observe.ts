@@ -35,16 +35,11 @@ export function observeEvents(bus: EventBus, telemetry: Telemetry): () => void {
   on('adapters.resident', ({ modelName, count }) => {
     m.adaptersResident.record(count, { [ATTR.model]: modelName })
   })
-  // Several store operations per request: one shared attribute object per (store, operation).
-  const storeAttributes = new Map<string, Attributes>()
   on('store.op', ({ store, op, ms }) => {
-    const key = `${store}\u0000${op}`
-    let attributes = storeAttributes.get(key)
-    if (attributes === undefined) {
-      attributes = { [ATTR.store]: store, [ATTR.storeOp]: op }
-      storeAttributes.set(key, attributes)
-    }
-    backlog.record(m.storeDuration, ms / 1000, attributes)
+    m.storeDuration.record(`${store}\u0000${op}`, ms / 1000, () => ({
+      [ATTR.store]: store,
+      [ATTR.storeOp]: op,
+    }))
   })
   on('future.running', ({ trace, kind, modelName, waitedMs }) => {
     backlog.record(m.queueWait, waitedMs / 1000, { [ATTR.model]: modelName, [ATTR.futureKind]: kind })

@@ -6,13 +6,23 @@
 
 import { diag } from '@opentelemetry/api'
 import { PrometheusSerializer } from '@opentelemetry/exporter-prometheus'
-import { AggregationTemporality, InstrumentType, MetricReader } from '@opentelemetry/sdk-metrics'
+import {
+  AggregationTemporality,
+  InstrumentType,
+  type MetricProducer,
+  MetricReader,
+} from '@opentelemetry/sdk-metrics'
 
 export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8'
 
 export class ScrapeReader extends MetricReader {
   readonly #serializer = new PrometheusSerializer()
   #source: MetricReader | null = null
+
+  /** `metricProducers`: sources besides the SDK's instruments (used when this reader collects itself). */
+  constructor(metricProducers: MetricProducer[] = []) {
+    super({ metricProducers })
+  }
 
   /**
    * Collects through `reader` (registered with the MeterProvider in place of this one) if it reports

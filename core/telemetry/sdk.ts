@@ -35,6 +35,7 @@ import { ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions'
 import type { TelemetryConfig } from '../../config/schema.js'
 import { tuftError } from '../errors.js'
 import { Backlog } from './backlog.js'
+import { HotHistograms } from './hot-histograms.js'
 import { Instruments } from './instruments.js'
 import { ScrapeReader } from './prometheus.js'
 import { RequestSpans } from './request-span.js'
@@ -50,9 +51,9 @@ export interface TelemetryOptions {
   /**
    * Exporters chosen by the caller (tests, embedding). When given they replace the configured ones
    * entirely: no OTLP and no console exporter is started. Spans and log records are exported as they
-   * end; metrics go to the given readers.
+   * end; metrics every `metricExportIntervalMs` and on forceFlush.
    */
-  exporters?: { spans?: SpanExporter; logs?: LogRecordExporter; metricReaders?: MetricReader[] }
+  exporters?: { spans?: SpanExporter; logs?: LogRecordExporter; metrics?: PushMetricExporter }
   metricExportIntervalMs?: number
 }
 
@@ -86,6 +87,7 @@ export class Telemetry {
     tracerProvider: BasicTracerProvider | null
     requestSpans: RequestSpans | null
     meterProvider: MeterProvider
+    hot: HotHistograms
     loggerProvider: LoggerProvider | null
     scrape: ScrapeReader | null
   }) {
@@ -97,7 +99,9 @@ export class Telemetry {
     this.tracer = parts.tracerProvider?.getTracer(SCOPE) ?? null
     this.requestSpans = parts.requestSpans
     this.otelLogger = parts.loggerProvider?.getLogger(SCOPE) ?? null
-    this.instruments = new Instruments(parts.meterProvider.getMeter(SCOPE), () => this.backlog.drain())
+    this.instruments = new Instruments(parts.meterProvider.getMeter(SCOPE), parts.hot, () =>
+      this.backlog.drain(),
+    )
   }
 
   /** Pushes everything buffered to the exporters (tests; before a planned stop). */
@@ -139,9 +143,21 @@ export async function createTelemetry(
     ...settings.resource_attributes,
     [ATTR_SERVICE_NAME]: settings.service_name,
   })
-  const scrape = settings.prometheus.enabled ? new ScrapeReader() : null
+  // Every reader also collects the histograms TuFT aggregates itself.
+  const hot = new HotHistograms(resource, { name: SCOPE })
+  const metricProducers = [hot]
+  const scrape = settings.prometheus.enabled ? new ScrapeReader(metricProducers) : null
   const injected = options.exporters
-  const readers: MetricReader[] = [...(injected?.metricReaders ?? [])]
+  const interval = options.metricExportIntervalMs ?? METRIC_EXPORT_INTERVAL_MS
+  const readers: MetricReader[] = []
+  if (injected?.metrics !== undefined)
+    readers.push(
+      new PeriodicExportingMetricReader({
+        exporter: injected.metrics,
+        exportIntervalMillis: interval,
+        metricProducers,
+      }),
+    )
   if (!settings.enabled) {
     if (scrape !== null) readers.push(scrape)
     return new Telemetry({
@@ -149,6 +165,7 @@ export async function createTelemetry(
       tracerProvider: null,
       requestSpans: null,
       meterProvider: new MeterProvider({ resource, readers }),
+      hot,
       loggerProvider: null,
       scrape,
     })
@@ -163,7 +180,6 @@ export async function createTelemetry(
       logProcessors.push(new SimpleLogRecordProcessor({ exporter: injected.logs }))
   } else {
     const plan = resolveExport(settings, options.env ?? process.env)
-    const interval = options.metricExportIntervalMs ?? METRIC_EXPORT_INTERVAL_MS
     if (plan.endpoint !== null) {
       const otlp = await otlpExporters(plan.endpoint, plan.protocol)
       spanProcessors.push(new BatchSpanProcessor(otlp.spans))
@@ -171,6 +187,7 @@ export async function createTelemetry(
       const push = new PeriodicExportingMetricReader({
         exporter: otlp.metrics,
         exportIntervalMillis: interval,
+        metricProducers,
       })
       readers.push(push)
       // One reader for both: the scrape collects through the OTLP one (see ScrapeReader.shareWith).
@@ -180,7 +197,9 @@ export async function createTelemetry(
       spanProcessors.push(new SimpleSpanProcessor(new ConsoleSpanExporter()))
       logProcessors.push(new SimpleLogRecordProcessor({ exporter: new ConsoleLogRecordExporter() }))
       const exporter = new ConsoleMetricExporter()
-      readers.push(new PeriodicExportingMetricReader({ exporter, exportIntervalMillis: interval }))
+      readers.push(
+        new PeriodicExportingMetricReader({ exporter, exportIntervalMillis: interval, metricProducers }),
+      )
     }
   }
 
@@ -191,6 +210,7 @@ export async function createTelemetry(
     // The tracer's scope and resource, so exporters group request spans with the rest.
     requestSpans: new RequestSpans(resource, { name: SCOPE }, spanProcessors),
     meterProvider: new MeterProvider({ resource, readers }),
+    hot,
     loggerProvider: new LoggerProvider({ resource, processors: logProcessors }),
     scrape,
   })
