@@ -1,109 +1,79 @@
-// Server overhead benchmark: spawns the real `tuft` process twice (engine double, memory store), once
-// with telemetry off and once on (OTLP http/protobuf to a loopback sink that discards, Prometheus on),
-// and prints requests/s, p50/p99 latency and the server's own CPU time per request (from
-// /proc/<pid>/stat, Linux) of create_session, session_heartbeat and retrieve_future of a ready future
-// at 1, 16 and 128 concurrent keep-alive clients, with the on/off ratios. The load generator shares
-// the machine, so each point alternates off and on in ROUNDS short rounds and pools them: background
-// load hits both alike, and the CPU ratio says what telemetry costs even when latency is noise.
-// BENCH_DURATION_MS sets the time per point and mode (default 3000), BENCH_ROUNDS the rounds (3).
+// Telemetry overhead benchmark. Spawns the real `tuft` process with telemetry off and on (OTLP
+// http/protobuf to a loopback sink that discards, Prometheus on), each writing its log to a file as a
+// deployed server does, and measures two things:
+//  1. API round trips: create_session, session_heartbeat and retrieve_future (engine double, memory
+//     store) at 1, 16 and 128 concurrent keep-alive clients: requests/s, p50/p99 latency and the
+//     server's CPU time per request (/proc/<pid>/stat, Linux). These are the cheapest requests the API
+//     has, so the fixed per-request cost of telemetry weighs the most on them; at 16 and 128 clients
+//     the server is saturated and latency is queueing, so their ratio is the CPU ratio.
+//  2. A training loop through the TS client on the embedded model with the native engine, as a user
+//     runs one: forward_backward + optim_step per step (each submitted and awaited), then sampling.
+// The load generator shares the machine, so each point alternates off and on in ROUNDS short rounds
+// and pools them: background load hits both alike.
+// BENCH_DURATION_MS: time per API point and mode (default 3000); BENCH_ROUNDS: rounds (3);
+// BENCH_STEPS: training steps per round and mode (30).
 
-import { spawnSync } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { Agent, createServer, request } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { stringify } from 'yaml'
+import { datumFromTokens, ServiceClient } from '../client/index.js'
+import { EMBEDDED_MODEL_NAME } from '../plugins/engines.js'
 import { ALICE, MODEL } from '../test/helpers/app.js'
-import { doubleConfig, type SpawnedServer, spawnTuft } from '../test/helpers/spawn.js'
+import { SHARED_MODEL_CACHE } from '../test/helpers/native-server.js'
+import { doubleConfig } from '../test/helpers/spawn.js'
 
 const DURATION_MS = Number(process.env.BENCH_DURATION_MS ?? 3000)
 const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3))
+const STEPS = Math.max(1, Number(process.env.BENCH_STEPS ?? 30))
 const CONCURRENCY = [1, 16, 128]
+const BIN = new URL('../bin/tuft.js', import.meta.url).pathname
 
-interface Case {
-  name: string
-  path: string
-  body: string
+type Mode = 'off' | 'on'
+
+interface Server {
+  baseUrl: string
+  pid: number
+  stop(): Promise<void>
 }
 
-interface Sample {
-  latencies: number[]
-  seconds: number
-  cpuMs: number
-  errors: number
-}
-
-interface Figures {
-  rps: number
-  p50: number
-  p99: number
-  cpuUsPerRequest: number
-  errors: number
-}
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN
-}
-
-const TICKS_PER_SECOND = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout?.trim() || 100)
-
-/** CPU milliseconds (user + system) the process has used so far; NaN where /proc is unavailable. */
-function cpuMs(pid: number | undefined): number {
-  try {
-    // Fields after the parenthesised command name: state is [0], utime [11], stime [12].
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
-    return ((Number(fields[11]) + Number(fields[12])) * 1000) / TICKS_PER_SECOND
-  } catch {
-    return Number.NaN
-  }
-}
-
-/** One round against one server: `concurrency` keep-alive clients posting back to back. */
-async function round(server: SpawnedServer, c: Case, concurrency: number, ms: number): Promise<Sample> {
-  const url = new URL(`${server.baseUrl}/api/v1${c.path}`)
-  const agent = new Agent({ keepAlive: true, maxSockets: concurrency })
-  const headers = {
-    'x-api-key': ALICE,
-    'content-type': 'application/json',
-    'content-length': Buffer.byteLength(c.body),
-  }
-  const post = () =>
-    new Promise<number>((resolve, reject) => {
-      const req = request(url, { method: 'POST', agent, headers }, (res) => {
-        res.resume()
-        res.on('end', () => resolve(res.statusCode ?? 0))
-      })
-      req.on('error', reject)
-      req.end(c.body)
-    })
-  const latencies: number[] = []
-  let errors = 0
-  const end = performance.now() + ms
-  const worker = async () => {
-    while (performance.now() < end) {
-      const t0 = performance.now()
-      if ((await post()) !== 200) errors++
-      latencies.push(performance.now() - t0)
+/** `tuft --config` in a fresh directory, its log in a file; resolves once all models are loaded. */
+async function startServer(configOf: (dir: string) => Record<string, unknown>): Promise<Server> {
+  const dir = mkdtempSync(join(tmpdir(), 'tuft-bench-'))
+  const configPath = join(dir, 'tuft.yaml')
+  writeFileSync(configPath, stringify({ ...configOf(dir), host: '127.0.0.1', port: 0, log_level: 'info' }))
+  const logPath = join(dir, 'tuft.log')
+  const log = openSync(logPath, 'w')
+  const proc: ChildProcess = spawn(process.execPath, [BIN, '--config', configPath], {
+    cwd: dir,
+    stdio: ['ignore', log, log],
+  })
+  closeSync(log)
+  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()))
+  const deadline = performance.now() + 120_000
+  for (;;) {
+    const text = readFileSync(logPath, 'utf8')
+    if (text.includes('"tuft ready: all models loaded"')) {
+      const line = text.split('\n').find((l) => l.includes('"tuft listening"'))!
+      const baseUrl = (JSON.parse(line) as { address: string }).address
+      return {
+        baseUrl,
+        pid: proc.pid!,
+        async stop() {
+          proc.kill('SIGTERM')
+          await exited
+          rmSync(dir, { recursive: true, force: true })
+        },
+      }
     }
-  }
-  const cpu0 = cpuMs(server.proc.pid)
-  const started = performance.now()
-  await Promise.all(Array.from({ length: concurrency }, worker))
-  const seconds = (performance.now() - started) / 1000
-  const cpu = cpuMs(server.proc.pid) - cpu0
-  agent.destroy()
-  return { latencies, seconds, cpuMs: cpu, errors }
-}
-
-function figures(samples: Sample[]): Figures {
-  const latencies = samples.flatMap((s) => s.latencies).sort((a, b) => a - b)
-  const seconds = samples.reduce((t, s) => t + s.seconds, 0)
-  const cpu = samples.reduce((t, s) => t + s.cpuMs, 0)
-  return {
-    rps: latencies.length / seconds,
-    p50: percentile(latencies, 50),
-    p99: percentile(latencies, 99),
-    cpuUsPerRequest: (cpu * 1000) / latencies.length,
-    errors: samples.reduce((t, s) => t + s.errors, 0),
+    if (proc.exitCode !== null || performance.now() > deadline)
+      throw new Error(`tuft did not become ready:\n${text.slice(-4000)}`)
+    await sleep(50)
   }
 }
 
@@ -121,11 +91,144 @@ async function startSink(): Promise<{ url: string; close: () => Promise<void> }>
   }
 }
 
-/** A session and a finished future on `server`, for the heartbeat and retrieve_future cases. */
-async function prepare(server: SpawnedServer): Promise<Case[]> {
-  const base = `${server.baseUrl}/api/v1`
+const TICKS_PER_SECOND = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout?.trim() || 100)
+
+/** CPU milliseconds (user + system) the process has used so far; NaN where /proc is unavailable. */
+function cpuMs(pid: number): number {
+  try {
+    // Fields after the parenthesised command name: state is [0], utime [11], stime [12].
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / TICKS_PER_SECOND
+  } catch {
+    return Number.NaN
+  }
+}
+
+interface Sample {
+  latencies: number[]
+  seconds: number
+  cpuMs: number
+  errors: number
+}
+
+interface Figures {
+  rps: number
+  p50: number
+  p99: number
+  cpuUsPerOp: number
+  errors: number
+}
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN
+}
+
+function figures(samples: Sample[]): Figures {
+  const latencies = samples.flatMap((s) => s.latencies).sort((a, b) => a - b)
+  const seconds = samples.reduce((t, s) => t + s.seconds, 0)
+  const cpu = samples.reduce((t, s) => t + s.cpuMs, 0)
+  return {
+    rps: latencies.length / seconds,
+    p50: percentile(latencies, 50),
+    p99: percentile(latencies, 99),
+    cpuUsPerOp: (cpu * 1000) / latencies.length,
+    errors: samples.reduce((t, s) => t + s.errors, 0),
+  }
+}
+
+/** Runs `op` back to back from `concurrency` workers for `ms` (or `count` times per worker). */
+async function measure(
+  pid: number,
+  concurrency: number,
+  op: () => Promise<boolean>,
+  limit: { ms?: number; count?: number },
+): Promise<Sample> {
+  const latencies: number[] = []
+  let errors = 0
+  const end = performance.now() + (limit.ms ?? Number.POSITIVE_INFINITY)
+  const worker = async () => {
+    for (let i = 0; i < (limit.count ?? Number.POSITIVE_INFINITY) && performance.now() < end; i++) {
+      const t0 = performance.now()
+      if (!(await op())) errors++
+      latencies.push(performance.now() - t0)
+    }
+  }
+  const cpu0 = cpuMs(pid)
+  const started = performance.now()
+  await Promise.all(Array.from({ length: concurrency }, worker))
+  return {
+    latencies,
+    seconds: (performance.now() - started) / 1000,
+    cpuMs: cpuMs(pid) - cpu0,
+    errors,
+  }
+}
+
+const row = (cells: (string | number)[], widths: number[]) =>
+  cells.map((cell, i) => String(cell)[i === 0 ? 'padEnd' : 'padStart'](widths[i]!)).join('')
+const pct = (on: number, off: number) => `${((on / off - 1) * 100).toFixed(1)}%`
+const WIDTHS = [18, 8, 10, 8, 8, 9, 10, 8, 8, 9, 11, 11]
+const HEADER = [
+  '',
+  'clients',
+  'off op/s',
+  'p50 ms',
+  'p99 ms',
+  'cpu µs',
+  'on op/s',
+  'p50 ms',
+  'p99 ms',
+  'cpu µs',
+]
+
+function report(name: string, clients: number, samples: Record<Mode, Sample[]>): void {
+  const off = figures(samples.off)
+  const on = figures(samples.on)
+  const cells = [off.rps, off.p50, off.p99, off.cpuUsPerOp, on.rps, on.p50, on.p99, on.cpuUsPerOp]
+  const fixed = [0, 2, 2, 0, 0, 2, 2, 0]
+  console.log(
+    row(
+      [
+        name,
+        clients,
+        ...cells.map((v, i) => v.toFixed(fixed[i])),
+        pct(on.p50, off.p50),
+        pct(on.cpuUsPerOp, off.cpuUsPerOp),
+      ],
+      WIDTHS,
+    ),
+  )
+  if (off.errors + on.errors > 0) {
+    console.log(`  errors: off ${off.errors}, on ${on.errors}`)
+    process.exitCode = 1
+  }
+}
+
+/** One keep-alive POST of a fixed JSON body; true on 200. */
+function poster(baseUrl: string, path: string, body: string, concurrency: number) {
+  const url = new URL(`${baseUrl}/api/v1${path}`)
+  const agent = new Agent({ keepAlive: true, maxSockets: concurrency })
+  const headers = {
+    'x-api-key': ALICE,
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(body),
+  }
+  const post = () =>
+    new Promise<boolean>((resolve, reject) => {
+      const req = request(url, { method: 'POST', agent, headers }, (res) => {
+        res.resume()
+        res.on('end', () => resolve(res.statusCode === 200))
+      })
+      req.on('error', reject)
+      req.end(body)
+    })
+  return { post, close: () => agent.destroy() }
+}
+
+/** The API cases on `baseUrl`: a session and a finished future for heartbeat and retrieve_future. */
+async function apiCases(baseUrl: string): Promise<{ name: string; path: string; body: string }[]> {
   const post = async (path: string, body: unknown) =>
-    (await fetch(`${base}${path}`, {
+    (await fetch(`${baseUrl}/api/v1${path}`, {
       method: 'POST',
       headers: { 'x-api-key': ALICE, 'content-type': 'application/json' },
       body: JSON.stringify(body),
@@ -154,78 +257,115 @@ async function prepare(server: SpawnedServer): Promise<Case[]> {
   ]
 }
 
-const row = (cells: (string | number)[], widths: number[]) =>
-  cells.map((cell, i) => String(cell)[i === 0 ? 'padEnd' : 'padStart'](widths[i]!)).join('')
-
-const sink = await startSink()
-const servers = {
-  off: await spawnTuft((dir) => ({ ...doubleConfig(dir), telemetry: { enabled: false } })),
-  on: await spawnTuft((dir) => ({
-    ...doubleConfig(dir),
-    telemetry: { enabled: true, otlp_endpoint: sink.url, prometheus: { enabled: true } },
-  })),
-}
-try {
-  const cases = { off: await prepare(servers.off), on: await prepare(servers.on) }
-  const widths = [18, 8, 10, 8, 8, 9, 10, 8, 8, 9, 10, 10]
-  console.log(
-    `telemetry off vs on (OTLP http/protobuf to a discarding sink + Prometheus); ${DURATION_MS} ms per point ` +
-      `and mode in ${ROUNDS} alternating rounds; cpu = the server's CPU time per request`,
-  )
-  console.log(
-    row(
-      [
-        'endpoint',
-        'clients',
-        'off req/s',
-        'p50 ms',
-        'p99 ms',
-        'cpu µs',
-        'on req/s',
-        'p50 ms',
-        'p99 ms',
-        'cpu µs',
-      ].concat(['p50 on/off', 'cpu on/off']),
-      widths,
-    ),
-  )
-  const pct = (on: number, off: number) => `${((on / off - 1) * 100).toFixed(1)}%`
-  for (const [i, c] of cases.off.entries()) {
-    for (const n of CONCURRENCY) {
-      const samples: { off: Sample[]; on: Sample[] } = { off: [], on: [] }
-      for (let r = 0; r < ROUNDS; r++) {
-        samples.off.push(await round(servers.off, c, n, DURATION_MS / ROUNDS))
-        samples.on.push(await round(servers.on, cases.on[i]!, n, DURATION_MS / ROUNDS))
-      }
-      const off = figures(samples.off)
-      const on = figures(samples.on)
-      console.log(
-        row(
-          [
-            c.name,
-            n,
-            off.rps.toFixed(0),
-            off.p50.toFixed(2),
-            off.p99.toFixed(2),
-            off.cpuUsPerRequest.toFixed(0),
-            on.rps.toFixed(0),
-            on.p50.toFixed(2),
-            on.p99.toFixed(2),
-            on.cpuUsPerRequest.toFixed(0),
-            pct(on.p50, off.p50),
-            pct(on.cpuUsPerRequest, off.cpuUsPerRequest),
-          ],
-          widths,
-        ),
-      )
-      if (off.errors + on.errors > 0) {
-        console.log(`  errors: off ${off.errors}, on ${on.errors}`)
-        process.exitCode = 1
+async function benchApi(telemetry: Record<Mode, Record<string, unknown>>): Promise<void> {
+  const servers: Record<Mode, Server> = {
+    off: await startServer((dir) => ({ ...doubleConfig(dir), telemetry: telemetry.off })),
+    on: await startServer((dir) => ({ ...doubleConfig(dir), telemetry: telemetry.on })),
+  }
+  try {
+    const cases = { off: await apiCases(servers.off.baseUrl), on: await apiCases(servers.on.baseUrl) }
+    console.log(`\nAPI round trips (engine double): ${DURATION_MS} ms per point and mode in ${ROUNDS} rounds`)
+    console.log(
+      row(
+        [...HEADER, 'p50 on/off', 'cpu on/off'].map((h, i) => (i === 0 ? 'endpoint' : h)),
+        WIDTHS,
+      ),
+    )
+    for (const [i, c] of cases.off.entries()) {
+      for (const n of CONCURRENCY) {
+        const samples: Record<Mode, Sample[]> = { off: [], on: [] }
+        for (let r = 0; r < ROUNDS; r++) {
+          for (const mode of ['off', 'on'] as const) {
+            const { path, body } = mode === 'off' ? c : cases.on[i]!
+            const client = poster(servers[mode].baseUrl, path, body, n)
+            samples[mode].push(await measure(servers[mode].pid, n, client.post, { ms: DURATION_MS / ROUNDS }))
+            client.close()
+          }
+        }
+        report(c.name, n, samples)
       }
     }
+  } finally {
+    await Promise.all([servers.off.stop(), servers.on.stop()])
   }
+}
+
+/** 64 tokens of a repeating pattern: one datum per forward_backward. */
+const TOKENS = Array.from({ length: 64 }, (_, i) => 100 + ((i * 37) % 500))
+
+async function benchTraining(telemetry: Record<Mode, Record<string, unknown>>): Promise<void> {
+  // No supported_models: the embedded default model, as `tuft` serves it out of the box.
+  const config = (mode: Mode) => (dir: string) => ({
+    model_cache_dir: SHARED_MODEL_CACHE,
+    checkpoint_dir: join(dir, 'checkpoints'),
+    authorized_users: { [ALICE]: 'alice' },
+    telemetry: telemetry[mode],
+  })
+  const servers: Record<Mode, Server> = {
+    off: await startServer(config('off')),
+    on: await startServer(config('on')),
+  }
+  const clients: ServiceClient[] = []
+  try {
+    const loops = Object.fromEntries(
+      await Promise.all(
+        (['off', 'on'] as const).map(async (mode) => {
+          const client = new ServiceClient({
+            baseUrl: servers[mode].baseUrl,
+            apiKey: ALICE,
+            telemetry: false,
+          })
+          clients.push(client)
+          const training = await client.createLoraTrainingClient(EMBEDDED_MODEL_NAME, { rank: 8, seed: 1 })
+          const datum = datumFromTokens(TOKENS)
+          const step = async () => {
+            await training.forwardBackward([datum], 'cross_entropy')
+            await training.optimStep({ learning_rate: 1e-4 })
+            return true
+          }
+          for (let i = 0; i < 3; i++) await step() // warm-up: first-call allocations, JIT
+          const sampler = await training.saveWeightsAndGetSamplingClient()
+          const sample = async () => {
+            await sampler.sample(TOKENS.slice(0, 16), 1, { max_tokens: 8, temperature: 0 })
+            return true
+          }
+          await sample()
+          return [mode, { step, sample }] as const
+        }),
+      ),
+    ) as Record<Mode, { step: () => Promise<boolean>; sample: () => Promise<boolean> }>
+    console.log(
+      `\nTraining loop through the TS client (embedded model, native engine, 1 datum × ${TOKENS.length} tokens): ` +
+        `${STEPS} operations per round and mode in ${ROUNDS} rounds; cpu = server CPU per operation`,
+    )
+    console.log(
+      row(
+        [...HEADER, 'p50 on/off', 'cpu on/off'].map((h, i) => (i === 0 ? 'operation' : h)),
+        WIDTHS,
+      ),
+    )
+    for (const op of ['step', 'sample'] as const) {
+      const samples: Record<Mode, Sample[]> = { off: [], on: [] }
+      for (let r = 0; r < ROUNDS; r++)
+        for (const mode of ['off', 'on'] as const)
+          samples[mode].push(await measure(servers[mode].pid, 1, loops[mode][op], { count: STEPS }))
+      report(op === 'step' ? 'fwd_bwd+optim' : 'sample 8 tokens', 1, samples)
+    }
+  } finally {
+    await Promise.all(clients.map((c) => c.close()))
+    await Promise.all([servers.off.stop(), servers.on.stop()])
+  }
+}
+
+const sink = await startSink()
+const telemetry: Record<Mode, Record<string, unknown>> = {
+  off: { enabled: false },
+  on: { enabled: true, otlp_endpoint: sink.url, prometheus: { enabled: true } },
+}
+console.log('telemetry off vs on (OTLP http/protobuf to a discarding sink + Prometheus scrape endpoint)')
+try {
+  await benchApi(telemetry)
+  await benchTraining(telemetry)
 } finally {
-  await servers.off.stop()
-  await servers.on.stop()
   await sink.close()
 }

@@ -34,7 +34,7 @@ test('HotHistogram aggregates like the SDK histogram', async () => {
     .getMeter('ref')
     .createHistogram('d', { advice: { explicitBucketBoundaries: BOUNDARIES } })
   for (const [method, value] of SAMPLES) {
-    h.record(method, value, () => ({ method }))
+    h.record(h.series(method) ?? h.addSeries(method, { method }), value)
     sdk.record(value, { method })
   }
   await reader.forceFlush()

@@ -1,7 +1,8 @@
 // Histograms recorded on every request (HTTP duration, store latency), aggregated here rather than by
 // SDK instruments: an SDK instrument hashes each sample's attributes (sort the keys, JSON-encode
 // them) to find its series, which cost more than all the rest of a request's metrics. Here the caller
-// names the series by a string it already has, and the attributes are built once per series. The
+// names the series by a string it already has, and the attributes are built once per series (no
+// closure per sample either: function objects made per request are costly under tsx). The
 // SDK's metric readers collect these through the MetricProducer interface, as cumulative histograms.
 
 import { type Attributes, type HrTime, ValueType } from '@opentelemetry/api'
@@ -15,7 +16,7 @@ import {
   type MetricProducer,
 } from '@opentelemetry/sdk-metrics'
 
-interface Series {
+export interface Series {
   readonly attributes: Attributes
   readonly startTime: HrTime
   /** counts[i]: samples in (boundaries[i-1], boundaries[i]]; the last one is above every boundary. */
@@ -40,22 +41,29 @@ export class HotHistogram {
     this.boundaries = boundaries
   }
 
-  /** Adds a sample to the series `key`; `attributes` builds that series' attributes the first time. */
-  record(key: string, value: number, attributes: () => Attributes): void {
-    if (!Number.isFinite(value)) return
-    let series = this.#series.get(key)
-    if (series === undefined) {
-      series = {
-        attributes: attributes(),
-        startTime: hrTime(),
-        counts: new Array<number>(this.boundaries.length + 1).fill(0),
-        count: 0,
-        sum: 0,
-        min: Number.POSITIVE_INFINITY,
-        max: Number.NEGATIVE_INFINITY,
-      }
-      this.#series.set(key, series)
+  /** The series `key`, if it has a sample yet. */
+  series(key: string): Series | undefined {
+    return this.#series.get(key)
+  }
+
+  /** Starts the series `key` with these attributes (once per series: see `series`). */
+  addSeries(key: string, attributes: Attributes): Series {
+    const series: Series = {
+      attributes,
+      startTime: hrTime(),
+      counts: new Array<number>(this.boundaries.length + 1).fill(0),
+      count: 0,
+      sum: 0,
+      min: Number.POSITIVE_INFINITY,
+      max: Number.NEGATIVE_INFINITY,
     }
+    this.#series.set(key, series)
+    return series
+  }
+
+  /** Adds a sample to a series of this histogram. */
+  record(series: Series, value: number): void {
+    if (!Number.isFinite(value)) return
     let bucket = 0
     while (bucket < this.boundaries.length && value > this.boundaries[bucket]!) bucket++
     series.counts[bucket]!++

@@ -40,16 +40,10 @@ const headerGetter = {
 export function installHttpTelemetry(app: FastifyInstance, telemetry: Telemetry, userOf: UserOf): void {
   const { requestSpans, instruments } = telemetry
 
-  /** Ends the request span once, named by its route. */
-  const endSpan = (request: FastifyRequest, attributes: Attributes, error: string | null): void => {
-    const span = request.otelSpan
-    if (span === null || span === undefined) return
-    request.otelSpan = null
+  /** Ends a request's span (once: the caller has cleared request.otelSpan), with its user. */
+  const endSpan = (span: Span, request: FastifyRequest, error: string | null): void => {
     const user = userOf(request)
     if (user !== undefined) span.setAttribute(ATTR.userId, user)
-    const route = request.routeOptions.url
-    if (route !== undefined) span.updateName(`${request.method} ${route}`)
-    span.setAttributes(attributes)
     if (error !== null) span.setStatus({ code: SpanStatusCode.ERROR, message: error })
     span.end()
   }
@@ -96,21 +90,39 @@ export function installHttpTelemetry(app: FastifyInstance, telemetry: Telemetry,
     })
     // An aborted request gets no onResponse: end its span here (no duration sample, no status code).
     app.addHook('onRequestAbort', (request, done) => {
-      endSpan(request, {}, 'client aborted the request')
+      const span = request.otelSpan
+      if (span != null) {
+        request.otelSpan = null
+        endSpan(span, request, 'client aborted the request')
+      }
       done()
     })
   }
+  const { httpDuration } = instruments
   app.addHook('onResponse', (request, reply, done) => {
     const route = request.routeOptions.url
     const method = request.method
     const status = reply.statusCode
-    const attributes = (): Attributes => {
-      const a: Attributes = { 'http.request.method': method, 'http.response.status_code': status }
-      if (route !== undefined) a['http.route'] = route
-      return a
+    const key = `${method} ${status} ${route}`
+    const series =
+      httpDuration.series(key) ?? httpDuration.addSeries(key, httpAttributes(method, status, route))
+    httpDuration.record(series, reply.elapsedTime / 1000)
+    const span = request.otelSpan
+    if (span != null) {
+      request.otelSpan = null
+      span.setAttribute('http.response.status_code', status)
+      if (route !== undefined) {
+        span.setAttribute('http.route', route)
+        span.updateName(`${method} ${route}`)
+      }
+      endSpan(span, request, status >= 500 ? `HTTP ${status}` : null)
     }
-    instruments.httpDuration.record(`${method} ${status} ${route}`, reply.elapsedTime / 1000, attributes)
-    if (request.otelSpan != null) endSpan(request, attributes(), status >= 500 ? `HTTP ${status}` : null)
     done()
   })
+}
+
+function httpAttributes(method: string, status: number, route: string | undefined): Attributes {
+  const attributes: Attributes = { 'http.request.method': method, 'http.response.status_code': status }
+  if (route !== undefined) attributes['http.route'] = route
+  return attributes
 }

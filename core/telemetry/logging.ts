@@ -101,7 +101,7 @@ const SEVERITY: Record<number, [SeverityNumber, string]> = {
  * Fastify's access lines. pino writes the message key last, so the end of the line identifies them
  * without parsing it.
  */
-const REQUEST_LINE_ENDINGS = ['"msg":"incoming request"}\n', '"msg":"request completed"}\n']
+const REQUEST_LINE_ENDINGS = ['"msg":"incoming request"}\n', '"msg":"request completed"}\n'] as const
 
 export interface LogExportOptions {
   /** Forward Fastify's per-request access lines too (default: only the console gets them). */
@@ -145,7 +145,11 @@ export class TelemetryLogStream implements DestinationStream {
     this.#primary.write(line)
     const sink = this.#sink
     if (sink === null) return
-    if (!this.#requestLines && REQUEST_LINE_ENDINGS.some((ending) => line.endsWith(ending))) return
+    if (
+      !this.#requestLines &&
+      (line.endsWith(REQUEST_LINE_ENDINGS[0]) || line.endsWith(REQUEST_LINE_ENDINGS[1]))
+    )
+      return
     const backlog = this.#backlog
     if (backlog === null) {
       this.#forwarder.forward(sink, line)

@@ -36,10 +36,11 @@ export function observeEvents(bus: EventBus, telemetry: Telemetry): () => void {
     m.adaptersResident.record(count, { [ATTR.model]: modelName })
   })
   on('store.op', ({ store, op, ms }) => {
-    m.storeDuration.record(`${store}\u0000${op}`, ms / 1000, () => ({
-      [ATTR.store]: store,
-      [ATTR.storeOp]: op,
-    }))
+    const key = `${store}\u0000${op}`
+    const series =
+      m.storeDuration.series(key) ??
+      m.storeDuration.addSeries(key, { [ATTR.store]: store, [ATTR.storeOp]: op })
+    m.storeDuration.record(series, ms / 1000)
   })
   on('future.running', ({ trace, kind, modelName, waitedMs }) => {
     backlog.record(m.queueWait, waitedMs / 1000, { [ATTR.model]: modelName, [ATTR.futureKind]: kind })
