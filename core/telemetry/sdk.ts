@@ -37,6 +37,7 @@ import { tuftError } from '../errors.js'
 import { Backlog } from './backlog.js'
 import { HotHistograms } from './hot-histograms.js'
 import { Instruments } from './instruments.js'
+import { OtlpHttpSpanExporter, otlpGrpcSpanExporter } from './otlp-span-exporter.js'
 import { ScrapeReader } from './prometheus.js'
 import { RequestSpans } from './request-span.js'
 import { type OtlpProtocol, resolveExport } from './settings.js'
@@ -220,24 +221,23 @@ export async function createTelemetry(
 async function otlpExporters(endpoint: string, protocol: OtlpProtocol): Promise<Exporters> {
   try {
     if (protocol === 'grpc') {
-      const [traces, metrics, logs] = await Promise.all([
-        import('@opentelemetry/exporter-trace-otlp-grpc'),
+      const [spans, metrics, logs] = await Promise.all([
+        otlpGrpcSpanExporter(endpoint),
         import('@opentelemetry/exporter-metrics-otlp-grpc'),
         import('@opentelemetry/exporter-logs-otlp-grpc'),
       ])
       return {
-        spans: new traces.OTLPTraceExporter({ url: endpoint }),
+        spans,
         metrics: new metrics.OTLPMetricExporter({ url: endpoint }),
         logs: new logs.OTLPLogExporter({ url: endpoint }),
       }
     }
-    const [traces, metrics, logs] = await Promise.all([
-      import('@opentelemetry/exporter-trace-otlp-proto'),
+    const [metrics, logs] = await Promise.all([
       import('@opentelemetry/exporter-metrics-otlp-proto'),
       import('@opentelemetry/exporter-logs-otlp-proto'),
     ])
     return {
-      spans: new traces.OTLPTraceExporter({ url: `${endpoint}/v1/traces` }),
+      spans: new OtlpHttpSpanExporter(endpoint),
       metrics: new metrics.OTLPMetricExporter({ url: `${endpoint}/v1/metrics` }),
       logs: new logs.OTLPLogExporter({ url: `${endpoint}/v1/logs` }),
     }
