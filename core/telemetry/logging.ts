@@ -46,7 +46,9 @@ export function buildLoggerOptions(
     : plain
   if (config.telemetry.enabled) {
     options.mixin = traceMixin
-    options.stream = new TelemetryLogStream(primary ?? pino.destination({ dest: 1, sync: true }))
+    // pino's own default destination: asynchronous (lines written in batches, flushed at exit).
+    // Synchronous writes made every logged request pay a write(2) per line.
+    options.stream = new TelemetryLogStream(primary ?? pino.destination({ dest: process.stdout.fd ?? 1 }))
   } else if (primary !== undefined) {
     options.stream = primary
   }
@@ -120,6 +122,13 @@ export class TelemetryLogStream implements DestinationStream {
 
   constructor(primary: DestinationStream) {
     this.#primary = primary
+  }
+
+  /** pino's logger.flush() reaches the console destination through here. */
+  flush(done?: (err?: Error) => void): void {
+    const primary = this.#primary as { flush?: (done?: (err?: Error) => void) => void }
+    if (typeof primary.flush === 'function') primary.flush(done)
+    else done?.()
   }
 
   /**

@@ -35,6 +35,10 @@ import {
 
 const ids = new RandomIdGenerator()
 const NO_TIME: HrTime = [0, 0]
+// Shared until a span gets its first event or link, and never mutated: most request spans get none.
+const NO_LINKS: Link[] = []
+const NO_EVENTS: TimedEvent[] = []
+const UNSET: SpanStatus = { code: SpanStatusCode.UNSET }
 
 /** What every request span of one telemetry instance shares. */
 export class RequestSpans {
@@ -66,13 +70,13 @@ export class RequestSpan implements Span, ReadableSpan {
   readonly parentSpanContext: SpanContext | undefined
   readonly startTime: HrTime
   readonly attributes: Attributes
-  readonly links: Link[] = []
-  readonly events: TimedEvent[] = []
+  links: Link[] = NO_LINKS
+  events: TimedEvent[] = NO_EVENTS
   readonly droppedAttributesCount = 0
   readonly droppedEventsCount = 0
   readonly droppedLinksCount = 0
   name: string
-  status: SpanStatus = { code: SpanStatusCode.UNSET }
+  status: SpanStatus = UNSET
   endTime: HrTime = NO_TIME
   duration: HrTime = NO_TIME
   ended = false
@@ -125,6 +129,7 @@ export class RequestSpan implements Span, ReadableSpan {
   addEvent(name: string, attributesOrTime?: Attributes | TimeInput, time?: TimeInput): this {
     if (this.ended) return this
     const timed = isTimeInput(attributesOrTime)
+    if (this.events === NO_EVENTS) this.events = []
     this.events.push({
       name,
       attributes: timed ? {} : (attributesOrTime ?? {}),
@@ -135,7 +140,9 @@ export class RequestSpan implements Span, ReadableSpan {
   }
 
   addLink(link: Link): this {
-    if (!this.ended) this.links.push(link)
+    if (this.ended) return this
+    if (this.links === NO_LINKS) this.links = []
+    this.links.push(link)
     return this
   }
 
