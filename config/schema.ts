@@ -105,6 +105,13 @@ export const TelemetryConfigSchema = Type.Object(
       { ...strict, default: {} },
     ),
     operators: Type.Array(Type.String(), { default: [], description: 'user ids allowed to read all usage' }),
+    trace_sample_ratio: Type.Number({
+      minimum: 0,
+      maximum: 1,
+      default: 1,
+      description:
+        'fraction of new traces recorded and exported (by trace id); a traceparent sent by the client keeps its decision',
+    }),
     export_request_logs: Type.Boolean({
       default: false,
       description:

@@ -43,6 +43,7 @@ export function telemetryConfig(overrides: Partial<TelemetryConfig> = {}): Telem
     prometheus: { enabled: false, path: '/metrics' },
     operators: ['alice'],
     export_request_logs: false,
+    trace_sample_ratio: 1,
     ...overrides,
   }
 }

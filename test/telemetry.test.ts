@@ -255,6 +255,44 @@ describe('telemetry enabled (in-memory exporters)', () => {
   })
 })
 
+describe('trace sampling (trace_sample_ratio)', () => {
+  test('at 0 no new trace is exported, a sampled traceparent still is, metrics and log ids stay', async () => {
+    const spans = new InMemorySpanExporter()
+    const metrics = new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE)
+    const config = telemetryConfig({ trace_sample_ratio: 0 })
+    const telemetry = await createTelemetry(config, {
+      exporters: { spans, metrics },
+      metricExportIntervalMs: 3_600_000,
+    })
+    assert.ok(telemetry)
+    const flow = await buildFlowApp({ config, telemetry })
+    try {
+      await runFlow(flow)
+      const traceId = '6bf92f3577b34da6a3ce929d0e0e4736'
+      const res = await flow.app.inject({
+        method: 'POST',
+        url: '/api/v1/sample',
+        headers: { 'x-api-key': 'tml-alice-secret', traceparent: `00-${traceId}-00f067aa0ba902b7-01` },
+        payload: { prompt: 2, max_tokens: 1 },
+      })
+      assert.equal(res.statusCode, 200)
+      await telemetry.forceFlush()
+      const exported = spans.getFinishedSpans()
+      assert.ok(exported.length >= 2, 'the request span and its engine span')
+      assert.ok(exported.every((s) => s.spanContext().traceId === traceId))
+      const http = metric(metrics, 'http.server.request.duration')
+      const train = http.dataPoints.find((p) => p.attributes['http.route'] === '/api/v1/train')
+      assert.equal((train?.value as { count: number } | undefined)?.count, 2, 'metrics count every request')
+      const completed = flow.logs.lines.filter((l) => l.msg === 'request completed')
+      assert.ok(completed.length >= 4)
+      assert.ok(completed.every((l) => typeof l.trace_id === 'string'))
+      assert.equal(completed.filter((l) => l.trace_flags === '00').length, completed.length - 1)
+    } finally {
+      await flow.app.close()
+    }
+  })
+})
+
 describe('telemetry disabled', () => {
   test('nothing is started or installed: no provider, no hook, the engine is not wrapped', async () => {
     const config = telemetryConfig({ enabled: false })

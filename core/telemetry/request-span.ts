@@ -11,6 +11,7 @@ import {
   type Exception,
   type HrTime,
   type Link,
+  ROOT_CONTEXT,
   type Span,
   type SpanContext,
   SpanKind,
@@ -18,6 +19,7 @@ import {
   SpanStatusCode,
   type TimeInput,
   TraceFlags,
+  trace,
 } from '@opentelemetry/api'
 import {
   hrTimeDuration,
@@ -29,6 +31,8 @@ import type { Resource } from '@opentelemetry/resources'
 import {
   RandomIdGenerator,
   type ReadableSpan,
+  type Sampler,
+  SamplingDecision,
   type SpanProcessor,
   type TimedEvent,
 } from '@opentelemetry/sdk-trace-base'
@@ -46,15 +50,37 @@ export class RequestSpans {
   readonly instrumentationScope: InstrumentationScope
   readonly #processors: readonly SpanProcessor[]
 
-  constructor(resource: Resource, scope: InstrumentationScope, processors: readonly SpanProcessor[]) {
+  readonly #sampler: Sampler | null
+
+  /** `sampler`: the tracer's; null records every span (as a ratio of 1 does, without asking). */
+  constructor(
+    resource: Resource,
+    scope: InstrumentationScope,
+    processors: readonly SpanProcessor[],
+    sampler: Sampler | null = null,
+  ) {
     this.resource = resource
     this.instrumentationScope = scope
     this.#processors = processors
+    this.#sampler = sampler
   }
 
-  /** Starts a span; a valid `parent` (an incoming traceparent) gives its trace and sampling decision. */
+  /** Starts a span; a valid `parent` (an incoming traceparent) gives its trace, the sampler the rest. */
   start(name: string, attributes: Attributes, parent: SpanContext | undefined): RequestSpan {
-    return new RequestSpan(this, name, attributes, parent)
+    const span = new RequestSpan(this, name, attributes, parent)
+    if (this.#sampler !== null) {
+      const context = parent === undefined ? ROOT_CONTEXT : trace.setSpanContext(ROOT_CONTEXT, parent)
+      const { decision } = this.#sampler.shouldSample(
+        context,
+        span.spanContext().traceId,
+        name,
+        SpanKind.SERVER,
+        attributes,
+        [],
+      )
+      span.sampled(decision === SamplingDecision.RECORD_AND_SAMPLED)
+    }
+    return span
   }
 
   /** @internal RequestSpan.end */
@@ -81,7 +107,7 @@ export class RequestSpan implements Span, ReadableSpan {
   duration: HrTime = NO_TIME
   ended = false
   readonly #owner: RequestSpans
-  readonly #context: SpanContext
+  readonly #context: { traceId: string; spanId: string; traceFlags: number }
   /** Date.now() minus the performance clock at the start: later times keep sub-ms precision. */
   readonly #clockOffset: number
 
@@ -98,6 +124,11 @@ export class RequestSpan implements Span, ReadableSpan {
       spanId: ids.generateSpanId(),
       traceFlags: parent === undefined ? TraceFlags.SAMPLED : parent.traceFlags & TraceFlags.SAMPLED,
     }
+  }
+
+  /** @internal RequestSpans.start: the sampler's decision (exported, and its children recorded, or not). */
+  sampled(yes: boolean): void {
+    this.#context.traceFlags = yes ? TraceFlags.SAMPLED : TraceFlags.NONE
   }
 
   get resource(): Resource {

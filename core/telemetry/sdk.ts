@@ -27,9 +27,11 @@ import {
   BasicTracerProvider,
   BatchSpanProcessor,
   ConsoleSpanExporter,
+  ParentBasedSampler,
   SimpleSpanProcessor,
   type SpanExporter,
   type SpanProcessor,
+  TraceIdRatioBasedSampler,
 } from '@opentelemetry/sdk-trace-base'
 import { ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions'
 import type { TelemetryConfig } from '../../config/schema.js'
@@ -205,11 +207,13 @@ export async function createTelemetry(
   }
 
   if (scrape !== null && !shared) readers.push(scrape)
+  // Children follow their parent (a request's futures and engine calls are all in its trace or none).
+  const sampler = new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(settings.trace_sample_ratio) })
   return new Telemetry({
     settings,
-    tracerProvider: new BasicTracerProvider({ resource, spanProcessors }),
-    // The tracer's scope and resource, so exporters group request spans with the rest.
-    requestSpans: new RequestSpans(resource, { name: SCOPE }, spanProcessors),
+    tracerProvider: new BasicTracerProvider({ resource, spanProcessors, sampler }),
+    // The tracer's scope, resource and sampler, so request spans are exported and sampled like the rest.
+    requestSpans: new RequestSpans(resource, { name: SCOPE }, spanProcessors, sampler),
     meterProvider: new MeterProvider({ resource, readers }),
     hot,
     loggerProvider: new LoggerProvider({ resource, processors: logProcessors }),
