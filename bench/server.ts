@@ -1,6 +1,6 @@
-// Telemetry overhead benchmark. Spawns the real `tuft` process with telemetry off and on (OTLP
-// http/protobuf to a loopback sink that discards, Prometheus on), each writing its log to a file as a
-// deployed server does, and measures two things:
+// Telemetry overhead benchmark. Spawns the real `tuft` process with telemetry off, on (OTLP
+// http/protobuf to a loopback sink that discards, Prometheus on) and on with trace_sample_ratio 0.1,
+// each writing its log to a file as a deployed server does, and measures two things:
 //  1. API round trips: create_session, session_heartbeat and retrieve_future (engine double, memory
 //     store) at 1, 16 and 128 concurrent keep-alive clients: requests/s, p50/p99 latency and the
 //     server's CPU time per request (/proc/<pid>/stat, Linux). These are the cheapest requests the API
@@ -8,8 +8,8 @@
 //     the server is saturated and latency is queueing, so their ratio is the CPU ratio.
 //  2. A training loop through the TS client on the embedded model with the native engine, as a user
 //     runs one: forward_backward + optim_step per step (each submitted and awaited), then sampling.
-// The load generator shares the machine, so each point alternates off and on in ROUNDS short rounds
-// and pools them: background load hits both alike.
+// The load generator shares the machine, so each point alternates the modes in ROUNDS short rounds
+// and pools them: background load hits all alike.
 // BENCH_DURATION_MS: time per API point and mode (default 3000); BENCH_ROUNDS: rounds (3);
 // BENCH_STEPS: training steps per round and mode (30).
 
@@ -34,7 +34,9 @@ const STEPS = Math.max(1, Number(process.env.BENCH_STEPS ?? 30))
 const CONCURRENCY = [1, 16, 128]
 const BIN = new URL('../bin/tuft.js', import.meta.url).pathname
 
-type Mode = 'off' | 'on'
+/** off; on (every trace exported); sampled (on with trace_sample_ratio 0.1). */
+const MODES = ['off', 'on', 'sampled'] as const
+type Mode = (typeof MODES)[number]
 
 interface Server {
   baseUrl: string
@@ -167,23 +169,18 @@ async function measure(
 const row = (cells: (string | number)[], widths: number[]) =>
   cells.map((cell, i) => String(cell)[i === 0 ? 'padEnd' : 'padStart'](widths[i]!)).join('')
 const pct = (on: number, off: number) => `${((on / off - 1) * 100).toFixed(1)}%`
-const WIDTHS = [18, 8, 10, 8, 8, 9, 10, 8, 8, 9, 11, 11]
-const HEADER = [
-  '',
-  'clients',
-  'off op/s',
-  'p50 ms',
-  'p99 ms',
-  'cpu µs',
-  'on op/s',
-  'p50 ms',
-  'p99 ms',
-  'cpu µs',
-]
+const WIDTHS = [18, 8, 10, 8, 8, 9, 10, 8, 8, 9, 11, 11, 12, 12]
+const HEADER = ['clients', 'off op/s', 'p50 ms', 'p99 ms', 'cpu µs', 'on op/s', 'p50 ms', 'p99 ms', 'cpu µs']
+const RATIOS = ['p50 on/off', 'cpu on/off', 'p50 10%/off', 'cpu 10%/off']
+
+function header(first: string): void {
+  console.log(row([first, ...HEADER, ...RATIOS], WIDTHS))
+}
 
 function report(name: string, clients: number, samples: Record<Mode, Sample[]>): void {
   const off = figures(samples.off)
   const on = figures(samples.on)
+  const sampled = figures(samples.sampled)
   const cells = [off.rps, off.p50, off.p99, off.cpuUsPerOp, on.rps, on.p50, on.p99, on.cpuUsPerOp]
   const fixed = [0, 2, 2, 0, 0, 2, 2, 0]
   console.log(
@@ -194,12 +191,14 @@ function report(name: string, clients: number, samples: Record<Mode, Sample[]>):
         ...cells.map((v, i) => v.toFixed(fixed[i])),
         pct(on.p50, off.p50),
         pct(on.cpuUsPerOp, off.cpuUsPerOp),
+        pct(sampled.p50, off.p50),
+        pct(sampled.cpuUsPerOp, off.cpuUsPerOp),
       ],
       WIDTHS,
     ),
   )
-  if (off.errors + on.errors > 0) {
-    console.log(`  errors: off ${off.errors}, on ${on.errors}`)
+  if (off.errors + on.errors + sampled.errors > 0) {
+    console.log(`  errors: off ${off.errors}, on ${on.errors}, sampled ${sampled.errors}`)
     process.exitCode = 1
   }
 }
@@ -257,26 +256,33 @@ async function apiCases(baseUrl: string): Promise<{ name: string; path: string; 
   ]
 }
 
+/** One server per mode, started in turn. */
+async function startServers(configOf: (mode: Mode) => (dir: string) => Record<string, unknown>) {
+  const servers = {} as Record<Mode, Server>
+  for (const mode of MODES) servers[mode] = await startServer(configOf(mode))
+  return servers
+}
+
+async function stopServers(servers: Record<Mode, Server>): Promise<void> {
+  await Promise.all(Object.values(servers).map((s) => s.stop()))
+}
+
 async function benchApi(telemetry: Record<Mode, Record<string, unknown>>): Promise<void> {
-  const servers: Record<Mode, Server> = {
-    off: await startServer((dir) => ({ ...doubleConfig(dir), telemetry: telemetry.off })),
-    on: await startServer((dir) => ({ ...doubleConfig(dir), telemetry: telemetry.on })),
-  }
+  const servers = await startServers((mode) => (dir) => ({
+    ...doubleConfig(dir),
+    telemetry: telemetry[mode],
+  }))
   try {
-    const cases = { off: await apiCases(servers.off.baseUrl), on: await apiCases(servers.on.baseUrl) }
+    const cases = {} as Record<Mode, Awaited<ReturnType<typeof apiCases>>>
+    for (const mode of MODES) cases[mode] = await apiCases(servers[mode].baseUrl)
     console.log(`\nAPI round trips (engine double): ${DURATION_MS} ms per point and mode in ${ROUNDS} rounds`)
-    console.log(
-      row(
-        [...HEADER, 'p50 on/off', 'cpu on/off'].map((h, i) => (i === 0 ? 'endpoint' : h)),
-        WIDTHS,
-      ),
-    )
+    header('endpoint')
     for (const [i, c] of cases.off.entries()) {
       for (const n of CONCURRENCY) {
-        const samples: Record<Mode, Sample[]> = { off: [], on: [] }
+        const samples: Record<Mode, Sample[]> = { off: [], on: [], sampled: [] }
         for (let r = 0; r < ROUNDS; r++) {
-          for (const mode of ['off', 'on'] as const) {
-            const { path, body } = mode === 'off' ? c : cases.on[i]!
+          for (const mode of MODES) {
+            const { path, body } = cases[mode][i]!
             const client = poster(servers[mode].baseUrl, path, body, n)
             samples[mode].push(await measure(servers[mode].pid, n, client.post, { ms: DURATION_MS / ROUNDS }))
             client.close()
@@ -286,7 +292,7 @@ async function benchApi(telemetry: Record<Mode, Record<string, unknown>>): Promi
       }
     }
   } finally {
-    await Promise.all([servers.off.stop(), servers.on.stop()])
+    await stopServers(servers)
   }
 }
 
@@ -301,15 +307,12 @@ async function benchTraining(telemetry: Record<Mode, Record<string, unknown>>): 
     authorized_users: { [ALICE]: 'alice' },
     telemetry: telemetry[mode],
   })
-  const servers: Record<Mode, Server> = {
-    off: await startServer(config('off')),
-    on: await startServer(config('on')),
-  }
+  const servers = await startServers(config)
   const clients: ServiceClient[] = []
   try {
     const loops = Object.fromEntries(
       await Promise.all(
-        (['off', 'on'] as const).map(async (mode) => {
+        MODES.map(async (mode) => {
           const client = new ServiceClient({
             baseUrl: servers[mode].baseUrl,
             apiKey: ALICE,
@@ -338,22 +341,17 @@ async function benchTraining(telemetry: Record<Mode, Record<string, unknown>>): 
       `\nTraining loop through the TS client (embedded model, native engine, 1 datum × ${TOKENS.length} tokens): ` +
         `${STEPS} operations per round and mode in ${ROUNDS} rounds; cpu = server CPU per operation`,
     )
-    console.log(
-      row(
-        [...HEADER, 'p50 on/off', 'cpu on/off'].map((h, i) => (i === 0 ? 'operation' : h)),
-        WIDTHS,
-      ),
-    )
+    header('operation')
     for (const op of ['step', 'sample'] as const) {
-      const samples: Record<Mode, Sample[]> = { off: [], on: [] }
+      const samples: Record<Mode, Sample[]> = { off: [], on: [], sampled: [] }
       for (let r = 0; r < ROUNDS; r++)
-        for (const mode of ['off', 'on'] as const)
+        for (const mode of MODES)
           samples[mode].push(await measure(servers[mode].pid, 1, loops[mode][op], { count: STEPS }))
       report(op === 'step' ? 'fwd_bwd+optim' : 'sample 8 tokens', 1, samples)
     }
   } finally {
     await Promise.all(clients.map((c) => c.close()))
-    await Promise.all([servers.off.stop(), servers.on.stop()])
+    await stopServers(servers)
   }
 }
 
@@ -361,8 +359,12 @@ const sink = await startSink()
 const telemetry: Record<Mode, Record<string, unknown>> = {
   off: { enabled: false },
   on: { enabled: true, otlp_endpoint: sink.url, prometheus: { enabled: true } },
+  sampled: { enabled: true, otlp_endpoint: sink.url, prometheus: { enabled: true }, trace_sample_ratio: 0.1 },
 }
-console.log('telemetry off vs on (OTLP http/protobuf to a discarding sink + Prometheus scrape endpoint)')
+console.log(
+  'telemetry off vs on (OTLP http/protobuf to a discarding sink + Prometheus scrape endpoint) ' +
+    'vs on with trace_sample_ratio 0.1 (10%)',
+)
 try {
   await benchApi(telemetry)
   await benchTraining(telemetry)
