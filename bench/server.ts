@@ -10,14 +10,14 @@
 //     runs one: forward_backward + optim_step per step (each submitted and awaited), then sampling.
 // The load generator shares the machine, so each point alternates the modes in ROUNDS short rounds
 // and pools them: background load hits all alike.
-// BENCH_DURATION_MS: time per API point and mode (default 3000); BENCH_ROUNDS: rounds (3);
+// BENCH_DURATION_MS: time per API point and mode (default 3000); BENCH_ROUNDS: rounds (6);
 // BENCH_STEPS: training steps per round and mode (30).
 
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { Agent, createServer, request } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { tmpdir } from 'node:os'
+import { availableParallelism, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -29,10 +29,19 @@ import { SHARED_MODEL_CACHE } from '../test/helpers/native-server.js'
 import { doubleConfig } from '../test/helpers/spawn.js'
 
 const DURATION_MS = Number(process.env.BENCH_DURATION_MS ?? 3000)
-const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3))
+const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 6))
 const STEPS = Math.max(1, Number(process.env.BENCH_STEPS ?? 30))
 const CONCURRENCY = [1, 16, 128]
 const BIN = new URL('../bin/tuft.js', import.meta.url).pathname
+
+/**
+ * With 2+ CPUs and taskset (Linux), the server runs on CPU 0 and this load generator on the others, so
+ * the two do not take turns on one core (which made on/off ratios swing by ±15 %).
+ */
+const PINNED =
+  availableParallelism() >= 2 &&
+  spawnSync('taskset', ['-a', '-p', '-c', `1-${availableParallelism() - 1}`, String(process.pid)]).status ===
+    0
 
 /** off; on (every trace exported); sampled (on with trace_sample_ratio 0.1). */
 const MODES = ['off', 'on', 'sampled'] as const
@@ -51,10 +60,9 @@ async function startServer(configOf: (dir: string) => Record<string, unknown>): 
   writeFileSync(configPath, stringify({ ...configOf(dir), host: '127.0.0.1', port: 0, log_level: 'info' }))
   const logPath = join(dir, 'tuft.log')
   const log = openSync(logPath, 'w')
-  const proc: ChildProcess = spawn(process.execPath, [BIN, '--config', configPath], {
-    cwd: dir,
-    stdio: ['ignore', log, log],
-  })
+  const command = [process.execPath, BIN, '--config', configPath]
+  if (PINNED) command.unshift('taskset', '-c', '0')
+  const proc: ChildProcess = spawn(command[0]!, command.slice(1), { cwd: dir, stdio: ['ignore', log, log] })
   closeSync(log)
   const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()))
   const deadline = performance.now() + 120_000
@@ -363,7 +371,7 @@ const telemetry: Record<Mode, Record<string, unknown>> = {
 }
 console.log(
   'telemetry off vs on (OTLP http/protobuf to a discarding sink + Prometheus scrape endpoint) ' +
-    'vs on with trace_sample_ratio 0.1 (10%)',
+    `vs on with trace_sample_ratio 0.1 (10%); ${PINNED ? 'server on CPU 0, load generator on the others' : 'not pinned'}`,
 )
 try {
   await benchApi(telemetry)
