@@ -1,9 +1,10 @@
-// HTTP server telemetry as Fastify hooks: a SERVER span per request (continuing an incoming W3C
-// traceparent) and the http.server.request.duration histogram. The span starts where Fastify creates
-// the request's logger, and that logger is bound to it (logging.ts), so every line it writes —
-// Fastify's own "incoming request" included — carries the span's ids. Routes hand the request's trace
-// context (`traceContextOf`) to the services, so futures and engine work descend from it: no async
-// context manager, which would tax every promise of the process.
+// HTTP server telemetry as Fastify hooks: a SERVER span per request (a RequestSpan, continuing an
+// incoming W3C traceparent) and the http.server.request.duration histogram (a HotHistogram); both
+// are built for a per-request cost (request-span.ts, hot-histograms.ts). The span starts where
+// Fastify creates the request's logger, and that logger is bound to it (logging.ts), so every line it
+// writes — Fastify's own "incoming request" included — carries the span's ids. Routes hand the
+// request's trace context (`traceContextOf`) to the services, so futures and engine work descend
+// from it: no async context manager, which would tax every promise of the process.
 
 import { type Attributes, ROOT_CONTEXT, type Span, SpanStatusCode, trace } from '@opentelemetry/api'
 import { W3CTraceContextPropagator } from '@opentelemetry/core'

@@ -52,7 +52,10 @@ export class RequestSpans {
 
   readonly #sampler: Sampler | null
 
-  /** `sampler`: the tracer's; null records every span (as a ratio of 1 does, without asking). */
+  /**
+   * `sampler`: the tracer's, or null to record every span without asking it (a ratio of 1); either
+   * way an incoming traceparent's sampled flag is kept, as the tracer's parent-based sampler does.
+   */
   constructor(
     resource: Resource,
     scope: InstrumentationScope,

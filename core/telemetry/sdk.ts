@@ -213,7 +213,12 @@ export async function createTelemetry(
     settings,
     tracerProvider: new BasicTracerProvider({ resource, spanProcessors, sampler }),
     // The tracer's scope, resource and sampler, so request spans are exported and sampled like the rest.
-    requestSpans: new RequestSpans(resource, { name: SCOPE }, spanProcessors, sampler),
+    requestSpans: new RequestSpans(
+      resource,
+      { name: SCOPE },
+      spanProcessors,
+      settings.trace_sample_ratio < 1 ? sampler : null,
+    ),
     meterProvider: new MeterProvider({ resource, readers }),
     hot,
     loggerProvider: new LoggerProvider({ resource, processors: logProcessors }),
