@@ -24,6 +24,16 @@ import {
   telemetryConfig,
 } from './telemetry-harness.js'
 
+/** A sample request carrying a client's sampled traceparent (parent span 00f067aa0ba902b7). */
+function sampleTraced(flow: FlowApp, traceId: string) {
+  return flow.app.inject({
+    method: 'POST',
+    url: '/api/v1/sample',
+    headers: { 'x-api-key': 'tml-alice-secret', traceparent: `00-${traceId}-00f067aa0ba902b7-01` },
+    payload: { prompt: 2, max_tokens: 1 },
+  })
+}
+
 function metric(exporter: InMemoryMetricExporter, name: string): MetricData {
   const all =
     exporter
@@ -186,12 +196,7 @@ describe('telemetry enabled (in-memory exporters)', () => {
 
   test('an incoming traceparent is continued', async () => {
     const traceId = '4bf92f3577b34da6a3ce929d0e0e4736'
-    const res = await flow.app.inject({
-      method: 'POST',
-      url: '/api/v1/sample',
-      headers: { 'x-api-key': 'tml-alice-secret', traceparent: `00-${traceId}-00f067aa0ba902b7-01` },
-      payload: { prompt: 2, max_tokens: 1 },
-    })
+    const res = await sampleTraced(flow, traceId)
     assert.equal(res.statusCode, 200)
     const [engine] = spans
       .getFinishedSpans()
@@ -269,12 +274,7 @@ describe('trace sampling (trace_sample_ratio)', () => {
     try {
       await runFlow(flow)
       const traceId = '6bf92f3577b34da6a3ce929d0e0e4736'
-      const res = await flow.app.inject({
-        method: 'POST',
-        url: '/api/v1/sample',
-        headers: { 'x-api-key': 'tml-alice-secret', traceparent: `00-${traceId}-00f067aa0ba902b7-01` },
-        payload: { prompt: 2, max_tokens: 1 },
-      })
+      const res = await sampleTraced(flow, traceId)
       assert.equal(res.statusCode, 200)
       await telemetry.forceFlush()
       const exported = spans.getFinishedSpans()
