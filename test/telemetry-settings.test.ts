@@ -4,11 +4,18 @@
 import assert from 'node:assert/strict'
 import { Writable } from 'node:stream'
 import { describe, test } from 'node:test'
+import type { Span } from '@opentelemetry/api'
 import type { Logger as OtelLogger } from '@opentelemetry/api-logs'
 import pino from 'pino'
 import { isTuftError } from '../core/errors.js'
 import { BusyTracker } from '../core/telemetry/busy.js'
-import { buildLoggerOptions, TelemetryLogStream } from '../core/telemetry/logging.js'
+import {
+  bindLoggerSpan,
+  buildLoggerOptions,
+  createLogger,
+  loggerSpan,
+  TelemetryLogStream,
+} from '../core/telemetry/logging.js'
 import { resolveExport } from '../core/telemetry/settings.js'
 import { telemetryConfig } from './telemetry-harness.js'
 
@@ -116,7 +123,38 @@ describe('buildLoggerOptions', () => {
       { stdout: new Capture() },
     )
     assert.ok(withTelemetry.stream instanceof TelemetryLogStream)
-    assert.equal(typeof withTelemetry.mixin, 'function')
+  })
+
+  test('a logger bound to a span writes its ids in every line, its children too, its parent not', () => {
+    const out = new Capture()
+    const log = createLogger({ log_level: 'info', telemetry: telemetryConfig() }, { stdout: out })
+    const span = {
+      spanContext: () => ({
+        traceId: '4bf92f3577b34da6a3ce929d0e0e4736',
+        spanId: '00f067aa0ba902b7',
+        traceFlags: 1,
+      }),
+    } as Span
+    const request = log.child({ reqId: 'req-1' })
+    bindLoggerSpan(request, span)
+    request.info('one')
+    request.child({ run: 'r' }).info({ n: 2 }, 'two')
+    log.info('three')
+    const lines = out.text
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))
+    assert.equal(lines.length, 3)
+    for (const line of lines.slice(0, 2)) {
+      assert.equal(line.trace_id, '4bf92f3577b34da6a3ce929d0e0e4736')
+      assert.equal(line.span_id, '00f067aa0ba902b7')
+      assert.equal(line.trace_flags, '01')
+      assert.equal(line.reqId, 'req-1')
+    }
+    assert.equal(lines[1].run, 'r')
+    assert.equal(lines[2].trace_id, undefined)
+    assert.equal(loggerSpan(request), span)
+    assert.equal(loggerSpan(log), undefined)
   })
 
   test("Fastify's access lines reach OTel logs only with requestLines; the console always", () => {

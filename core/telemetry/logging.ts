@@ -26,9 +26,9 @@ export const REDACTED_PATHS = [
 ]
 
 /**
- * Options for `Fastify({ logger })`. With telemetry on, lines of span-bound loggers carry
- * trace_id/span_id and every line goes through a TelemetryLogStream the telemetry plugin connects to
- * OTel logs; with it off there is no mixin and no extra stream, so logging costs what plain pino costs.
+ * Options for `Fastify({ logger })`. With telemetry on, every line goes through a TelemetryLogStream
+ * the telemetry plugin connects to OTel logs (and lines of span-bound loggers carry the span's ids,
+ * see bindLoggerSpan); with it off there is no extra stream, so logging costs what plain pino costs.
  */
 export function buildLoggerOptions(
   config: Pick<TuftConfig, 'log_level' | 'telemetry'>,
@@ -45,7 +45,6 @@ export function buildLoggerOptions(
     ? pretty({ colorize: true, destination: stdout, sync: true, ignore: 'pid,hostname' })
     : plain
   if (config.telemetry.enabled) {
-    options.mixin = traceMixin
     // pino's own default destination: asynchronous (lines written in batches, flushed at exit).
     // Synchronous writes made every logged request pay a write(2) per line.
     options.stream = new TelemetryLogStream(primary ?? pino.destination({ dest: process.stdout.fd ?? 1 }))
@@ -64,30 +63,30 @@ export function createLogger(
   return pino(options as PinoLoggerOptions, stream as DestinationStream | undefined)
 }
 
-/**
- * The span a request logger belongs to, as a property of the logger: pino's children inherit it through
- * their prototype chain, and a property costs far less per request than a WeakMap entry.
- */
+/** The span a request logger belongs to (a property: pino's children inherit it). */
 const SPAN = Symbol('tuft.span')
-
-export function bindLoggerSpan(logger: object, span: Span): void {
-  ;(logger as { [SPAN]?: Span })[SPAN] = span
-}
-
-export function loggerSpan(logger: object): Span | undefined {
-  return (logger as { [SPAN]?: Span })[SPAN]
-}
 
 /** trace_flags as written in a line, for the two flag values W3C defines (others are formatted). */
 const FLAGS = ['00', '01']
 
-/** Runs only for lines actually written; a fresh object each time (pino merges the line into it). */
-function traceMixin(_line: object, _level: number, logger: object): Record<string, string> {
-  const span = loggerSpan(logger)
-  if (span === undefined) return {}
+/**
+ * Binds a request's logger to its span: every line it and its children write carries the span's
+ * trace_id, span_id and trace_flags. They are appended to the logger's serialized bindings (pino's
+ * public `chindingsSym`), which pino copies into each line as they are: a mixin serializes them again
+ * on every line, and passing them to logger.child() made every request ~17 µs slower.
+ */
+export function bindLoggerSpan(logger: object, span: Span): void {
   const sc = span.spanContext()
   const flags = FLAGS[sc.traceFlags] ?? `0${sc.traceFlags.toString(16)}`.slice(-2)
-  return { trace_id: sc.traceId, span_id: sc.spanId, trace_flags: flags }
+  const target = logger as { [SPAN]?: Span; [pino.symbols.chindingsSym]: string }
+  // Hex ids need no JSON escaping.
+  target[pino.symbols.chindingsSym] +=
+    `,"trace_id":"${sc.traceId}","span_id":"${sc.spanId}","trace_flags":"${flags}"`
+  target[SPAN] = span
+}
+
+export function loggerSpan(logger: object): Span | undefined {
+  return (logger as { [SPAN]?: Span })[SPAN]
 }
 
 const SEVERITY: Record<number, [SeverityNumber, string]> = {
