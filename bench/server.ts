@@ -6,6 +6,8 @@
 //     server's CPU time per request (/proc/<pid>/stat, Linux). These are the cheapest requests the API
 //     has, so the fixed per-request cost of telemetry weighs the most on them; at 16 and 128 clients
 //     the server is saturated and latency is queueing, so their ratio is the CPU ratio.
+//     Then heartbeat and retrieve_future at fixed request rates below saturation (open loop): the
+//     latency a request sees when the server is busy but not overloaded.
 //  2. A training loop through the TS client on the embedded model with the native engine, as a user
 //     runs one: forward_backward + optim_step per step (each submitted and awaited), then sampling.
 // The load generator shares the machine, so each point alternates the modes in ROUNDS short rounds
@@ -32,6 +34,8 @@ const DURATION_MS = Number(process.env.BENCH_DURATION_MS ?? 3000)
 const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 6))
 const STEPS = Math.max(1, Number(process.env.BENCH_STEPS ?? 30))
 const CONCURRENCY = [1, 16, 128]
+/** Open-loop rates: well under the server's capacity on one core (~10–20k requests/s). */
+const RATES = [3000, 6000]
 const BIN = new URL('../bin/tuft.js', import.meta.url).pathname
 
 /**
@@ -174,6 +178,41 @@ async function measure(
   }
 }
 
+/**
+ * Open loop: starts `rate` requests per second on schedule, whether or not earlier ones have finished,
+ * and counts each latency from when the request was due, so a slow server cannot hide its queueing.
+ */
+async function measureAtRate(
+  pid: number,
+  rate: number,
+  ms: number,
+  op: () => Promise<boolean>,
+): Promise<Sample> {
+  const latencies: number[] = []
+  const inflight: Promise<void>[] = []
+  let errors = 0
+  let sent = 0
+  const cpu0 = cpuMs(pid)
+  const started = performance.now()
+  while (performance.now() - started < ms) {
+    const due = Math.floor(((performance.now() - started) / 1000) * rate)
+    for (; sent < due; sent++) {
+      const dueAt = started + (sent * 1000) / rate
+      inflight.push(
+        op().then((ok) => {
+          if (!ok) errors++
+          latencies.push(performance.now() - dueAt)
+        }),
+      )
+    }
+    // Spin through the event loop rather than sleep: timers tick at ~1 ms, which would batch the
+    // requests and add up to a millisecond of scheduling delay to the latencies.
+    await new Promise((resolve) => setImmediate(resolve))
+  }
+  await Promise.all(inflight)
+  return { latencies, seconds: (performance.now() - started) / 1000, cpuMs: cpuMs(pid) - cpu0, errors }
+}
+
 const row = (cells: (string | number)[], widths: number[]) =>
   cells.map((cell, i) => String(cell)[i === 0 ? 'padEnd' : 'padStart'](widths[i]!)).join('')
 const pct = (on: number, off: number) => `${((on / off - 1) * 100).toFixed(1)}%`
@@ -181,8 +220,8 @@ const WIDTHS = [18, 8, 10, 8, 8, 9, 10, 8, 8, 9, 11, 11, 12, 12]
 const HEADER = ['clients', 'off op/s', 'p50 ms', 'p99 ms', 'cpu µs', 'on op/s', 'p50 ms', 'p99 ms', 'cpu µs']
 const RATIOS = ['p50 on/off', 'cpu on/off', 'p50 10%/off', 'cpu 10%/off']
 
-function header(first: string): void {
-  console.log(row([first, ...HEADER, ...RATIOS], WIDTHS))
+function header(first: string, second = 'clients'): void {
+  console.log(row([first, second, ...HEADER.slice(1), ...RATIOS], WIDTHS))
 }
 
 function report(name: string, clients: number, samples: Record<Mode, Sample[]>): void {
@@ -297,6 +336,28 @@ async function benchApi(telemetry: Record<Mode, Record<string, unknown>>): Promi
           }
         }
         report(c.name, n, samples)
+      }
+    }
+    console.log(
+      `\nAt a fixed request rate (open loop, latency from when each request was due): ${DURATION_MS} ms ` +
+        `per point and mode in ${ROUNDS} rounds`,
+    )
+    header('endpoint', 'req/s')
+    for (const [i, c] of cases.off.entries()) {
+      if (c.name === 'create_session') continue // it grows the store at every call: its rate would drift
+      for (const rate of RATES) {
+        const samples: Record<Mode, Sample[]> = { off: [], on: [], sampled: [] }
+        for (let r = 0; r < ROUNDS; r++) {
+          for (const mode of MODES) {
+            const { path, body } = cases[mode][i]!
+            const client = poster(servers[mode].baseUrl, path, body, 256)
+            samples[mode].push(
+              await measureAtRate(servers[mode].pid, rate, DURATION_MS / ROUNDS, client.post),
+            )
+            client.close()
+          }
+        }
+        report(c.name, rate, samples)
       }
     }
   } finally {
