@@ -29,6 +29,7 @@ import { EMBEDDED_MODEL_NAME } from '../plugins/engines.js'
 import { ALICE, MODEL } from '../test/helpers/app.js'
 import { SHARED_MODEL_CACHE } from '../test/helpers/native-server.js'
 import { doubleConfig } from '../test/helpers/spawn.js'
+import { readyAddress } from '../test/helpers/tuft-process.js'
 
 const DURATION_MS = Number(process.env.BENCH_DURATION_MS ?? 3000)
 const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 6))
@@ -72,9 +73,8 @@ async function startServer(configOf: (dir: string) => Record<string, unknown>): 
   const deadline = performance.now() + 120_000
   for (;;) {
     const text = readFileSync(logPath, 'utf8')
-    if (text.includes('"tuft ready: all models loaded"')) {
-      const line = text.split('\n').find((l) => l.includes('"tuft listening"'))!
-      const baseUrl = (JSON.parse(line) as { address: string }).address
+    const baseUrl = readyAddress(text)
+    if (baseUrl !== undefined) {
       return {
         baseUrl,
         pid: proc.pid!,

@@ -41,8 +41,11 @@ const headerGetter = {
 export function installHttpTelemetry(app: FastifyInstance, telemetry: Telemetry, userOf: UserOf): void {
   const { requestSpans, instruments } = telemetry
 
-  /** Ends a request's span (once: the caller has cleared request.otelSpan), with its user. */
-  const endSpan = (span: Span, request: FastifyRequest, error: string | null): void => {
+  /** Ends the request's span once, with its user; later calls find none. */
+  const endSpan = (request: FastifyRequest, error: string | null): void => {
+    const span = request.otelSpan
+    if (span == null) return
+    request.otelSpan = null
     const user = userOf(request)
     if (user !== undefined) span.setAttribute(ATTR.userId, user)
     if (error !== null) span.setStatus({ code: SpanStatusCode.ERROR, message: error })
@@ -90,11 +93,7 @@ export function installHttpTelemetry(app: FastifyInstance, telemetry: Telemetry,
     })
     // An aborted request gets no onResponse: end its span here (no duration sample, no status code).
     app.addHook('onRequestAbort', (request, done) => {
-      const span = request.otelSpan
-      if (span != null) {
-        request.otelSpan = null
-        endSpan(span, request, 'client aborted the request')
-      }
+      endSpan(request, 'client aborted the request')
       done()
     })
   }
@@ -109,13 +108,12 @@ export function installHttpTelemetry(app: FastifyInstance, telemetry: Telemetry,
     httpDuration.record(series, reply.elapsedTime / 1000)
     const span = request.otelSpan
     if (span != null) {
-      request.otelSpan = null
       span.setAttribute('http.response.status_code', status)
       if (route !== undefined) {
         span.setAttribute('http.route', route)
         span.updateName(`${method} ${route}`)
       }
-      endSpan(span, request, status >= 500 ? `HTTP ${status}` : null)
+      endSpan(request, status >= 500 ? `HTTP ${status}` : null)
     }
     done()
   })

@@ -49,7 +49,6 @@ export class RequestSpans {
   readonly resource: Resource
   readonly instrumentationScope: InstrumentationScope
   readonly #processors: readonly SpanProcessor[]
-
   readonly #sampler: Sampler | null
 
   /**
@@ -88,7 +87,7 @@ export class RequestSpans {
 
   /** @internal RequestSpan.end */
   ended(span: RequestSpan): void {
-    // Unsampled (an incoming traceparent said so): the ids propagate, nothing is exported.
+    // Unsampled (the sampler or an incoming traceparent said so): the ids propagate, nothing is exported.
     if ((span.spanContext().traceFlags & TraceFlags.SAMPLED) === 0) return
     for (const processor of this.#processors) processor.onEnd(span)
   }

@@ -81,19 +81,24 @@ function spawnTuft(
   return { proc, out: () => out, exited }
 }
 
+/** The address `tuft` listens on, once its output says all models are loaded; undefined before. */
+export function readyAddress(output: string): string | undefined {
+  if (!output.includes('"tuft ready: all models loaded"')) return undefined
+  const listening = output.split('\n').find((l) => l.includes('"tuft listening"'))
+  return listening === undefined ? undefined : (JSON.parse(listening) as { address: string }).address
+}
+
 /** Boots `tuft --config path` and waits until its models are loaded. */
 export async function startTuft(configPath: string, cwd: string): Promise<TuftProcess> {
   const { proc, out, exited } = spawnTuft(['--config', configPath], cwd)
   const baseUrl = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`tuft did not become ready:\n${out()}`)), 60_000)
     const check = () => {
-      if (!out().includes('"tuft ready: all models loaded"')) return
-      const listening = out()
-        .split('\n')
-        .find((l) => l.includes('"tuft listening"'))
+      const address = readyAddress(out())
+      if (address === undefined) return
       clearTimeout(timer)
       proc.stdout!.off('data', check)
-      resolve((JSON.parse(listening!) as { address: string }).address)
+      resolve(address)
     }
     proc.stdout!.on('data', check)
     void exited.then((code) => {
