@@ -1,4 +1,4 @@
-// Conformance: replays every request of the SDK 0.25.0 transcript (../shared/spec/fixtures) against the
+// Conformance: replays every request of the SDK 0.25.0 transcript (spec/fixtures) against the
 // real app over loopback HTTP, in order, with the SDK's method, URL shape, headers (Content-Type on
 // body-less POST/DELETE, Accept, X-Tinker-Request-Type …) and bodies, and checks every answer the way
 // SDK 0.25 would: its pydantic models (test/helpers/sdk-models.ts) and its protobuf decoding
@@ -34,7 +34,7 @@ interface TranscriptRequest {
 
 const TRANSCRIPT = JSON.parse(
   readFileSync(
-    new URL('../../shared/spec/fixtures/sdk-0.25.0-request-transcript.json', import.meta.url),
+    new URL('../spec/fixtures/sdk-0.25.0-request-transcript.json', import.meta.url),
     'utf8',
   ),
 ) as { requests: TranscriptRequest[] }
@@ -274,7 +274,7 @@ function tarNames(gz: Buffer): string[] {
 
 test("the replay's SDK-side decoders reproduce what the real SDK made of the recorded results", () => {
   const fixture = (name: string, ext: string) =>
-    readFileSync(new URL(`../../shared/spec/fixtures/${name}.${ext}`, import.meta.url))
+    readFileSync(new URL(`../spec/fixtures/${name}.${ext}`, import.meta.url))
   const view = (name: string) => JSON.parse(fixture(name, 'json').toString('utf8')).sdk_view
   assert.deepEqual(sdkDecodeSampleResponse(fixture('sample_response', 'bin')), view('sample_response'))
   for (const name of ['fwdbwd_output_1d', 'fwdbwd_output_2d_topk'])

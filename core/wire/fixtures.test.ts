@@ -16,7 +16,7 @@ import {
   type WireTensor,
 } from './proto.js'
 
-const FIXTURES = new URL('../../../shared/spec/fixtures/', import.meta.url)
+const FIXTURES = new URL('../../spec/fixtures/', import.meta.url)
 const bin = (name: string) => readFileSync(new URL(`${name}.bin`, FIXTURES))
 const json = (name: string) => JSON.parse(readFileSync(new URL(`${name}.json`, FIXTURES), 'utf8'))
 const MAX = 64 * 1024 * 1024

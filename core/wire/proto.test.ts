@@ -18,7 +18,7 @@ import {
 import { encodeMessage, pb } from './proto-root.js'
 import { rawZstdFrame, rleZstdBomb } from './zstd-frames.js'
 
-const FIXTURES = new URL('../../../shared/spec/fixtures/', import.meta.url)
+const FIXTURES = new URL('../../spec/fixtures/', import.meta.url)
 const CE = readFileSync(new URL('fwdbwd_request_cross_entropy.bin', FIXTURES))
 const MAX = 1024 * 1024
 

@@ -11,7 +11,7 @@ import type { SampleJob, SamplingEngine, TrainItem, TrainingEngine } from '../..
 import { sampleJob } from '../../test/helpers/sample-job.js'
 import { createNativeProvider } from './index.js'
 
-const REF = new URL('../../../shared/fixtures/reference/qwen3/', import.meta.url).pathname
+const REF = new URL('../../test/fixtures/reference/qwen3/', import.meta.url).pathname
 
 interface Case {
   model_input: number[]

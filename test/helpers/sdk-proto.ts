@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs'
 import protobuf from 'protobufjs'
 
 const root = protobuf.parse(
-  readFileSync(new URL('../../../shared/spec/tinker_public.proto', import.meta.url), 'utf8'),
+  readFileSync(new URL('../../core/wire/tinker_public.proto', import.meta.url), 'utf8'),
   { keepCase: true },
 ).root
 const FwdBwdOutput = root.lookupType('tinker_public.ForwardBackwardOutput')

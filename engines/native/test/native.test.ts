@@ -7,7 +7,7 @@ import { join, resolve } from 'node:path'
 import { describe, it } from 'node:test'
 
 const NATIVE = resolve(import.meta.dirname, '..')
-const FIXTURES = resolve(NATIVE, '../../../shared/fixtures/reference')
+const FIXTURES = resolve(NATIVE, '../../test/fixtures/reference')
 const BINARIES = ['test_ops', 'test_reference', 'test_engine']
 
 function findBinary(name: string): string | undefined {

@@ -52,7 +52,7 @@ inline std::string fixtures(int argc, char **argv) {
 #ifdef TUFT_FIXTURES
   return TUFT_FIXTURES;
 #else
-  return "../shared/fixtures/reference";
+  return "../../test/fixtures/reference";
 #endif
 }
 
