@@ -6,8 +6,8 @@ import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { pino } from 'pino'
 import type { SampleJob, SamplingEngine, TrainingEngine } from '../core/engine.js'
+import { ensureGeneratedModel, type PresetName } from '../engines/embedded-model.js'
 import { createNativeProvider } from '../engines/native/index.js'
-import { ensureGeneratedModel, type PresetName } from '../scripts/gen-model.js'
 import { sampleJob } from '../test/helpers/sample-job.js'
 
 const { values: args } = parseArgs({

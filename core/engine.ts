@@ -10,7 +10,8 @@ export type AdapterId = string
 export const LOSS_FNS = ['cross_entropy', 'importance_sampling', 'ppo', 'cispo', 'dro'] as const
 export type LossFn = (typeof LOSS_FNS)[number]
 
-export interface LoraSpec {
+/** The one LoRA configuration: engines take it, and run and checkpoint records store it as is. */
+export type LoraSpec = {
   rank: number
   /** PEFT lora_alpha; the scale applied is alpha / rank. */
   alpha: number

@@ -8,9 +8,9 @@ import type { Logger } from 'pino'
 import type { ModelConfig } from '../config/schema.js'
 import { EngineRegistry } from '../core/registry.js'
 import { ModelHost, ModelHosts } from '../core/services/models.js'
-import { instrumentSamplingEngine, instrumentTrainingEngine } from '../core/telemetry/engines.js'
 import { registerBuiltinEngines } from '../engines/builtin.js'
-import { ensureEmbeddedModel } from '../scripts/gen-model.js'
+import { EMBEDDED_MODEL_NAME, EMBEDDED_TOKENIZER_ID, ensureEmbeddedModel } from '../engines/embedded-model.js'
+import { instrumentSamplingEngine, instrumentTrainingEngine } from './telemetry/engines.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -23,15 +23,7 @@ export interface EnginesPluginOptions {
   registry?: EngineRegistry
 }
 
-/**
- * Served when supported_models is empty: a tiny Qwen3-architecture model generated on first start. The
- * SDK's SamplingClient.get_tokenizer() loads the part of base_model before ':' from Hugging Face, so the
- * name leads with the model whose tokenizer (and vocabulary) it shares.
- */
-export const EMBEDDED_MODEL_NAME = 'Qwen/Qwen3-0.6B:tuft-tiny'
-/** A Hugging Face tokenizer the SDK can load for the embedded model (same vocabulary). */
-export const EMBEDDED_TOKENIZER_ID = 'Qwen/Qwen3-0.6B'
-
+/** Served when supported_models is empty: a tiny Qwen3-architecture model generated on first start. */
 function embeddedModel(cacheDir: string): ModelConfig {
   return {
     model_name: EMBEDDED_MODEL_NAME,

@@ -4,9 +4,9 @@
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Logger } from 'pino'
-import { checkConfigSignature } from '../core/config-signature.js'
 import type { Store } from '../core/persistence.js'
 import { createStore } from '../persistence/index.js'
+import { checkConfigSignature } from './config-signature.js'
 
 declare module 'fastify' {
   interface FastifyInstance {

@@ -1,5 +1,5 @@
 // Usage REST endpoints: the caller's own usage, every user's usage for operators, and the billing
-// usage events of spec §3.25. Metering (core/telemetry/usage.ts) runs whether or not telemetry is on.
+// usage events of spec §3.25. Metering (plugins/telemetry/usage.ts) runs whether or not telemetry is on.
 // Operators are `telemetry.operators`; in dev mode (no authorized_users configured, so only the local
 // dev key exists) every caller is one.
 
@@ -9,7 +9,7 @@ import fp from 'fastify-plugin'
 import type { TuftConfig } from '../config/schema.js'
 import { tuftError } from '../core/errors.js'
 import type { EventBus } from '../core/events.js'
-import { UsageMeter } from '../core/telemetry/usage.js'
+import { UsageMeter } from './telemetry/usage.js'
 
 declare module 'fastify' {
   interface FastifyInstance {

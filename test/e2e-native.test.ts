@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import { after, before, test } from 'node:test'
 import { extract } from 'tar'
 import { datumFromTokens, ServiceClient } from '../client/index.js'
-import { EMBEDDED_MODEL_NAME, EMBEDDED_TOKENIZER_ID } from '../plugins/engines.js'
+import { EMBEDDED_MODEL_NAME, EMBEDDED_TOKENIZER_ID } from '../engines/embedded-model.js'
 import { type SpawnedServer, spawnTuft } from './helpers/spawn.js'
 
 const DEV_KEY = 'tml-local-dev-key'

@@ -10,7 +10,7 @@ import {
   MeterProvider,
   PeriodicExportingMetricReader,
 } from '@opentelemetry/sdk-metrics'
-import { HotHistograms } from '../core/telemetry/hot-histograms.js'
+import { HotHistograms } from '../plugins/telemetry/hot-histograms.js'
 
 const BOUNDARIES = [0.005, 0.01, 0.025, 0.05, 0.1, 1]
 const SAMPLES: [string, number][] = [

@@ -3,7 +3,7 @@
 
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
-import { createTelemetry } from '../core/telemetry/sdk.js'
+import { createTelemetry } from '../plugins/telemetry/sdk.js'
 import {
   type OtlpReceiver,
   type ReceivedSpan,

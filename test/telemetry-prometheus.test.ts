@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import { InMemorySpanExporter } from '@opentelemetry/sdk-trace-base'
-import { createTelemetry } from '../core/telemetry/sdk.js'
+import { createTelemetry } from '../plugins/telemetry/sdk.js'
 import { buildFlowApp, MODEL, runFlow, telemetryConfig } from './telemetry-harness.js'
 
 /** Parses the text exposition into [name, labels, value] samples. */

@@ -6,7 +6,7 @@ import { SpanStatusCode, TraceFlags } from '@opentelemetry/api'
 import { hrTimeToMilliseconds } from '@opentelemetry/core'
 import { resourceFromAttributes } from '@opentelemetry/resources'
 import { InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base'
-import { RequestSpans } from '../core/telemetry/request-span.js'
+import { RequestSpans } from '../plugins/telemetry/request-span.js'
 
 function setup() {
   const exporter = new InMemorySpanExporter()

@@ -8,15 +8,15 @@ import type { Span } from '@opentelemetry/api'
 import type { Logger as OtelLogger } from '@opentelemetry/api-logs'
 import pino from 'pino'
 import { isTuftError } from '../core/errors.js'
-import { BusyTracker } from '../core/telemetry/busy.js'
+import { BusyTracker } from '../plugins/telemetry/busy.js'
 import {
   bindLoggerSpan,
   buildLoggerOptions,
   createLogger,
   loggerSpan,
   TelemetryLogStream,
-} from '../core/telemetry/logging.js'
-import { resolveExport } from '../core/telemetry/settings.js'
+} from '../plugins/telemetry/logging.js'
+import { resolveExport } from '../plugins/telemetry/settings.js'
 import { telemetryConfig } from './telemetry-harness.js'
 
 describe('resolveExport', () => {

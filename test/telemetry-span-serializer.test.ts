@@ -24,8 +24,8 @@ import {
   SimpleSpanProcessor,
   type SpanLimits,
 } from '@opentelemetry/sdk-trace-base'
-import { FastProtobufTraceSerializer } from '../core/telemetry/otlp-span-serializer.js'
-import { RequestSpans } from '../core/telemetry/request-span.js'
+import { FastProtobufTraceSerializer } from '../plugins/telemetry/otlp-span-serializer.js'
+import { RequestSpans } from '../plugins/telemetry/request-span.js'
 
 function assertSameBytes(spans: ReadableSpan[]): void {
   const fast = FastProtobufTraceSerializer.serializeRequest(spans)

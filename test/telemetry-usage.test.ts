@@ -5,8 +5,8 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import { EventBus } from '../core/events.js'
-import { UsageMeter } from '../core/telemetry/usage.js'
 import { DEV_API_KEY } from '../plugins/auth.js'
+import { UsageMeter } from '../plugins/telemetry/usage.js'
 import { buildFlowApp, type FlowApp, MODEL, runFlow, telemetryConfig } from './telemetry-harness.js'
 
 const T0 = Date.parse('2026-08-19T10:15:00Z')

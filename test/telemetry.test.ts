@@ -13,8 +13,8 @@ import {
   type MetricData,
 } from '@opentelemetry/sdk-metrics'
 import { InMemorySpanExporter, type ReadableSpan } from '@opentelemetry/sdk-trace-base'
-import { instrumentTrainingEngine } from '../core/telemetry/engines.js'
-import { createTelemetry, type Telemetry } from '../core/telemetry/sdk.js'
+import { instrumentTrainingEngine } from '../plugins/telemetry/engines.js'
+import { createTelemetry, type Telemetry } from '../plugins/telemetry/sdk.js'
 import {
   buildFlowApp,
   FakeTraining,

@@ -1,8 +1,8 @@
 // Checkpoint records (spec §3.23, §5.10, §5.11, §7.3): immutable snapshots of a run's adapter, readable
 // by their owner, or by everyone once published; expired ones disappear from listings and lookups.
 
+import type { LoraSpec } from '../engine.js'
 import { type CheckpointKind, formatCheckpointId, formatTinkerPath } from '../wire/paths.js'
-import type { LoraRecord } from './training-run.js'
 
 export type CheckpointRecord = {
   runId: string
@@ -10,7 +10,7 @@ export type CheckpointRecord = {
   kind: CheckpointKind
   name: string
   baseModel: string
-  lora: LoraRecord
+  lora: LoraSpec
   /** Training checkpoints carry optimizer state; sampler checkpoints do not. */
   hasOptimizer: boolean
   /** Directory relative to checkpoint_dir. */

@@ -6,15 +6,6 @@ import { type CheckpointRecord, toWireCheckpoint, type WireCheckpoint } from './
 
 export type RunState = 'creating' | 'ready' | 'failed' | 'unloaded'
 
-export type LoraRecord = {
-  rank: number
-  alpha: number
-  seed: number
-  trainAttn: boolean
-  trainMlp: boolean
-  trainUnembed: boolean
-}
-
 /** The run's latest durable adapter + optimizer state (persistence.durability; durable stores only). */
 export type DurablePointer = {
   /** Directory relative to checkpoint_dir (`<user>/<run>/_state/<seq>`). */
@@ -47,7 +38,7 @@ export type TrainingRunRecord = {
   sessionId: string
   modelSeqId: number
   baseModel: string
-  lora: LoraRecord
+  lora: LoraSpec
   userMetadata: Record<string, string> | null
   projectId: string | null
   state: RunState
@@ -62,10 +53,6 @@ export type TrainingRunRecord = {
    * sequencer continues above it and answers resubmissions with the (failed or finished) future. */
   lastSeqId?: number
   recentSeqs?: [number, string][]
-}
-
-export function loraSpec(l: LoraRecord): LoraSpec {
-  return { ...l }
 }
 
 export type WireTrainingRun = {

@@ -10,12 +10,7 @@ import { link, mkdir, open, readdir, rename, rm } from 'node:fs/promises'
 import { basename, join } from 'node:path'
 import type { Logger } from 'pino'
 import { keys } from '../domain/keys.js'
-import {
-  type DurablePointer,
-  loraSpec,
-  type ReplayStep,
-  type TrainingRunRecord,
-} from '../domain/training-run.js'
+import type { DurablePointer, ReplayStep, TrainingRunRecord } from '../domain/training-run.js'
 import type { Manifest, TrainingEngine } from '../engine.js'
 import { tuftError } from '../errors.js'
 import type { Json, Store } from '../persistence.js'
@@ -152,7 +147,7 @@ export class DurableState {
 
   /** Re-creates the run's adapter in the engine as of its last durable point (fresh from its seed if none). */
   async restore(run: TrainingRunRecord, engine: TrainingEngine): Promise<void> {
-    await engine.createAdapter(run.id, loraSpec(run.lora))
+    await engine.createAdapter(run.id, run.lora)
     const pointer = run.durable
     if (!pointer) return
     try {

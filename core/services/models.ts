@@ -3,7 +3,6 @@
 
 import { Value } from '@sinclair/typebox/value'
 import type { Logger } from 'pino'
-import type { ModelConfig } from '../../config/schema.js'
 import type { EngineInfo, EngineProvider, SamplingEngine, TrainingEngine } from '../engine.js'
 import { tuftError } from '../errors.js'
 import type { EventBus } from '../events.js'
@@ -12,8 +11,32 @@ import { TrainingScheduler } from './scheduler.js'
 
 export type ModelState = 'loading' | 'ready' | 'failed'
 
+/** An engine provider named in config, with its (not yet checked) options. */
+export interface EngineChoice {
+  provider: string
+  options: Record<string, unknown>
+}
+
+/**
+ * What a host needs to know of a configured base model. Declared here so that core depends on no
+ * config loader; config/schema.ts's ModelSpec satisfies it (a type test there keeps it so).
+ */
+export interface ModelSpec {
+  model_name: string
+  model_path: string
+  max_model_len?: number | undefined
+  capabilities: readonly ('training' | 'sampling')[]
+  max_lora_rank: number
+  lora_alpha_ratio?: number | undefined
+  /** Bound on resident sampler adapters. */
+  max_loras?: number | undefined
+  tokenizer_id?: string | undefined
+  training: EngineChoice
+  sampling: EngineChoice
+}
+
 export interface ModelHostOptions {
-  config: ModelConfig
+  config: ModelSpec
   registry: EngineRegistry
   /** Where relative provider module specifiers are resolved from (the config file's directory). */
   configDir: string
@@ -47,7 +70,7 @@ async function choose(
 
 export class ModelHost {
   readonly name: string
-  readonly config: ModelConfig
+  readonly config: ModelSpec
   state: ModelState = 'loading'
   private trainingEngine: TrainingEngine | null = null
   private samplingEngine: SamplingEngine | null = null

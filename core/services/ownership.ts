@@ -1,10 +1,10 @@
 // Several server processes on one shared store (Redis): each training run is served by one process at a
-// time, the holder of the run's lease (persistence/lease.ts), whose lease record names its base URL so
+// time, the holder of the run's lease (core/lease.ts), whose lease record names its base URL so
 // that the others forward the run's training requests to it. Each process also keeps a boot lease, so
 // that any process can tell a future pending in a live peer from one lost with a dead process.
 
 import type { Logger } from 'pino'
-import { acquireLease, type Lease, type LeaseDoc } from '../../persistence/lease.js'
+import { acquireLease, type Lease, type LeaseDoc } from '../lease.js'
 import type { Store } from '../persistence.js'
 
 export interface OwnershipOptions {

@@ -5,8 +5,8 @@
 import { randomInt } from 'node:crypto'
 import type { Logger } from 'pino'
 import { keys } from '../domain/keys.js'
-import { type LoraRecord, loraSpec, type TrainingRunRecord } from '../domain/training-run.js'
-import type { AdapterRef, StepOptions } from '../engine.js'
+import type { TrainingRunRecord } from '../domain/training-run.js'
+import type { AdapterRef, LoraSpec, StepOptions } from '../engine.js'
 import { isTuftError, tuftError } from '../errors.js'
 import type { EventBus, FutureKind } from '../events.js'
 import { generatedCheckpointName, trainingRunId } from '../ids.js'
@@ -121,25 +121,25 @@ export class TrainingService {
     const host = this.opts.models.get(body.base_model)
     if (!host.supports('training'))
       throw tuftError('TUFT_BAD_REQUEST', `Model '${host.name}' is configured for sampling only`)
-    const lora = body.lora_config
-    if (!lora)
+    const wire = body.lora_config
+    if (!wire)
       throw tuftError('TUFT_BAD_REQUEST', 'lora_config is required (this server trains LoRA adapters only)')
-    if (lora.rank > host.maxLoraRank) {
+    if (wire.rank > host.maxLoraRank) {
       throw tuftError(
         'TUFT_BAD_REQUEST',
-        `LoRA rank ${lora.rank} exceeds this model's maximum of ${host.maxLoraRank}`,
+        `LoRA rank ${wire.rank} exceeds this model's maximum of ${host.maxLoraRank}`,
       )
     }
-    if (!lora.train_attn && !lora.train_mlp && !lora.train_unembed) {
+    if (!wire.train_attn && !wire.train_mlp && !wire.train_unembed) {
       throw tuftError('TUFT_BAD_REQUEST', 'At least one of train_attn, train_mlp, train_unembed must be true')
     }
-    const loraRecord: LoraRecord = {
-      rank: lora.rank,
-      alpha: host.loraAlpha(lora.rank),
-      seed: lora.seed ?? randomInt(2 ** 31),
-      trainAttn: lora.train_attn,
-      trainMlp: lora.train_mlp,
-      trainUnembed: lora.train_unembed,
+    const lora: LoraSpec = {
+      rank: wire.rank,
+      alpha: host.loraAlpha(wire.rank),
+      seed: wire.seed ?? randomInt(2 ** 31),
+      trainAttn: wire.train_attn,
+      trainMlp: wire.train_mlp,
+      trainUnembed: wire.train_unembed,
     }
     await this.opts.ownership.claim(id, () => this.evict(id))
     const future = await this.opts.futures.create({
@@ -156,7 +156,7 @@ export class TrainingService {
       sessionId: session.id,
       modelSeqId: body.model_seq_id,
       baseModel: host.name,
-      lora: loraRecord,
+      lora,
       userMetadata: body.user_metadata ? stringMap(body.user_metadata) : null,
       projectId: session.projectId,
       state: 'creating',
@@ -169,7 +169,7 @@ export class TrainingService {
     const created = this.opts.futures.run(future.id, async () => {
       try {
         await host.whenReady()
-        await host.training().createAdapter(id, loraSpec(loraRecord))
+        await host.training().createAdapter(id, lora)
         await this.setState(record, 'ready', null)
         this.opts.log.info({ run: id, model: host.name, rank: lora.rank }, 'training run created')
         this.announceResident(host)

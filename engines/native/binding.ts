@@ -3,6 +3,7 @@
 import { existsSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { join } from 'node:path'
+import type { LoraSpec } from '../../core/engine.js'
 import { tuftError } from '../../core/errors.js'
 
 export interface NativeModelInfo {
@@ -28,15 +29,6 @@ export interface NativeOpenOptions {
   maxSeqLen: number
   /** Sampler KV cache budget in MiB; 0 = the engine's default. */
   kvCacheMb: number
-}
-
-export interface NativeLoraConfig {
-  rank: number
-  alpha: number
-  seed: number | bigint
-  trainAttn: boolean
-  trainMlp: boolean
-  trainUnembed: boolean
 }
 
 export interface NativeTrainItem {
@@ -94,7 +86,7 @@ export interface NativeSampleResult {
 /** Rejections carry `code`: a te_status name (TE_EINVAL, ...), ENGINE_CLOSED or ABORTED. */
 export interface NativeEngine {
   open(modelDir: string, opts: NativeOpenOptions): Promise<NativeModelInfo>
-  createAdapter(id: string, cfg: NativeLoraConfig): Promise<void>
+  createAdapter(id: string, lora: LoraSpec): Promise<void>
   dropAdapter(id: string): Promise<void>
   snapshotAdapter(srcId: string, dstId: string): Promise<void>
   saveAdapter(id: string, dir: string, withOptimizer: boolean): Promise<void>

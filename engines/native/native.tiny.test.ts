@@ -15,8 +15,8 @@ import type {
   TrainItem,
   TrainingEngine,
 } from '../../core/engine.js'
-import { ensureEmbeddedModel } from '../../scripts/gen-model.js'
 import { sampleJob } from '../../test/helpers/sample-job.js'
+import { ensureEmbeddedModel } from '../embedded-model.js'
 import { createNativeProvider } from './index.js'
 import { loadTokenBytes } from './token-bytes.js'
 

@@ -2,7 +2,6 @@
 // get_info answers from metadata (it feeds the SDK's client-side tokenizer loading).
 
 import type { FastifyInstance } from 'fastify'
-import { traceContextOf } from '../../core/telemetry/http.js'
 import {
   type CreateModelRequest,
   CreateModelRoute,
@@ -11,6 +10,7 @@ import {
   UnloadModelRoute,
 } from '../../core/wire/schemas.js'
 import { userOf } from '../auth.js'
+import { traceContextOf } from '../telemetry/http.js'
 import { forwardToOwner } from './forward.js'
 
 export default async function modelRoutes(app: FastifyInstance): Promise<void> {

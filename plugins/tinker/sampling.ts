@@ -3,7 +3,6 @@
 
 import type { FastifyInstance } from 'fastify'
 import { toWireSampler } from '../../core/domain/sampler.js'
-import { traceContextOf } from '../../core/telemetry/http.js'
 import {
   ASampleRoute,
   type CreateSamplingSessionRequest,
@@ -12,6 +11,7 @@ import {
   type SampleRequest,
 } from '../../core/wire/schemas.js'
 import { userOf } from '../auth.js'
+import { traceContextOf } from '../telemetry/http.js'
 
 export default async function samplingRoutes(app: FastifyInstance): Promise<void> {
   const { sampling } = app.tuft

@@ -5,7 +5,6 @@
 import type { FastifyInstance } from 'fastify'
 import { tuftError } from '../../core/errors.js'
 import type { Submission } from '../../core/services/training.js'
-import { traceContextOf } from '../../core/telemetry/http.js'
 import { decodeForwardBackwardRequest } from '../../core/wire/proto.js'
 import {
   type LoadWeightsRequest,
@@ -19,6 +18,7 @@ import {
 } from '../../core/wire/schemas.js'
 import { userOf } from '../auth.js'
 import { PROTOBUF_TYPES } from '../content-parsers.js'
+import { traceContextOf } from '../telemetry/http.js'
 import { forwardToOwner } from './forward.js'
 
 declare module 'fastify' {

@@ -8,9 +8,12 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { stringify } from 'yaml'
 import { type ForwardBackwardOutput, ServiceClient } from '../../client/index.js'
+import {
+  EMBEDDED_MODEL_NAME,
+  EMBEDDED_TOKENIZER_ID,
+  ensureEmbeddedModel,
+} from '../../engines/embedded-model.js'
 import { loadTokenBytes } from '../../engines/native/token-bytes.js'
-import { EMBEDDED_MODEL_NAME, EMBEDDED_TOKENIZER_ID } from '../../plugins/engines.js'
-import { ensureEmbeddedModel } from '../../scripts/gen-model.js'
 import { startTuft } from './tuft-process.js'
 
 export const NATIVE_MODEL = EMBEDDED_MODEL_NAME

@@ -35,7 +35,7 @@ import {
 } from '@opentelemetry/sdk-trace-base'
 import { ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions'
 import type { TelemetryConfig } from '../../config/schema.js'
-import { tuftError } from '../errors.js'
+import { tuftError } from '../../core/errors.js'
 import { Backlog } from './backlog.js'
 import { HotHistograms } from './hot-histograms.js'
 import { Instruments } from './instruments.js'

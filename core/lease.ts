@@ -4,8 +4,8 @@
 
 import { randomBytes } from 'node:crypto'
 import type { Logger } from 'pino'
-import { tuftError } from '../core/errors.js'
-import type { Store } from '../core/persistence.js'
+import { tuftError } from './errors.js'
+import type { Store } from './persistence.js'
 
 export interface LeaseOptions {
   /** Who holds it, for people and error messages (e.g. `host:pid`). */

@@ -7,10 +7,10 @@ import { dirname, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { loadConfig } from '../config/load.js'
 import type { TuftConfig } from '../config/schema.js'
-import { buildApp } from './app.js'
-import { runClearPersistence } from './commands/clear-persistence.js'
-import { isTuftError, tuftError } from './errors.js'
-import { createLogger } from './telemetry/logging.js'
+import { isTuftError, tuftError } from '../core/errors.js'
+import { buildApp } from '../plugins/app.js'
+import { createLogger } from '../plugins/telemetry/logging.js'
+import { runClearPersistence } from './clear-persistence.js'
 
 const USAGE = `Usage: tuft [options]
 

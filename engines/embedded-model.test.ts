@@ -6,7 +6,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
-import { ensureEmbeddedModel, generateModel, PRESETS, writeSafetensors } from './gen-model.js'
+import { ensureEmbeddedModel, generateModel, PRESETS, writeSafetensors } from './embedded-model.js'
 
 interface Entry {
   dtype: string
@@ -24,7 +24,7 @@ function readHeader(file: string): { header: Record<string, Entry>; dataStart: n
 
 const sha = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex')
 
-describe('gen-model', () => {
+describe('embedded model generator', () => {
   const root = mkdtempSync(join(tmpdir(), 'tuft-gen-'))
   after(() => rmSync(root, { recursive: true, force: true }))
 

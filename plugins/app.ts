@@ -1,23 +1,23 @@
 // The app factory (STYLE "the app is separate from the server"): builds the Fastify app from a loaded
-// config and optional injected dependencies, and never listens. core/cli.ts and the tests call it.
+// config and optional injected dependencies, and never listens. bin/cli.ts and the tests call it.
 
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
 import type { TuftConfig } from '../config/schema.js'
-import authPlugin from '../plugins/auth.js'
-import configPlugin from '../plugins/config.js'
-import contentParsersPlugin from '../plugins/content-parsers.js'
-import enginesPlugin from '../plugins/engines.js'
-import errorHandlerPlugin from '../plugins/error-handler.js'
-import persistencePlugin from '../plugins/persistence.js'
-import servicesPlugin from '../plugins/services.js'
-import telemetryPlugin from '../plugins/telemetry.js'
-import tinkerApi, { API_PREFIX } from '../plugins/tinker/index.js'
-import usagePlugin from '../plugins/usage.js'
-import type { EventBus } from './events.js'
-import type { Store } from './persistence.js'
-import type { EngineRegistry } from './registry.js'
+import type { EventBus } from '../core/events.js'
+import type { Store } from '../core/persistence.js'
+import type { EngineRegistry } from '../core/registry.js'
+import authPlugin from './auth.js'
+import configPlugin from './config.js'
+import contentParsersPlugin from './content-parsers.js'
+import enginesPlugin from './engines.js'
+import errorHandlerPlugin from './error-handler.js'
+import persistencePlugin from './persistence.js'
+import servicesPlugin from './services.js'
+import telemetryPlugin from './telemetry/index.js'
 import { buildLoggerOptions } from './telemetry/logging.js'
+import tinkerApi, { API_PREFIX } from './tinker/index.js'
+import usagePlugin from './usage.js'
 
 export interface AppDeps {
   /** A Store to use instead of the configured one (left open on close). */

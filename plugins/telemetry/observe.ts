@@ -2,7 +2,7 @@
 // and the metrics services announce (usage, queues, adapters, store latency).
 
 import { type Attributes, ROOT_CONTEXT, SpanKind, SpanStatusCode } from '@opentelemetry/api'
-import type { EventBus, TuftEvents, UsageKind } from '../events.js'
+import type { EventBus, TuftEvents, UsageKind } from '../../core/events.js'
 import { ATTR } from './attributes.js'
 import type { Telemetry } from './sdk.js'
 import { asContext, traceAttributes } from './trace-context.js'

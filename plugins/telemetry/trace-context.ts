@@ -2,7 +2,7 @@
 // the engine wrapper can parent (or link) its engine spans to the futures a call serves.
 
 import { type Attributes, type Context, type Span, SpanStatusCode, trace } from '@opentelemetry/api'
-import type { RequestTrace } from '../engine.js'
+import type { RequestTrace } from '../../core/engine.js'
 import { ATTR } from './attributes.js'
 
 /** Futures whose `done` never arrives (a crash upstream) are ended once this many are open. */

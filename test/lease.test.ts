@@ -5,12 +5,12 @@ import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import pino from 'pino'
+import { acquireLease, leaseHolder } from '../core/lease.js'
 import type { DeleteOptions, Json, PutOptions, Store } from '../core/persistence.js'
-import { startRedis, type TestRedis } from '../test/helpers/redis.js'
-import { newSpace } from './conformance.js'
-import { acquireLease, leaseHolder } from './lease.js'
-import { MemoryStore } from './memory.js'
-import { openRedisStore } from './redis.js'
+import { newSpace } from '../persistence/conformance.js'
+import { MemoryStore } from '../persistence/memory.js'
+import { openRedisStore } from '../persistence/redis.js'
+import { startRedis, type TestRedis } from './helpers/redis.js'
 
 const log = pino({ level: 'silent' })
 

@@ -2,7 +2,7 @@
 // (TUFT_OTLP_ENDPOINT, TUFT_OTEL_DEBUG).
 
 import type { TelemetryConfig } from '../../config/schema.js'
-import { tuftError } from '../errors.js'
+import { tuftError } from '../../core/errors.js'
 
 export type OtlpProtocol = TelemetryConfig['otlp_protocol']
 

@@ -7,10 +7,10 @@ import { readdir, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { type Logger, pino } from 'pino'
-import { loadConfig } from '../../config/load.js'
-import type { TuftConfig } from '../../config/schema.js'
-import { createStore } from '../../persistence/index.js'
-import { STATE_DIR } from '../services/durable-state.js'
+import { loadConfig } from '../config/load.js'
+import type { TuftConfig } from '../config/schema.js'
+import { STATE_DIR } from '../core/services/durable-state.js'
+import { createStore } from '../persistence/index.js'
 
 export const CLEAR_USAGE = `Usage: tuft clear-persistence [--config PATH]
 

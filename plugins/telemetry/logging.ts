@@ -1,5 +1,5 @@
 // Logging: the Fastify logger options (pino JSON, API keys redacted, pretty on a TTY), trace/span ids
-// in every line of a logger bound to a span (each request's logger, by core/telemetry/http.ts), and a
+// in every line of a logger bound to a span (each request's logger, by http.ts), and a
 // destination that also forwards each line to the OpenTelemetry logs pipeline once the telemetry
 // plugin attaches it. The forwarding (parsing the line pino serialized and redacted, building the
 // OTel record) happens off the request path, in the telemetry backlog's batch; the record keeps the

@@ -2,7 +2,7 @@
 // per user and base model, and hourly buckets shaped like the billing usage events (spec §3.25),
 // including checkpoint storage integrated over time into gigabyte-hours. Lives as long as the process.
 
-import type { EventBus, TuftEvents } from '../events.js'
+import type { EventBus, TuftEvents } from '../../core/events.js'
 
 type UsageEvent = TuftEvents['usage'][0]
 

@@ -5,13 +5,13 @@
 
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import type { TuftConfig } from '../config/schema.js'
-import type { EventBus } from '../core/events.js'
-import { installHttpTelemetry } from '../core/telemetry/http.js'
-import { attachLogExport } from '../core/telemetry/logging.js'
-import { observeEvents } from '../core/telemetry/observe.js'
-import { PROMETHEUS_CONTENT_TYPE } from '../core/telemetry/prometheus.js'
-import { createTelemetry, type Telemetry } from '../core/telemetry/sdk.js'
+import type { TuftConfig } from '../../config/schema.js'
+import type { EventBus } from '../../core/events.js'
+import { installHttpTelemetry } from './http.js'
+import { attachLogExport } from './logging.js'
+import { observeEvents } from './observe.js'
+import { PROMETHEUS_CONTENT_TYPE } from './prometheus.js'
+import { createTelemetry, type Telemetry } from './sdk.js'
 
 declare module 'fastify' {
   interface FastifyInstance {

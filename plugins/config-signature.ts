@@ -7,14 +7,14 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Logger } from 'pino'
 import type { ModelConfig, TuftConfig } from '../config/schema.js'
-import { GENERATOR_VERSION } from '../scripts/gen-model.js'
-import { tuftError } from './errors.js'
-import type { Json, Store } from './persistence.js'
+import { tuftError } from '../core/errors.js'
+import type { Json, Store } from '../core/persistence.js'
+import { EMBEDDED_MODEL_NAME, GENERATOR_VERSION } from '../engines/embedded-model.js'
 
 export const SIGNATURE_KEY = 'meta/config-signature'
 
 /** Served when supported_models is empty (plugins/engines.ts); its bytes change with the generator. */
-const EMBEDDED = { model_name: 'Qwen/Qwen3-0.6B:tuft-tiny', generator_version: GENERATOR_VERSION }
+const EMBEDDED = { model_name: EMBEDDED_MODEL_NAME, generator_version: GENERATOR_VERSION }
 
 /** config.json facts that change the shapes or meaning of saved adapter and optimizer tensors. */
 const ARCH_KEYS = [

@@ -24,7 +24,7 @@ import type {
   StepOptions,
   TrainItem,
   TrainingEngine,
-} from '../engine.js'
+} from '../../core/engine.js'
 import { ATTR } from './attributes.js'
 import type { BusyTracker } from './busy.js'
 import type { EngineRole } from './instruments.js'
