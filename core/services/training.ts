@@ -11,9 +11,8 @@ import { isTuftError, tuftError } from '../errors.js'
 import type { EventBus, FutureKind } from '../events.js'
 import { generatedCheckpointName, trainingRunId } from '../ids.js'
 import type { Json, Store } from '../persistence.js'
-import { encodeForwardBackwardRequest } from '../wire/fwdbwd-request.js'
 import { formatTinkerPath, parseTinkerPath } from '../wire/paths.js'
-import type { ForwardBackwardRequest } from '../wire/proto.js'
+import type { ForwardBackwardBody } from '../wire/proto.js'
 import type {
   CreateModelRequest,
   LoadWeightsRequest,
@@ -70,6 +69,11 @@ interface LiveRun {
 
 /** How many accepted (seq_id, future) pairs the run record keeps for resubmissions after a restart. */
 const RECENT_SEQS = 64
+
+/** The bytes as base64, without copying them first. */
+function base64(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64')
+}
 
 /**
  * A training submission in flight for a user. While any is unsettled, a gap in some run's seq_ids may
@@ -141,7 +145,7 @@ export class TrainingService {
       trainMlp: wire.train_mlp,
       trainUnembed: wire.train_unembed,
     }
-    await this.opts.ownership.claim(id, () => this.evict(id))
+    await this.claim(id)
     const future = await this.opts.futures.create({
       owner: userId,
       kind: 'create_model',
@@ -222,7 +226,7 @@ export class TrainingService {
   }
 
   private async recover(stale: TrainingRunRecord): Promise<LiveRun> {
-    await this.opts.ownership.claim(stale.id, () => this.evict(stale.id))
+    await this.claim(stale.id)
     // Read again under the lease: the previous holder may have written a later durable point.
     const record = (await this.opts.store.get<TrainingRunRecord>(keys.run(stale.id)))?.value ?? stale
     const host = this.opts.models.get(record.baseModel)
@@ -242,6 +246,30 @@ export class TrainingService {
     })()
     const released = Math.max(record.lastSeqId ?? 0, record.durable?.seqId ?? 0)
     return this.track(record, host, created, { released, seen: record.recentSeqs ?? [] })
+  }
+
+  /**
+   * Where requests for the run are served when several processes share the store: here (null) when
+   * this process holds the run or takes it over now, else the live holder's base URL. Unknown runs,
+   * other users' runs and finished ones are "here": their handler answers them as it answers everyone.
+   */
+  async placement(userId: string, id: string): Promise<string | null> {
+    const { ownership } = this.opts
+    if (!ownership.needed || ownership.holds(id)) return null
+    const record = await this.findRun(id)
+    if (!record || record.owner !== userId || record.state === 'failed' || record.state === 'unloaded') {
+      return null
+    }
+    return ownership.tryClaim(id, () => this.evict(id))
+  }
+
+  /** Takes the run's lease here. The router relays requests for runs held elsewhere before this runs,
+   * so a live holder here is a race with a peer: the client retries. */
+  private async claim(id: string): Promise<void> {
+    const holder = await this.opts.ownership.tryClaim(id, () => this.evict(id))
+    if (holder !== null) {
+      throw tuftError('TUFT_UNAVAILABLE', `Training run '${id}' is served by ${holder} now; retry shortly`)
+    }
   }
 
   /** Another process took the run over: fail what is queued here and free the adapter. */
@@ -339,7 +367,8 @@ export class TrainingService {
 
   // ---- sequenced operations ----
 
-  async forwardBackward(userId: string, req: ForwardBackwardRequest, sub: Submission): Promise<FutureRef> {
+  async forwardBackward(userId: string, body: ForwardBackwardBody, sub: Submission): Promise<FutureRef> {
+    const req = body.request
     return this.sequenced(
       userId,
       req.modelId,
@@ -382,7 +411,7 @@ export class TrainingService {
           // Its gradients count towards the next optim_step, which logs it to be replayed after a crash.
           if (!req.forwardOnly && this.opts.durable.everyStep) {
             if (ran.fused) run.passes = null
-            else run.passes?.push(encodeForwardBackwardRequest(req).toString('base64'))
+            else run.passes?.push(base64(body.bytes))
           }
           return storeFwdBwd(outputs, { 'loss:sum': loss })
         }
