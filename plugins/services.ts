@@ -13,6 +13,7 @@ import { FutureService } from '../core/services/futures.js'
 import { Ownership } from '../core/services/ownership.js'
 import { reconcileFromDurableState } from '../core/services/recovery.js'
 import { SamplerFiles } from '../core/services/sampler-files.js'
+import { SamplerStore } from '../core/services/samplers.js'
 import { SamplingService } from '../core/services/sampling.js'
 import { SessionService } from '../core/services/sessions.js'
 import { TrainingService } from '../core/services/training.js'
@@ -22,6 +23,7 @@ export interface Services {
   sessions: SessionService
   checkpoints: CheckpointService
   training: TrainingService
+  samplers: SamplerStore
   sampling: SamplingService
   ownership: Ownership
 }
@@ -72,13 +74,19 @@ async function servicesPlugin(app: FastifyInstance): Promise<void> {
     idempotencyTtlMs: 24 * 3600 * 1000,
   })
   const checkpoints = new CheckpointService({ store, root: config.checkpoint_dir, log, events })
-  const sampling = new SamplingService({
+  const samplers = new SamplerStore({
     store,
-    futures,
     sessions,
     models,
     checkpoints,
     files: new SamplerFiles(config.checkpoint_dir),
+    log,
+  })
+  const sampling = new SamplingService({
+    futures,
+    sessions,
+    samplers,
+    models,
     events,
     log,
     queueLimit: config.server.sample_queue_limit,
@@ -89,7 +97,7 @@ async function servicesPlugin(app: FastifyInstance): Promise<void> {
     sessions,
     models,
     checkpoints,
-    sampling,
+    samplers,
     events,
     log,
     gapWaitMs: config.server.seq_gap_timeout_ms,
@@ -101,7 +109,7 @@ async function servicesPlugin(app: FastifyInstance): Promise<void> {
     }),
     ownership,
   })
-  app.decorate('tuft', { futures, sessions, checkpoints, training, sampling, ownership })
+  app.decorate('tuft', { futures, sessions, checkpoints, training, samplers, sampling, ownership })
   let orphanSweep: Promise<void> = Promise.resolve()
   app.addHook('onReady', async () => {
     await ownership.start()
@@ -109,7 +117,7 @@ async function servicesPlugin(app: FastifyInstance): Promise<void> {
     checkpoints.startGc(SWEEP_INTERVAL_MS)
     sampling.startSweeper(SWEEP_INTERVAL_MS / 6)
     // Leftovers of a crash: in the background, boot does not wait for a directory scan.
-    orphanSweep = sampling.sweepOrphanFiles().then(
+    orphanSweep = samplers.sweepOrphanFiles().then(
       () => undefined,
       (err: unknown) => log.warn({ err }, 'sampler file sweep failed'),
     )
@@ -119,6 +127,8 @@ async function servicesPlugin(app: FastifyInstance): Promise<void> {
     checkpoints.close()
     await orphanSweep
     await sampling.close()
+    // Exports still need the engines, which close after this.
+    await samplers.close()
     const grace = config.server.shutdown_grace_ms
     let timer: NodeJS.Timeout | undefined
     await Promise.race([

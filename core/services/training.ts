@@ -26,7 +26,7 @@ import type { FutureService } from './futures.js'
 import type { ModelHost, ModelHosts } from './models.js'
 import type { Ownership } from './ownership.js'
 import { storeFwdBwd } from './results.js'
-import type { SamplingService } from './sampling.js'
+import type { SamplerStore } from './samplers.js'
 import { Sequencer } from './sequencer.js'
 import type { SessionService } from './sessions.js'
 import { stringMap } from './sessions.js'
@@ -38,7 +38,7 @@ export interface TrainingServiceOptions {
   sessions: SessionService
   models: ModelHosts
   checkpoints: CheckpointService
-  sampling: SamplingService
+  samplers: SamplerStore
   events: EventBus
   log: Logger
   gapWaitMs: number
@@ -559,7 +559,7 @@ export class TrainingService {
       }
       return async (futureId) => {
         const o = this.step(futureId)
-        const samplerId = await this.opts.sampling.createFromTraining(
+        const samplerId = await this.opts.samplers.createFromTraining(
           run.record,
           seq,
           async (snapshotId): Promise<AdapterRef> => {

@@ -14,12 +14,12 @@ import { userOf } from '../auth.js'
 import { traceContextOf } from '../telemetry/http.js'
 
 export default async function samplingRoutes(app: FastifyInstance): Promise<void> {
-  const { sampling } = app.tuft
+  const { sampling, samplers } = app.tuft
   app.post<{ Body: CreateSamplingSessionRequest }>(
     '/create_sampling_session',
     { schema: CreateSamplingSessionRoute },
     async (request) => ({
-      sampling_session_id: await sampling.createSession(userOf(request), request.body),
+      sampling_session_id: await samplers.createSession(userOf(request), request.body),
       type: 'create_sampling_session' as const,
     }),
   )
@@ -29,6 +29,6 @@ export default async function samplingRoutes(app: FastifyInstance): Promise<void
   app.get<{ Params: { sampler_id: string } }>(
     '/samplers/:sampler_id',
     { schema: GetSamplerRoute },
-    async (request) => toWireSampler(await sampling.getSampler(userOf(request), request.params.sampler_id)),
+    async (request) => toWireSampler(await samplers.getSampler(userOf(request), request.params.sampler_id)),
   )
 }
