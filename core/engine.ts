@@ -176,6 +176,11 @@ export interface EngineContext {
   modelPath: string
   maxModelLen: number
   maxLoraRank: number
+  /**
+   * Token budget of one forwardBackward call (server.max_batch_tokens): the scheduler fuses no more than
+   * this; an engine splits a single larger submission itself (losses are sums, so results are the same).
+   */
+  maxBatchTokens: number
   log: Logger
 }
 

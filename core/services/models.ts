@@ -172,6 +172,7 @@ export class ModelHost {
         modelPath,
         maxModelLen: config.max_model_len ?? 0,
         maxLoraRank: config.max_lora_rank,
+        maxBatchTokens: this.opts.maxBatchTokens,
         log: log.child({ model: config.model_name }),
       }
       log.info({ model: this.name, path: modelPath }, 'loading model')

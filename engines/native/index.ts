@@ -20,18 +20,10 @@ export const NativeConfigSchema = Type.Object(
           'sampler KV cache in MiB, allocated at the first sample (default 2048, less for small models)',
       }),
     ),
-    max_batch_tokens: Type.Optional(
-      Type.Integer({
-        minimum: 1,
-        description: 'tokens per fused forward/backward pass; larger batches are split',
-      }),
-    ),
   },
   { additionalProperties: false },
 )
 export type NativeConfig = Static<typeof NativeConfigSchema>
-
-const DEFAULT_MAX_BATCH_TOKENS = 16384
 
 /** A provider with its own table of open engines (one per model directory). */
 export function createNativeProvider(): EngineProvider<typeof NativeConfigSchema> {
@@ -58,8 +50,7 @@ export function createNativeProvider(): EngineProvider<typeof NativeConfigSchema
         const maxContext =
           ctx.maxModelLen > 0 ? Math.min(ctx.maxModelLen, model.maxPosition) : model.maxPosition
         ctx.log.info({ model: ctx.modelName, backend: model.backend, arch: model.arch }, 'native engine open')
-        const maxBatch = cfg.max_batch_tokens ?? DEFAULT_MAX_BATCH_TOKENS
-        return new SharedEngine(native, model, key, maxContext, ctx.maxLoraRank, maxBatch, () =>
+        return new SharedEngine(native, model, key, maxContext, ctx.maxLoraRank, ctx.maxBatchTokens, () =>
           open.delete(key),
         )
       })()

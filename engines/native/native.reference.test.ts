@@ -74,6 +74,7 @@ describe('native engine vs the PyTorch reference (qwen3)', () => {
       modelPath: join(REF, 'model'),
       maxModelLen: 0,
       maxLoraRank: 8,
+      maxBatchTokens: 16384,
       log: pino({ level: 'silent' }),
     }
     training = await provider.createTraining!({ threads: 2 }, ctx)

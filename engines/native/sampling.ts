@@ -3,7 +3,6 @@
 import type { AdapterRef, EngineInfo, SampleJob, SampleResult, SamplingEngine } from '../../core/engine.js'
 import { tuftError } from '../../core/errors.js'
 import { call, type SharedEngine } from './shared.js'
-import { checkSampleJob } from './validate.js'
 
 const encoder = new TextEncoder()
 
@@ -30,7 +29,6 @@ export class NativeSamplingEngine implements SamplingEngine {
   }
 
   async sample(job: SampleJob): Promise<SampleResult> {
-    checkSampleJob(job, this.shared.limits)
     if (job.signal?.aborted) throw tuftError('TUFT_UNAVAILABLE', 'the sample request was cancelled')
     if (job.stopStrings.length > 0) await this.shared.ensureTokenBytes()
     const native = this.native

@@ -59,6 +59,16 @@ struct ItemArgs {
   bool forward_only = false;
 };
 
+/* The C ABI reads n_tokens × k targets (and weights) and n_tokens of every per-token array on trust, so
+ * their lengths are checked here, as bad input (TE_EINVAL), before a pointer reaches the engine. */
+void CheckLength(const Napi::Env &env, bool present, size_t have, size_t want, const char *what) {
+  if (!present || have == want) return;
+  Napi::Error err = Napi::Error::New(
+      env, std::string(what) + " has " + std::to_string(have) + " values, expected " + std::to_string(want));
+  err.Set("code", "TE_EINVAL");
+  throw err;
+}
+
 ItemArgs ReadItem(const Napi::Object &o) {
   ItemArgs a;
   Napi::Value id = o.Get("adapterId");
@@ -78,6 +88,13 @@ ItemArgs ReadItem(const Napi::Object &o) {
   a.clip_high_threshold = static_cast<float>(ToNumber(o.Get("clipHighThreshold"), "clipHighThreshold"));
   a.beta = static_cast<float>(ToNumber(o.Get("beta"), "beta"));
   a.forward_only = ToBool(o.Get("forwardOnly"), "forwardOnly");
+  const size_t n = a.tokens.size(), nk = n * static_cast<size_t>(a.k > 0 ? a.k : 0);
+  CheckLength(o.Env(), true, a.targets.size(), nk, "targets");
+  CheckLength(o.Env(), a.has_weights, a.weights.size(), nk, "weights");
+  CheckLength(o.Env(), a.has_logprobs, a.logprobs.size(), n, "logprobs");
+  CheckLength(o.Env(), a.has_advantages, a.advantages.size(), n, "advantages");
+  CheckLength(o.Env(), a.has_clip_low, a.clip_low.size(), n, "clip_low_threshold");
+  CheckLength(o.Env(), a.has_clip_high, a.clip_high.size(), n, "clip_high_threshold");
   return a;
 }
 
