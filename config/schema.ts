@@ -2,6 +2,7 @@
 // Keys follow TuFT's tuft_config.yaml so TuFT configs load unchanged; objects reject unknown keys.
 
 import { type Static, Type } from '@sinclair/typebox'
+import { METRICS_CHUNK } from '../core/services/run-metrics.js'
 
 const strict = { additionalProperties: false } as const
 
@@ -130,6 +131,11 @@ export const ServerConfigSchema = Type.Object(
     max_batch_tokens: Type.Integer({ minimum: 1, default: 16384 }),
     seq_gap_timeout_ms: Type.Integer({ minimum: 0, default: 30_000 }),
     shutdown_grace_ms: Type.Integer({ minimum: 0, default: 10_000 }),
+    run_metrics_history: Type.Integer({
+      minimum: METRICS_CHUNK,
+      default: 1000,
+      description: 'metric points (one per forward, forward_backward, optim_step) kept per training run',
+    }),
     public_base_url: Type.Optional(
       Type.String({ description: 'external URL for archive links; default: from Host' }),
     ),

@@ -12,6 +12,7 @@ import { DurableState } from '../core/services/durable-state.js'
 import { FutureService } from '../core/services/futures.js'
 import { Ownership } from '../core/services/ownership.js'
 import { reconcileFromDurableState } from '../core/services/recovery.js'
+import { RunMetrics } from '../core/services/run-metrics.js'
 import { SamplerFiles } from '../core/services/sampler-files.js'
 import { SamplerStore } from '../core/services/samplers.js'
 import { SamplingService } from '../core/services/sampling.js'
@@ -108,6 +109,7 @@ async function servicesPlugin(app: FastifyInstance): Promise<void> {
       log,
     }),
     ownership,
+    metrics: new RunMetrics({ store, limit: config.server.run_metrics_history, log }),
   })
   app.decorate('tuft', { futures, sessions, checkpoints, training, samplers, sampling, ownership })
   let orphanSweep: Promise<void> = Promise.resolve()

@@ -123,6 +123,7 @@ test("another user's ids are 404 everywhere, and nothing changes", async () => {
     ],
     ['get training run', call(base, 'GET', `/training_runs/${a.runId}`, { key: BOB })],
     ['list run checkpoints', call(base, 'GET', `/training_runs/${a.runId}/checkpoints`, { key: BOB })],
+    ['run metrics', call(base, 'GET', `/training_runs/${a.runId}/metrics`, { key: BOB })],
     [
       'delete checkpoint',
       call(base, 'DELETE', ckptTail, { key: BOB, headers: { 'content-type': 'application/json' } }),

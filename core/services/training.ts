@@ -26,6 +26,7 @@ import type { FutureService } from './futures.js'
 import type { ModelHost, ModelHosts } from './models.js'
 import type { Ownership } from './ownership.js'
 import { storeFwdBwd } from './results.js'
+import type { MetricPoint, RunHistory, RunMetrics } from './run-metrics.js'
 import type { SamplerStore } from './samplers.js'
 import { Sequencer } from './sequencer.js'
 import type { SessionService } from './sessions.js'
@@ -46,6 +47,7 @@ export interface TrainingServiceOptions {
   durable: DurableState
   /** Which process serves which run when several share the store. */
   ownership: Ownership
+  metrics: RunMetrics
 }
 
 export type FutureRef = { request_id: string; model_id: string }
@@ -56,6 +58,8 @@ interface LiveRun {
   host: ModelHost
   /** Settles when the adapter exists in the engine (or creation failed). */
   created: Promise<void>
+  /** The metrics of the operations run here, for the console's loss curves. */
+  history: RunHistory
   /** The optimizer step counter after the last optim_step run here (recorded in durable pointers). */
   step: number
   /** Set once another process took the run over: what is still queued here fails instead of running. */
@@ -183,7 +187,7 @@ export class TrainingService {
         throw err
       }
     })
-    this.track(record, host, created, null)
+    this.track(record, host, created, await this.opts.metrics.open(id, true), null)
     return { request_id: future.id, model_id: id }
   }
 
@@ -191,12 +195,14 @@ export class TrainingService {
     record: TrainingRunRecord,
     host: ModelHost,
     created: Promise<void>,
+    history: RunHistory,
     resume: { released: number; seen: [number, string][] } | null,
   ): LiveRun {
     const run: LiveRun = {
       record,
       host,
       created,
+      history,
       step: record.durable?.step ?? 0,
       lost: false,
       passes: [],
@@ -245,7 +251,8 @@ export class TrainingService {
       }
     })()
     const released = Math.max(record.lastSeqId ?? 0, record.durable?.seqId ?? 0)
-    return this.track(record, host, created, { released, seen: record.recentSeqs ?? [] })
+    const history = await this.opts.metrics.open(record.id, false)
+    return this.track(record, host, created, history, { released, seen: record.recentSeqs ?? [] })
   }
 
   /**
@@ -305,6 +312,18 @@ export class TrainingService {
     )
   }
 
+  /** The caller's run and its metrics, oldest first: from memory when the run is served here, else the store. */
+  async metrics(
+    userId: string,
+    id: string,
+  ): Promise<{ run: TrainingRunRecord; points: readonly MetricPoint[] }> {
+    const run = await this.getRun(userId, id)
+    const live = this.runs.get(id)
+    const points =
+      live && this.opts.ownership.holds(id) ? live.history.points : await this.opts.metrics.stored(id)
+    return { run, points }
+  }
+
   async listRuns(userId: string): Promise<TrainingRunRecord[]> {
     const all = await this.opts.store.scan<TrainingRunRecord>(keys.runs())
     return all
@@ -356,6 +375,8 @@ export class TrainingService {
         }
         await this.setState(run.record, 'unloaded', null)
         await run.host.training().dropAdapter(id)
+        // Readers of an unloaded run's metrics go to the store from now on.
+        await run.history.flush()
         this.runs.delete(id)
         this.announceResident(run.host)
         await this.opts.ownership.release(id)
@@ -408,12 +429,19 @@ export class TrainingService {
             kind: 'training_tokens',
             amount: tokens,
           })
+          const metrics = { 'loss:sum': loss }
+          run.history.record({
+            kind: req.forwardOnly ? 'forward' : 'forward_backward',
+            step: run.step,
+            seq_id: req.seqId,
+            metrics,
+          })
           // Its gradients count towards the next optim_step, which logs it to be replayed after a crash.
           if (!req.forwardOnly && this.opts.durable.everyStep) {
             if (ran.fused) run.passes = null
             else run.passes?.push(base64(body.bytes))
           }
-          return storeFwdBwd(outputs, { 'loss:sum': loss })
+          return storeFwdBwd(outputs, metrics)
         }
       },
     )
@@ -449,6 +477,7 @@ export class TrainingService {
           const point = { seqId: body.seq_id, futureId, step: r.step, result }
           await this.opts.durable.step(run.record, run.host.training(), point, passes && { passes, adam })
         }
+        run.history.record({ kind: 'optim_step', step: r.step, seq_id: body.seq_id, metrics: result.metrics })
         return result
       }
     })
@@ -665,9 +694,9 @@ export class TrainingService {
     await this.opts.store.put(keys.run(record.id), record)
   }
 
-  /** Waits for every run's queued operations (graceful shutdown). */
+  /** Waits for every run's queued operations and their metrics (graceful shutdown). */
   async drain(): Promise<void> {
-    await Promise.all([...this.runs.values()].map((r) => r.sequencer.idle()))
+    await Promise.all([...this.runs.values()].map((r) => r.sequencer.idle().then(() => r.history.flush())))
   }
 
   close(): void {
