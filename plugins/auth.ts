@@ -6,6 +6,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
+import type { TuftConfig } from '../config/schema.js'
 import { tuftError } from '../core/errors.js'
 
 declare module 'fastify' {
@@ -32,6 +33,14 @@ export function keyChecker(users: Readonly<Record<string, string>>): (key: strin
     for (const e of entries) if (timingSafeEqual(e.digest, given) && found === null) found = e.user
     return found
   }
+}
+
+/**
+ * Whether a user may see every user's usage and the server's load: one of telemetry.operators, or anyone
+ * in dev mode (no authorized_users configured, so only the local dev key exists).
+ */
+export function isOperator(config: TuftConfig, user: string): boolean {
+  return Object.keys(config.authorized_users).length === 0 || config.telemetry.operators.includes(user)
 }
 
 /** The authenticated user of a request that passed the auth hook. */

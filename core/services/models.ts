@@ -72,6 +72,8 @@ export class ModelHost {
   readonly name: string
   readonly config: ModelSpec
   state: ModelState = 'loading'
+  /** The model's directory (tokenizer files included), once loading has prepared it. */
+  directory: string | null = null
   private trainingEngine: TrainingEngine | null = null
   private samplingEngine: SamplingEngine | null = null
   private loading: Promise<void> | null = null
@@ -167,6 +169,7 @@ export class ModelHost {
     const started = Date.now()
     try {
       const modelPath = this.opts.prepare ? await this.opts.prepare() : config.model_path
+      this.directory = modelPath
       const ctx = {
         modelName: config.model_name,
         modelPath,
