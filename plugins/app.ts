@@ -10,6 +10,7 @@ import type { EngineRegistry } from '../core/registry.js'
 import adminStatusPlugin from './admin-status.js'
 import authPlugin from './auth.js'
 import configPlugin from './config.js'
+import consolePlugin from './console/index.js'
 import contentParsersPlugin from './content-parsers.js'
 import enginesPlugin from './engines.js'
 import errorHandlerPlugin from './error-handler.js'
@@ -69,5 +70,6 @@ export async function buildApp(config: TuftConfig, deps: AppDeps = {}): Promise<
   await app.register(tinkerApi, { prefix: API_PREFIX })
   await app.register(adminStatusPlugin)
   await app.register(tokenizePlugin)
+  await app.register(consolePlugin)
   return app
 }
