@@ -25,10 +25,12 @@ export interface ChartProps {
   series: Series[]
   /** The x values are Unix seconds. */
   time?: boolean
+  /** The x axis spans at least this much, ending at the newest point (a lone hourly bucket in a day). */
+  minSpan?: number
   description: string
 }
 
-export function Chart({ title, xLabel, series, time = false, description }: ChartProps) {
+export function Chart({ title, xLabel, series, time = false, minSpan, description }: ChartProps) {
   const box = useRef<HTMLDivElement>(null)
   const plot = useRef<uPlot | null>(null)
   const labels = series.map((s) => s.label).join('\n')
@@ -40,7 +42,14 @@ export function Chart({ title, xLabel, series, time = false, description }: Char
       {
         width: el.clientWidth || 600,
         height: HEIGHT,
-        scales: { x: { time } },
+        scales: {
+          x: {
+            time,
+            ...(minSpan === undefined
+              ? {}
+              : { range: (_u: uPlot, min: number, max: number) => [Math.min(min, max - minSpan), max] }),
+          },
+        },
         // Steps are whole numbers: no ticks between them.
         axes: [{ label: xLabel, ...(time ? {} : { incrs: WHOLE_STEPS }) }, {}],
         legend: { live: false },
@@ -65,7 +74,7 @@ export function Chart({ title, xLabel, series, time = false, description }: Char
       plot.current?.destroy()
       plot.current = null
     }
-  }, [labels, time, xLabel])
+  }, [labels, time, xLabel, minSpan])
 
   useEffect(() => {
     plot.current?.setData(aligned(series))

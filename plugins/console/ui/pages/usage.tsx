@@ -10,6 +10,7 @@ import type { BillingEvent, UsageTotals, UserUsage } from '../types.js'
 
 const REFRESH_MS = 5000
 const HISTORY_DAYS = 30
+const DAY_SECONDS = 86_400
 const TOKEN_KINDS: [string, string][] = [
   ['training', 'tokens trained'],
   ['sampling_prefill', 'prompt tokens'],
@@ -119,6 +120,7 @@ export function Usage({ operator }: { operator: boolean }) {
           title="Tokens per hour"
           xLabel="hour"
           time
+          minSpan={DAY_SECONDS}
           series={series}
           description={`Tokens per hour over the last ${HISTORY_DAYS} days: ${series
             .map((s) => `${s.label} ${count(s.points.reduce((n, [, v]) => n + v, 0))}`)
