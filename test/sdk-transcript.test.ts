@@ -33,10 +33,7 @@ interface TranscriptRequest {
 }
 
 const TRANSCRIPT = JSON.parse(
-  readFileSync(
-    new URL('../spec/fixtures/sdk-0.25.0-request-transcript.json', import.meta.url),
-    'utf8',
-  ),
+  readFileSync(new URL('../spec/fixtures/sdk-0.25.0-request-transcript.json', import.meta.url), 'utf8'),
 ) as { requests: TranscriptRequest[] }
 
 const PROBE_MODEL = 'Qwen/Qwen3-0.6B'

@@ -10,10 +10,10 @@ import type { TrainingRunRecord } from '../domain/training-run.js'
 import type { AdapterRef, SampleJob } from '../engine.js'
 import { tuftError } from '../errors.js'
 import type { EventBus } from '../events.js'
-import { samplerId } from '../ids.js'
+import { samplerId, sampleSequenceIds } from '../ids.js'
 import type { Store } from '../persistence.js'
 import { formatCheckpointId } from '../wire/paths.js'
-import type { CreateSamplingSessionRequest, SampleRequest } from '../wire/schemas.js'
+import type { CreateSamplingSessionRequest, SampleFuture, SampleRequest } from '../wire/schemas.js'
 import { AdapterCache } from './adapter-cache.js'
 import type { CheckpointService } from './checkpoints.js'
 import type { FutureService } from './futures.js'
@@ -338,7 +338,7 @@ export class SamplingService {
     return all.map((e) => e.doc.value).filter((s) => s.owner === userId && s.sessionId === sessionId)
   }
 
-  async sample(userId: string, body: SampleRequest, otelContext?: unknown): Promise<{ request_id: string }> {
+  async sample(userId: string, body: SampleRequest, otelContext?: unknown): Promise<SampleFuture> {
     if (!body.sampling_session_id) {
       throw tuftError(
         'TUFT_BAD_REQUEST',
@@ -350,7 +350,7 @@ export class SamplingService {
       throw tuftError('TUFT_NOT_FOUND', `Sampler '${sampler.id}' belongs to an expired session`)
     const dedupKey = body.seq_id === undefined || body.seq_id === null ? null : `${sampler.id}#${body.seq_id}`
     const prior = dedupKey ? this.seen.get(dedupKey) : undefined
-    if (prior) return { request_id: prior }
+    if (prior) return { request_id: prior, sample_sequence_ids: sampleSequenceIds(prior, body.num_samples) }
     const host = this.opts.models.get(sampler.baseModel)
     if (host.state !== 'ready') throw tuftError('TUFT_UNAVAILABLE', `Model '${host.name}' is still loading`)
     const depth = this.inFlight.get(host.name) ?? 0
@@ -415,7 +415,7 @@ export class SamplingService {
         this.setDepth(host, (this.inFlight.get(host.name) ?? 1) - 1)
       })
     this.pending.set(future.id, { sessionId: sampler.sessionId, abort, done })
-    return { request_id: future.id }
+    return { request_id: future.id, sample_sequence_ids: sampleSequenceIds(future.id, body.num_samples) }
   }
 
   /** Aborts the queued and running requests of a session whose client went away. */

@@ -164,6 +164,18 @@ export const UntypedAPIFuture = Type.Object({
 })
 export type UntypedAPIFuture = Static<typeof UntypedAPIFuture>
 
+/**
+ * The asample future (SDK ≥ 0.26): one server-minted id per requested sample, which the SDK copies into
+ * each returned `SampledSequence.sequence_id`; it asserts the list is present and as long as
+ * `sequences`. SDK 0.25 ignores the extra member.
+ */
+export const SampleFuture = Type.Object({
+  request_id: Type.String(),
+  model_id: Type.Optional(Type.String()),
+  sample_sequence_ids: Type.Array(Type.String()),
+})
+export type SampleFuture = Static<typeof SampleFuture>
+
 export const QueueState = Type.Union([
   Type.Literal('active'),
   Type.Literal('paused_capacity'),

@@ -16,6 +16,7 @@ import {
   Nullable,
   Paging,
   RequestType,
+  SampleFuture,
   SamplingParams,
   StringMap,
   TrainingRun,
@@ -275,7 +276,7 @@ export const SampleRequest = Type.Object({
 })
 export type SampleRequest = Static<typeof SampleRequest>
 /** The result arrives as a protobuf SampleResponse (core/wire/proto.ts). */
-export const ASampleRoute = { body: SampleRequest, response: future }
+export const ASampleRoute = { body: SampleRequest, response: { 200: SampleFuture, ...ErrorResponses } }
 
 export const SamplerParams = Type.Object({ sampler_id: Type.String() })
 export const SamplerResponse = Type.Object({
