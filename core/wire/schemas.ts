@@ -51,6 +51,8 @@ export const ClientConfigResponse = Type.Object({
   create_model_via_load_weights: Type.Optional(Type.Boolean()),
   proto_write_fwdbwd: Type.Optional(Type.Boolean()),
   fwd_via_fwdbwd: Type.Optional(Type.Boolean()),
+  /** SDK ≥ 0.26: sampling clients long-poll retrieve_futures instead of one retrieve_future each. */
+  sample_use_retrieve_futures: Type.Optional(Type.Boolean()),
 })
 export type ClientConfigResponse = Static<typeof ClientConfigResponse>
 export const ClientConfigRoute = { body: SdkVersionBody, response: ok(ClientConfigResponse) }
@@ -318,6 +320,30 @@ export const RetrieveFutureRoute = {
     ...ErrorResponses,
   },
 }
+
+// ---- retrieve_futures (SDK ≥ 0.26, sdk-after-0.25.md §2) ----
+
+export const FuturesRetrieveRequest = Type.Object({
+  target: Type.Object({
+    type: Type.Optional(Type.Literal('sampling_session')),
+    sampling_session_id: Type.String({ minLength: 1 }),
+    cloned_sampler_id: Type.Integer({ minimum: 0, default: 0 }),
+  }),
+  prev_cursor: Type.Integer({ minimum: 0, default: 0 }),
+  /** Seconds; the server holds the poll for at most its own long-poll period. */
+  timeout: Type.Optional(Nullable(Type.Number({ minimum: 0 }))),
+})
+export type FuturesRetrieveRequest = Static<typeof FuturesRetrieveRequest>
+export const FutureCompletion = Type.Object({
+  state: Type.Union([Type.Literal('finished'), Type.Literal('failed')]),
+  request_id: Type.String(),
+})
+export const FuturesRetrieveResponse = Type.Object({
+  completions: Type.Array(FutureCompletion),
+  cursor: Type.Integer({ minimum: 0 }),
+})
+export type FuturesRetrieveResponse = Static<typeof FuturesRetrieveResponse>
+export const RetrieveFuturesRoute = { body: FuturesRetrieveRequest, response: ok(FuturesRetrieveResponse) }
 
 // ---- §3.22-3.24 REST ----
 
