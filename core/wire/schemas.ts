@@ -3,6 +3,7 @@
 // operation, §4.4) are separate constants. Static types share the constant's name.
 
 import { type Static, Type } from '@sinclair/typebox'
+import { OptimizerConfig, OptimParams } from './optimizer.js'
 import { CHECKPOINT_NAME_PATTERN } from './paths.js'
 import {
   AccessScope,
@@ -116,6 +117,8 @@ export const CreateModelRequest = Type.Object({
   base_model: Type.String({ minLength: 1 }),
   user_metadata: Type.Optional(Nullable(StringMap)),
   lora_config: Type.Optional(LoraConfig),
+  /** SDK ≥ 0.29.1 always sends it; only AdamW is accepted (core/wire/optimizer.ts). */
+  optimizer_config: Type.Optional(Nullable(OptimizerConfig)),
   type: RequestType,
 })
 export type CreateModelRequest = Static<typeof CreateModelRequest>
@@ -162,13 +165,17 @@ const TtlSeconds = Type.Optional(Nullable(TtlValue))
 /** A checkpoint name: it becomes the last segment of a tinker:// path (spec §3.14). */
 const CheckpointName = Type.String({ pattern: CHECKPOINT_NAME_PATTERN })
 
+/** SDK 0.25 sends `adam_params`, SDK ≥ 0.29.1 `optim_params` (core/wire/optimizer.ts reads either). */
 export const OptimStepRequest = Type.Object({
-  adam_params: AdamParams,
+  adam_params: Type.Optional(AdamParams),
+  optim_params: Type.Optional(Nullable(OptimParams)),
   model_id: Type.String(),
   seq_id: SeqId,
   type: RequestType,
 })
 export type OptimStepRequest = Static<typeof OptimStepRequest>
+/** An optim_step once its AdamW parameters are resolved. */
+export type OptimStep = Omit<OptimStepRequest, 'adam_params' | 'optim_params'> & { adam_params: AdamParams }
 export const OptimStepRoute = { body: OptimStepRequest, response: future }
 export const OptimStepResult = Type.Object({
   metrics: Type.Optional(Nullable(Type.Record(Type.String(), Type.Number()))),
@@ -202,6 +209,8 @@ export const LoadWeightsRequest = Type.Object({
   model_seq_id: Type.Optional(Type.Integer({ minimum: 0 })),
   base_model: Type.Optional(Nullable(Type.String())),
   user_metadata: Type.Optional(Nullable(StringMap)),
+  /** Create-via-load addressing of SDK ≥ 0.29.1; only AdamW is accepted. */
+  optimizer_config: Type.Optional(Nullable(OptimizerConfig)),
   type: RequestType,
 })
 export type LoadWeightsRequest = Static<typeof LoadWeightsRequest>

@@ -3,6 +3,7 @@
 
 import type { FastifyInstance } from 'fastify'
 import { traceContextOf } from '../../core/telemetry/http.js'
+import { checkOptimizerConfig } from '../../core/wire/optimizer.js'
 import {
   type CreateModelRequest,
   CreateModelRoute,
@@ -17,9 +18,10 @@ export default async function modelRoutes(app: FastifyInstance): Promise<void> {
   const { training } = app.tuft
   // Runs held by another server process (shared store): relay to it, or take over once it is gone.
   app.setErrorHandler(forwardToOwner(app))
-  app.post<{ Body: CreateModelRequest }>('/create_model', { schema: CreateModelRoute }, async (request) =>
-    training.createModel(userOf(request), request.body, traceContextOf(request)),
-  )
+  app.post<{ Body: CreateModelRequest }>('/create_model', { schema: CreateModelRoute }, async (request) => {
+    checkOptimizerConfig(request.body.optimizer_config)
+    return training.createModel(userOf(request), request.body, traceContextOf(request))
+  })
   app.post<{ Body: ModelIdRequest }>('/get_info', { schema: GetInfoRoute }, async (request) =>
     training.getInfo(userOf(request), request.body.model_id),
   )

@@ -6,6 +6,7 @@ import type { FastifyInstance } from 'fastify'
 import { tuftError } from '../../core/errors.js'
 import type { Submission } from '../../core/services/training.js'
 import { traceContextOf } from '../../core/telemetry/http.js'
+import { adamParamsOf, checkOptimizerConfig } from '../../core/wire/optimizer.js'
 import { decodeForwardBackwardRequest } from '../../core/wire/proto.js'
 import {
   type LoadWeightsRequest,
@@ -59,15 +60,21 @@ export default async function trainingRoutes(app: FastifyInstance): Promise<void
     )
     return training.forwardBackward(userOf(request), req, request.submission!)
   })
-  app.post<{ Body: OptimStepRequest }>('/optim_step', { schema: OptimStepRoute }, async (request) =>
-    training.optimStep(userOf(request), request.body, request.submission!),
-  )
+  app.post<{ Body: OptimStepRequest }>('/optim_step', { schema: OptimStepRoute }, async (request) => {
+    const { adam_params: _0, optim_params: _1, ...step } = request.body
+    return training.optimStep(
+      userOf(request),
+      { ...step, adam_params: adamParamsOf(request.body) },
+      request.submission!,
+    )
+  })
   app.post<{ Body: SaveWeightsRequest }>('/save_weights', { schema: SaveWeightsRoute }, async (request) =>
     training.saveWeights(userOf(request), request.body, request.submission!),
   )
-  app.post<{ Body: LoadWeightsRequest }>('/load_weights', { schema: LoadWeightsRoute }, async (request) =>
-    training.loadWeights(userOf(request), request.body, request.submission!),
-  )
+  app.post<{ Body: LoadWeightsRequest }>('/load_weights', { schema: LoadWeightsRoute }, async (request) => {
+    checkOptimizerConfig(request.body.optimizer_config)
+    return training.loadWeights(userOf(request), request.body, request.submission!)
+  })
   app.post<{ Body: SaveWeightsForSamplerRequest }>(
     '/save_weights_for_sampler',
     { schema: SaveWeightsForSamplerRoute },
