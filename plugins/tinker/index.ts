@@ -6,6 +6,7 @@ import clientConfigRoutes from './client-config.js'
 import futureRoutes from './futures.js'
 import healthRoutes from './health.js'
 import modelRoutes from './models.js'
+import retrieveFuturesRoutes from './retrieve-futures.js'
 import samplingRoutes from './sampling.js'
 import sessionRoutes from './sessions.js'
 import telemetrySinkRoutes from './telemetry.js'
@@ -24,6 +25,7 @@ export default async function tinkerApi(app: FastifyInstance): Promise<void> {
     trainingRoutes,
     samplingRoutes,
     futureRoutes,
+    retrieveFuturesRoutes,
     trainingRunRoutes,
     checkpointRoutes,
   ]) {
