@@ -13,6 +13,7 @@ import { FutureService } from '../core/services/futures.js'
 import { Ownership } from '../core/services/ownership.js'
 import { reconcileFromDurableState } from '../core/services/recovery.js'
 import { RunMetrics } from '../core/services/run-metrics.js'
+import { SampleCompletions } from '../core/services/sample-completions.js'
 import { SamplerFiles } from '../core/services/sampler-files.js'
 import { SamplerStore } from '../core/services/samplers.js'
 import { SamplingService } from '../core/services/sampling.js'
@@ -27,6 +28,11 @@ export interface Services {
   samplers: SamplerStore
   sampling: SamplingService
   ownership: Ownership
+  /**
+   * The retrieve_futures feed (SDK ≥ 0.26), or null where a poll could reach a process that did not
+   * run the samples or a restart could lose them (shared or durable store): clients then poll each future.
+   */
+  completions: SampleCompletions | null
 }
 
 declare module 'fastify' {
@@ -111,7 +117,18 @@ async function servicesPlugin(app: FastifyInstance): Promise<void> {
     ownership,
     metrics: new RunMetrics({ store, limit: config.server.run_metrics_history, log }),
   })
-  app.decorate('tuft', { futures, sessions, checkpoints, training, samplers, sampling, ownership })
+  const completions = store.shared || store.durable ? null : new SampleCompletions(events)
+  if (completions) sessions.onExpire((id) => completions.dropSession(id))
+  app.decorate('tuft', {
+    futures,
+    sessions,
+    checkpoints,
+    training,
+    samplers,
+    sampling,
+    ownership,
+    completions,
+  })
   let orphanSweep: Promise<void> = Promise.resolve()
   app.addHook('onReady', async () => {
     await ownership.start()

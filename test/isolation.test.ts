@@ -118,6 +118,13 @@ test("another user's ids are 404 everywhere, and nothing changes", async () => {
     ],
     ['get sampler', call(base, 'GET', `/samplers/${a.sampler}`, { key: BOB })],
     [
+      'retrieve_futures',
+      call(base, 'POST', '/retrieve_futures', {
+        key: BOB,
+        json: { target: { type: 'sampling_session', sampling_session_id: a.sampler }, prev_cursor: 0 },
+      }),
+    ],
+    [
       'retrieve_future',
       call(base, 'POST', '/retrieve_future', { key: BOB, json: { request_id: a.fbFuture } }),
     ],

@@ -16,7 +16,7 @@ import type { ForwardBackwardBody } from '../wire/proto.js'
 import type {
   CreateModelRequest,
   LoadWeightsRequest,
-  OptimStepRequest,
+  OptimStep,
   SaveWeightsForSamplerRequest,
   SaveWeightsRequest,
 } from '../wire/schemas.js'
@@ -447,7 +447,7 @@ export class TrainingService {
     )
   }
 
-  async optimStep(userId: string, body: OptimStepRequest, sub: Submission): Promise<FutureRef> {
+  async optimStep(userId: string, body: OptimStep, sub: Submission): Promise<FutureRef> {
     return this.sequenced(userId, body.model_id, body.seq_id, 'optim_step', sub, (run) => {
       const a = body.adam_params
       const adam = {

@@ -220,6 +220,8 @@ export const Checkpoint = Type.Object({
   size_bytes: Type.Optional(Nullable(Type.Integer({ minimum: 0 }))),
   public: Type.Optional(Type.Boolean()),
   expires_at: Type.Optional(Nullable(ISODate)),
+  /** SDK ≥ 0.39 (`Checkpoint.base_model`, optional there). */
+  base_model: Type.Optional(Nullable(Type.String())),
 })
 export type Checkpoint = Static<typeof Checkpoint>
 

@@ -2,6 +2,7 @@
 // get_info answers from metadata (it feeds the SDK's client-side tokenizer loading).
 
 import type { FastifyInstance } from 'fastify'
+import { checkOptimizerConfig } from '../../core/wire/optimizer.js'
 import {
   type CreateModelRequest,
   CreateModelRoute,
@@ -15,9 +16,10 @@ import { routeToRunHolder } from './run-router.js'
 
 export default async function modelRoutes(app: FastifyInstance): Promise<void> {
   const { training } = app.tuft
-  app.post<{ Body: CreateModelRequest }>('/create_model', { schema: CreateModelRoute }, async (request) =>
-    training.createModel(userOf(request), request.body, traceContextOf(request)),
-  )
+  app.post<{ Body: CreateModelRequest }>('/create_model', { schema: CreateModelRoute }, async (request) => {
+    checkOptimizerConfig(request.body.optimizer_config)
+    return training.createModel(userOf(request), request.body, traceContextOf(request))
+  })
   app.post<{ Body: ModelIdRequest }>('/get_info', { schema: GetInfoRoute }, async (request) =>
     training.getInfo(userOf(request), request.body.model_id),
   )

@@ -14,7 +14,7 @@ import { userOf } from '../auth.js'
 import { traceContextOf } from '../telemetry/http.js'
 
 export default async function samplingRoutes(app: FastifyInstance): Promise<void> {
-  const { sampling, samplers } = app.tuft
+  const { sampling, samplers, completions } = app.tuft
   app.post<{ Body: CreateSamplingSessionRequest }>(
     '/create_sampling_session',
     { schema: CreateSamplingSessionRoute },
@@ -23,9 +23,12 @@ export default async function samplingRoutes(app: FastifyInstance): Promise<void
       type: 'create_sampling_session' as const,
     }),
   )
-  app.post<{ Body: SampleRequest }>('/asample', { schema: ASampleRoute }, async (request) =>
-    sampling.sample(userOf(request), request.body, traceContextOf(request)),
-  )
+  app.post<{ Body: SampleRequest }>('/asample', { schema: ASampleRoute }, async (request) => {
+    const future = await sampling.sample(userOf(request), request.body, traceContextOf(request))
+    // sample() has checked that the sampler exists and is the caller's.
+    completions?.submitted(future.request_id, request.body.sampling_session_id!, request.body.seq_id)
+    return future
+  })
   app.get<{ Params: { sampler_id: string } }>(
     '/samplers/:sampler_id',
     { schema: GetSamplerRoute },

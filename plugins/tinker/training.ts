@@ -5,6 +5,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { tuftError } from '../../core/errors.js'
 import type { Submission } from '../../core/services/training.js'
+import { adamParamsOf, checkOptimizerConfig } from '../../core/wire/optimizer.js'
 import { type ForwardBackwardBody, readForwardBackwardBody } from '../../core/wire/proto.js'
 import {
   type LoadWeightsRequest,
@@ -74,7 +75,14 @@ export default async function trainingRoutes(app: FastifyInstance): Promise<void
   app.post<{ Body: OptimStepRequest }>(
     '/optim_step',
     { schema: OptimStepRoute, preHandler: toHolder },
-    async (request) => training.optimStep(userOf(request), request.body, request.submission!),
+    async (request) => {
+      const { adam_params: _0, optim_params: _1, ...step } = request.body
+      return training.optimStep(
+        userOf(request),
+        { ...step, adam_params: adamParamsOf(request.body) },
+        request.submission!,
+      )
+    },
   )
   app.post<{ Body: SaveWeightsRequest }>(
     '/save_weights',
@@ -84,7 +92,10 @@ export default async function trainingRoutes(app: FastifyInstance): Promise<void
   app.post<{ Body: LoadWeightsRequest }>(
     '/load_weights',
     { schema: LoadWeightsRoute, preHandler: toHolder },
-    async (request) => training.loadWeights(userOf(request), request.body, request.submission!),
+    async (request) => {
+      checkOptimizerConfig(request.body.optimizer_config)
+      return training.loadWeights(userOf(request), request.body, request.submission!)
+    },
   )
   app.post<{ Body: SaveWeightsForSamplerRequest }>(
     '/save_weights_for_sampler',

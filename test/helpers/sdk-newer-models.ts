@@ -3,7 +3,7 @@
 // core/wire/schemas.ts. Same rules as sdk-models.ts (pydantic lax JSON mode, extra fields ignored).
 
 import assert from 'node:assert/strict'
-import { arrayOf, type Check, int, literal, model, nullable, opt, str } from './sdk-models.js'
+import { arrayOf, bool, type Check, int, literal, model, nullable, opt, str } from './sdk-models.js'
 
 /**
  * 0.26.2 @0beab58b (lib/public_interfaces/sampling_client.py `_attach_sequence_ids`): the asample
@@ -36,3 +36,18 @@ const FutureCompletion: Check = (v, at) => {
   })(v, at)
 }
 export const FuturesRetrieveResponse = model({ completions: arrayOf(FutureCompletion), cursor: int })
+
+/**
+ * 0.39.0 @4801e02 (API reference, types/checkpoint): `base_model` joins the listing's Checkpoint, and
+ * 0.30.4 @1e5777e widens `checkpoint_type` with "external".
+ */
+export const Checkpoint039 = model({
+  checkpoint_id: str,
+  checkpoint_type: literal('training', 'sampler', 'external'),
+  time: str,
+  tinker_path: str,
+  size_bytes: opt(nullable(int)),
+  public: opt(nullable(bool)),
+  expires_at: opt(nullable(str)),
+  base_model: opt(nullable(str)),
+})
