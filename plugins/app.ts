@@ -12,6 +12,7 @@ import configPlugin from './config.js'
 import contentParsersPlugin from './content-parsers.js'
 import enginesPlugin from './engines.js'
 import errorHandlerPlugin from './error-handler.js'
+import oaiApi from './oai/index.js'
 import persistencePlugin from './persistence.js'
 import servicesPlugin from './services.js'
 import telemetryPlugin from './telemetry/index.js'
@@ -63,5 +64,6 @@ export async function buildApp(config: TuftConfig, deps: AppDeps = {}): Promise<
   await app.register(servicesPlugin)
   // Routes.
   await app.register(tinkerApi, { prefix: API_PREFIX })
+  await app.register(oaiApi)
   return app
 }
