@@ -105,7 +105,10 @@ export const TelemetryConfigSchema = Type.Object(
       },
       { ...strict, default: {} },
     ),
-    operators: Type.Array(Type.String(), { default: [], description: 'user ids allowed to read all usage' }),
+    operators: Type.Array(Type.String(), {
+      default: [],
+      description: 'alias of the top-level operators (kept for existing configs)',
+    }),
     trace_sample_ratio: Type.Number({
       minimum: 0,
       maximum: 1,
@@ -143,6 +146,25 @@ export const ServerConfigSchema = Type.Object(
   strict,
 )
 
+export const OpenAiApiConfigSchema = Type.Object(
+  {
+    runtime_lora_updating: Type.Boolean({
+      default: false,
+      description: "vLLM's /v1/load_lora_adapter and /v1/unload_lora_adapter, for operators only",
+    }),
+    lora_roots: Type.Array(Type.String({ minLength: 1 }), {
+      default: [],
+      description: 'directories whose adapters operators may load at runtime',
+    }),
+    max_logprobs: Type.Integer({
+      minimum: 0,
+      default: 20,
+      description: "most logprobs / prompt_logprobs one request may ask for (vLLM's --max-logprobs)",
+    }),
+  },
+  strict,
+)
+
 export const TuftConfigSchema = Type.Object(
   {
     host: Type.String({ minLength: 1, default: '127.0.0.1' }),
@@ -159,7 +181,12 @@ export const TuftConfigSchema = Type.Object(
       default: {},
       description: 'API key (tml-...) → user id',
     }),
+    operators: Type.Array(Type.String(), {
+      default: [],
+      description: 'user ids allowed to administer the server (read all usage, load adapters at runtime)',
+    }),
     persistence: { ...PersistenceConfigSchema, default: {} },
+    openai_api: { ...OpenAiApiConfigSchema, default: {} },
     telemetry: { ...TelemetryConfigSchema, default: {} },
     server: { ...ServerConfigSchema, default: {} },
   },
@@ -172,3 +199,4 @@ export type EngineChoice = Static<typeof EngineChoiceSchema>
 export type PersistenceConfig = Static<typeof PersistenceConfigSchema>
 export type TelemetryConfig = Static<typeof TelemetryConfigSchema>
 export type ServerConfig = Static<typeof ServerConfigSchema>
+export type OpenAiApiConfig = Static<typeof OpenAiApiConfigSchema>

@@ -176,6 +176,8 @@ export interface EngineContext {
   modelPath: string
   maxModelLen: number
   maxLoraRank: number
+  /** Sampler adapters kept resident at once (max_loras); the server unloads the least recently used beyond it. */
+  maxLoras: number
   /**
    * Token budget of one forwardBackward call (server.max_batch_tokens): the scheduler fuses no more than
    * this; an engine splits a single larger submission itself (losses are sums, so results are the same).

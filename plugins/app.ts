@@ -14,6 +14,7 @@ import consolePlugin from './console/index.js'
 import contentParsersPlugin from './content-parsers.js'
 import enginesPlugin from './engines.js'
 import errorHandlerPlugin from './error-handler.js'
+import oaiApi from './oai/index.js'
 import persistencePlugin from './persistence.js'
 import serverLoadPlugin from './server-load.js'
 import servicesPlugin from './services.js'
@@ -71,5 +72,6 @@ export async function buildApp(config: TuftConfig, deps: AppDeps = {}): Promise<
   await app.register(adminStatusPlugin)
   await app.register(tokenizePlugin)
   await app.register(consolePlugin)
+  await app.register(oaiApi)
   return app
 }

@@ -96,8 +96,7 @@ async function tokenizePlugin(app: FastifyInstance): Promise<void> {
   app.addHook('onClose', async () => tokenizers.close())
 
   const directoryOf = (host: ModelHost): string => {
-    if (host.directory === null) throw tuftError('TUFT_UNAVAILABLE', `Model '${host.name}' is still loading`)
-    return host.directory
+    return host.modelDir()
   }
   const run = async <T>(host: ModelHost, request: Request): Promise<T> => {
     try {

@@ -1,6 +1,6 @@
 // Usage REST endpoints: the caller's own usage, every user's usage for operators, and the billing
 // usage events of spec §3.25. Metering (plugins/telemetry/usage.ts) runs whether or not telemetry is on.
-// Who is an operator is decided in plugins/auth.ts (isOperator).
+// Operators are decided by plugins/auth.ts (isOperator).
 
 import { type Static, Type } from '@sinclair/typebox'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
@@ -105,10 +105,7 @@ async function usagePlugin(app: FastifyInstance, opts: UsagePluginOptions): Prom
   app.get('/api/v1/admin/usage', { schema: GetAdminUsageSchema }, async (request) => {
     const user = caller(request)
     if (!isOperator(config, user)) {
-      throw tuftError(
-        'TUFT_FORBIDDEN',
-        `User '${user}' may not read other users' usage (telemetry.operators)`,
-      )
+      throw tuftError('TUFT_FORBIDDEN', `User '${user}' may not read other users' usage (operators)`)
     }
     return { users: meter.all() }
   })

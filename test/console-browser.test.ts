@@ -55,7 +55,7 @@ const lossPoints = () =>
 before(async () => {
   if (missing) return
   mkdirSync(ARTIFACTS, { recursive: true })
-  server = await startNativeTuft({ telemetry: { operators: ['ann'] } })
+  server = await startNativeTuft({ config: { operators: ['ann'] } })
   browser = await chromium.launch({ executablePath: CHROMIUM, headless: true })
   page = await browser.newPage({ viewport: { width: 1366, height: 800 } })
   page.setDefaultTimeout(30_000)

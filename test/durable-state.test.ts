@@ -53,6 +53,7 @@ async function withDoubleRun(
       modelPath: root,
       maxModelLen: 64,
       maxLoraRank: 8,
+      maxLoras: 32,
       maxBatchTokens: 16384,
       log,
     }
@@ -163,6 +164,7 @@ test('on the native engine, replaying the log restores the run byte for byte', a
     modelPath: await embeddedModelDir(),
     maxModelLen: 128,
     maxLoraRank: 8,
+    maxLoras: 32,
     maxBatchTokens: 16384,
     log,
   }

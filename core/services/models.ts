@@ -11,6 +11,9 @@ import { TrainingScheduler } from './scheduler.js'
 
 export type ModelState = 'loading' | 'ready' | 'failed'
 
+/** Resident sampler adapters per model when max_loras is not configured. */
+export const DEFAULT_MAX_LORAS = 32
+
 /** An engine provider named in config, with its (not yet checked) options. */
 export interface EngineChoice {
   provider: string
@@ -72,11 +75,10 @@ export class ModelHost {
   readonly name: string
   readonly config: ModelSpec
   state: ModelState = 'loading'
-  /** The model's directory (tokenizer files included), once loading has prepared it. */
-  directory: string | null = null
   private trainingEngine: TrainingEngine | null = null
   private samplingEngine: SamplingEngine | null = null
   private loading: Promise<void> | null = null
+  private dir: string | null = null
   readonly scheduler: TrainingScheduler
 
   constructor(private readonly opts: ModelHostOptions) {
@@ -99,6 +101,17 @@ export class ModelHost {
       this.config.max_lora_rank,
       this.trainingEngine?.info.maxLoraRank ?? Number.POSITIVE_INFINITY,
     )
+  }
+
+  /** Sampler adapters the sampling engine keeps resident (least recently used beyond it are unloaded). */
+  get maxLoras(): number {
+    return this.config.max_loras ?? DEFAULT_MAX_LORAS
+  }
+
+  /** The model directory the engines loaded (tokenizer and config files); requires loading to have begun. */
+  modelDir(): string {
+    if (this.dir === null) throw tuftError('TUFT_UNAVAILABLE', `Model '${this.name}' is still loading`)
+    return this.dir
   }
 
   /** PEFT lora_alpha for a rank (official default 32 unless lora_alpha_ratio is configured). */
@@ -169,12 +182,13 @@ export class ModelHost {
     const started = Date.now()
     try {
       const modelPath = this.opts.prepare ? await this.opts.prepare() : config.model_path
-      this.directory = modelPath
+      this.dir = modelPath
       const ctx = {
         modelName: config.model_name,
         modelPath,
         maxModelLen: config.max_model_len ?? 0,
         maxLoraRank: config.max_lora_rank,
+        maxLoras: this.maxLoras,
         maxBatchTokens: this.opts.maxBatchTokens,
         log: log.child({ model: config.model_name }),
       }

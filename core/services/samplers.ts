@@ -4,6 +4,7 @@
 // the sweep of files no record names. Sample requests themselves are admitted by SamplingService.
 
 import type { Logger } from 'pino'
+import type { CheckpointRecord } from '../domain/checkpoint.js'
 import { keys } from '../domain/keys.js'
 import type { SamplerRecord, SamplerSource } from '../domain/sampler.js'
 import type { TrainingRunRecord } from '../domain/training-run.js'
@@ -29,9 +30,6 @@ export interface SamplerStoreOptions {
   log: Logger
 }
 
-/** Resident sampler adapters per model when max_loras is not configured. */
-export const DEFAULT_MAX_LORAS = 32
-
 /** An RL loop snapshots every step; older snapshots of a run than these are freed. */
 export const SNAPSHOTS_KEPT_PER_RUN = 4
 
@@ -46,6 +44,11 @@ const SNAPSHOT_WRITE_GRACE_MS = 60_000
  * checkpoint_dir could still be writing or about to record.
  */
 const ORPHAN_GRACE_MS = 3_600_000
+
+/** The engine id of a checkpoint's adapter. */
+function checkpointAdapterId(runId: string, checkpointId: string): string {
+  return `${runId}/${checkpointId}`
+}
 
 /** An ephemeral sampler's adapter in this process. */
 interface Snapshot {
@@ -290,7 +293,7 @@ export class SamplerStore {
       case 'checkpoint':
         return {
           kind: 'peft',
-          id: `${s.source.runId}/${s.source.checkpointId}`,
+          id: checkpointAdapterId(s.source.runId, s.source.checkpointId),
           dir: this.opts.checkpoints.absDir(s.source),
         }
       case 'snapshot': {
@@ -312,6 +315,23 @@ export class SamplerStore {
     }
   }
 
+  /**
+   * A readable checkpoint's adapter, for requests that name the checkpoint itself (the OpenAI-compatible
+   * API); samplers created from the same checkpoint share its engine id, so it is loaded once.
+   */
+  checkpointRef(c: CheckpointRecord): AdapterRef {
+    return {
+      kind: 'peft',
+      id: checkpointAdapterId(c.runId, formatCheckpointId(c.kind, c.name)),
+      dir: this.opts.checkpoints.absDir(c),
+    }
+  }
+
+  /** Unloads `ref` from the model's sampling engine once no request uses it. */
+  retire(host: ModelHost, ref: AdapterRef): void {
+    this.cache(host).retire(ref)
+  }
+
   /** Makes `ref` resident in the model's sampling engine for one request; call the answer when done. */
   acquire(host: ModelHost, ref: AdapterRef): Promise<() => void> {
     return this.cache(host).acquire(ref)
@@ -321,11 +341,7 @@ export class SamplerStore {
   private cache(host: ModelHost): AdapterCache {
     let cache = this.caches.get(host.name)
     if (!cache) {
-      cache = new AdapterCache(
-        () => host.sampling(),
-        host.config.max_loras ?? DEFAULT_MAX_LORAS,
-        this.opts.log,
-      )
+      cache = new AdapterCache(() => host.sampling(), host.maxLoras, this.opts.log)
       this.caches.set(host.name, cache)
     }
     return cache

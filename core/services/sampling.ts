@@ -3,6 +3,7 @@
 // (SamplerStore), and dropped when their session expires or their client stops polling.
 
 import type { Logger } from 'pino'
+import type { AdapterRef, RequestTrace, SampleJob, SampleResult } from '../engine.js'
 import { tuftError } from '../errors.js'
 import type { EventBus } from '../events.js'
 import { sampleSequenceIds } from '../ids.js'
@@ -29,6 +30,20 @@ export interface SamplingServiceOptions {
 
 /** The SDK polls back to back, each poll under 45 s: a minute without one means the client is gone. */
 const ABANDON_AFTER_MS = 60_000
+
+/** One sample job to run on a model, with whom it serves and bills. */
+export interface SampleRun {
+  userId: string
+  /** The client session usage is billed to; null outside a Tinker session (OpenAI-compatible API). */
+  sessionId: string | null
+  host: ModelHost
+  job: SampleJob
+  /** The adapter to sample with; null for the bare base model. */
+  ref: AdapterRef | null
+  trace: RequestTrace
+  /** Aborted when the client went away. */
+  signal?: AbortSignal
+}
 
 interface Pending {
   sessionId: string
@@ -91,17 +106,10 @@ export class SamplingService {
     if (prior) return { request_id: prior, sample_sequence_ids: sampleSequenceIds(prior, body.num_samples) }
     const host = this.opts.models.get(sampler.baseModel)
     if (host.state !== 'ready') throw tuftError('TUFT_UNAVAILABLE', `Model '${host.name}' is still loading`)
-    const depth = this.inFlight.get(host.name) ?? 0
-    if (depth >= this.opts.queueLimit) {
-      throw tuftError(
-        'TUFT_BUSY',
-        `Too many sampling requests in flight for '${host.name}' (${depth}); retry shortly`,
-      )
-    }
     const job = toSampleJob(body, { vocabSize: host.info().vocabSize, maxContext: host.maxContext() })
     const ref = this.opts.samplers.adapterRef(sampler)
     // Take the slot before awaiting the store, so concurrent submissions cannot all pass the bound.
-    this.setDepth(host, depth + 1)
+    const leave = this.enter(host)
     const future = await this.opts.futures
       .create({
         owner: userId,
@@ -111,49 +119,82 @@ export class SamplingService {
         trace: { userId, sessionId: sampler.sessionId, samplingSessionId: sampler.id, otelContext },
       })
       .catch((err: unknown) => {
-        this.setDepth(host, (this.inFlight.get(host.name) ?? 1) - 1)
+        leave()
         throw err
       })
     if (dedupKey) this.remember(dedupKey, future.id)
     const abort = new AbortController()
-    job.signal = abort.signal
     const done = this.opts.futures
       .run(future.id, async () => {
-        const engine = host.sampling()
-        const dropped = () => tuftError('TUFT_BAD_REQUEST', 'Sample request dropped: its client went away')
-        const release = ref ? await this.opts.samplers.acquire(host, ref) : () => {}
-        const result = await (async () => {
-          if (abort.signal.aborted) throw dropped()
-          return engine.sample({ ...job, adapter: ref }, { requests: [this.opts.futures.traceOf(future.id)] })
-        })()
-          .catch((err: unknown) => {
-            // The engine stops aborted jobs with its own error; report why it was aborted.
-            throw abort.signal.aborted ? dropped() : err
-          })
-          .finally(release)
-        const sampled = result.sequences.reduce((n, s) => n + s.tokens.length, 0)
-        this.opts.events.emit('usage', {
-          userId,
-          sessionId: sampler.sessionId,
-          modelName: host.name,
-          kind: 'prefill_tokens',
-          amount: job.prompt.length,
-        })
-        this.opts.events.emit('usage', {
-          userId,
-          sessionId: sampler.sessionId,
-          modelName: host.name,
-          kind: 'sampled_tokens',
-          amount: sampled,
-        })
-        return storeSample(result)
+        const trace = this.opts.futures.traceOf(future.id)
+        const run = { userId, sessionId: sampler.sessionId, host, job, ref, trace, signal: abort.signal }
+        return storeSample(await this.execute(run))
       })
       .finally(() => {
         this.pending.delete(future.id)
-        this.setDepth(host, (this.inFlight.get(host.name) ?? 1) - 1)
+        leave()
       })
     this.pending.set(future.id, { sessionId: sampler.sessionId, abort, done })
     return { request_id: future.id, sample_sequence_ids: sampleSequenceIds(future.id, body.num_samples) }
+  }
+
+  /**
+   * Runs one sample job now and answers its result (the OpenAI-compatible API): the same per-model bound
+   * (429 above it), adapter residency and usage metering as asample, without a future.
+   */
+  async sampleNow(run: SampleRun): Promise<SampleResult> {
+    if (run.host.state !== 'ready')
+      throw tuftError('TUFT_UNAVAILABLE', `Model '${run.host.name}' is still loading`)
+    const leave = this.enter(run.host)
+    try {
+      return await this.execute(run)
+    } finally {
+      leave()
+    }
+  }
+
+  /** Takes one of the model's sampling slots (429 when none is left); call the answer to give it back. */
+  private enter(host: ModelHost): () => void {
+    const depth = this.inFlight.get(host.name) ?? 0
+    if (depth >= this.opts.queueLimit) {
+      throw tuftError(
+        'TUFT_BUSY',
+        `Too many sampling requests in flight for '${host.name}' (${depth}); retry shortly`,
+      )
+    }
+    this.setDepth(host, depth + 1)
+    let left = false
+    return () => {
+      if (left) return
+      left = true
+      this.setDepth(host, (this.inFlight.get(host.name) ?? 1) - 1)
+    }
+  }
+
+  /** Makes the adapter resident, samples, and meters what was consumed. */
+  private async execute(run: SampleRun): Promise<SampleResult> {
+    const { host, job, ref, signal } = run
+    const engine = host.sampling()
+    const dropped = () => tuftError('TUFT_BAD_REQUEST', 'Sample request dropped: its client went away')
+    const release = ref ? await this.opts.samplers.acquire(host, ref) : () => {}
+    const result = await (async () => {
+      if (signal?.aborted) throw dropped()
+      return engine.sample({ ...job, adapter: ref, ...(signal ? { signal } : {}) }, { requests: [run.trace] })
+    })()
+      .catch((err: unknown) => {
+        // The engine stops aborted jobs with its own error; report why it was aborted.
+        throw signal?.aborted ? dropped() : err
+      })
+      .finally(release)
+    const sampled = result.sequences.reduce((n, s) => n + s.tokens.length, 0)
+    const billed = {
+      userId: run.userId,
+      modelName: host.name,
+      ...(run.sessionId ? { sessionId: run.sessionId } : {}),
+    }
+    this.opts.events.emit('usage', { ...billed, kind: 'prefill_tokens', amount: job.prompt.length })
+    this.opts.events.emit('usage', { ...billed, kind: 'sampled_tokens', amount: sampled })
+    return result
   }
 
   /** Aborts the queued and running requests of a session whose client went away. */

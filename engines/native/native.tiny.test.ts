@@ -61,6 +61,7 @@ describe('native engine on the tiny generated model', () => {
       modelPath: await ensureEmbeddedModel(join(dir, 'models')),
       maxModelLen: 256,
       maxLoraRank: 16,
+      maxLoras: 32,
       maxBatchTokens: 64,
       log: pino({ level: 'silent' }),
     }
