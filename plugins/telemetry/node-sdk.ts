@@ -57,7 +57,7 @@ function registered(): { tracer: TracerProvider; meter: unknown; logger: unknown
   }
 }
 
-export function startSdk(parts: SdkParts, scope: string): StartedSdk {
+export async function startSdk(parts: SdkParts, scope: string): Promise<StartedSdk> {
   const before = registered()
   const sdk = new NodeSDK({
     // The resource is settings.ts's (OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES included), not detected.
@@ -85,7 +85,9 @@ export function startSdk(parts: SdkParts, scope: string): StartedSdk {
   }
   const wanted = { trace: parts.spanProcessors.length > 0, metrics: parts.metricReaders.length > 0 }
   if ((wanted.trace && !took.trace) || (wanted.metrics && !took.metrics) || !took.logs) {
-    void sdk.shutdown().finally(release)
+    // Nothing was exported yet: the registration conflict is the error to report, not a failed stop.
+    await sdk.shutdown().catch(() => undefined)
+    release()
     throw tuftError(
       'TUFT_CONFIG',
       'telemetry: OpenTelemetry is already registered in this process (an SDK preloaded with --require/--import, ' +

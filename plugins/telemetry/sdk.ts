@@ -158,7 +158,7 @@ export async function createTelemetry(
   if (scrape !== null && !(otlpMetricReader !== null && scrape.shareWith(otlpMetricReader)))
     metricReaders.push(scrape)
   // Metrics only (prometheus without `enabled`): no tracer, no log export.
-  const sdk = startSdk(
+  const sdk = await startSdk(
     {
       resource,
       sampler,
