@@ -115,6 +115,12 @@ describe('resolveExports: where each signal goes', () => {
     ]
     for (const [env, text] of bad)
       assert.throws(() => resolveExports(telemetryConfig(), env), TUFT_CONFIG(text), JSON.stringify(env))
+    assert.throws(
+      () =>
+        resolveExports(telemetryConfig(), { OTEL_LOGS_EXPORTER: 'none', OTEL_EXPORTER_OTLP_PROTOCOL: 'x' }),
+      TUFT_CONFIG('OTEL_EXPORTER_OTLP_PROTOCOL'),
+      'checked even where no OTLP exporter uses it',
+    )
     for (const endpoint of ['collector:4318', 'ftp://collector', 'not a url'])
       assert.throws(
         () => resolveExports(telemetryConfig({ otlp_endpoint: endpoint }), {}),

@@ -10,7 +10,6 @@ import { tuftError } from '../../core/errors.js'
 
 export type OtlpProtocol = TelemetryConfig['otlp_protocol']
 export type Signal = 'traces' | 'metrics' | 'logs'
-export const SIGNALS: readonly Signal[] = ['traces', 'metrics', 'logs']
 type Env = NodeJS.ProcessEnv
 
 const PROTOCOLS: readonly OtlpProtocol[] = TelemetryConfigSchema.properties.otlp_protocol.anyOf.map(
@@ -118,13 +117,13 @@ export function resolveExports(settings: TelemetryConfig, env: Env): Record<Sign
     const url = endpoint(env, `OTEL_EXPORTER_OTLP_${upper}_ENDPOINT`)
     const named = exporters(env, signal)
     const console = debug || named.includes('console')
-    const otlp =
-      named.includes('otlp') && (url !== undefined || base !== undefined || !debug || named.explicit)
-    if (!otlp) return { otlp: null, console }
     const protocol =
       protocolOf(env, `OTEL_EXPORTER_OTLP_${upper}_PROTOCOL`) ??
       protocolOf(env, 'OTEL_EXPORTER_OTLP_PROTOCOL') ??
       settings.otlp_protocol
+    const otlp =
+      named.includes('otlp') && (url !== undefined || base !== undefined || !debug || named.explicit)
+    if (!otlp) return { otlp: null, console }
     const root = (base ?? DEFAULT_ENDPOINT[protocol]).replace(/\/+$/, '')
     return {
       otlp: { url: url ?? (protocol === 'grpc' ? root : `${root}/v1/${signal}`), protocol },
