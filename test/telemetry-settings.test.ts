@@ -115,9 +115,9 @@ describe('resolveExports: where each signal goes', () => {
     ]
     for (const [env, text] of bad)
       assert.throws(() => resolveExports(telemetryConfig(), env), TUFT_CONFIG(text), JSON.stringify(env))
+    const none = { OTEL_TRACES_EXPORTER: 'none', OTEL_METRICS_EXPORTER: 'none', OTEL_LOGS_EXPORTER: 'none' }
     assert.throws(
-      () =>
-        resolveExports(telemetryConfig(), { OTEL_LOGS_EXPORTER: 'none', OTEL_EXPORTER_OTLP_PROTOCOL: 'x' }),
+      () => resolveExports(telemetryConfig(), { ...none, OTEL_EXPORTER_OTLP_PROTOCOL: 'x' }),
       TUFT_CONFIG('OTEL_EXPORTER_OTLP_PROTOCOL'),
       'checked even where no OTLP exporter uses it',
     )
