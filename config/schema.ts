@@ -94,9 +94,12 @@ export const TelemetryConfigSchema = Type.Object(
     enabled: Type.Boolean({ default: false }),
     service_name: Type.String({ minLength: 1, default: 'tuft' }),
     otlp_endpoint: Type.Optional(Type.String()),
-    otlp_protocol: Type.Union([Type.Literal('http/protobuf'), Type.Literal('grpc')], {
-      default: 'http/protobuf',
-    }),
+    otlp_protocol: Type.Union(
+      [Type.Literal('http/protobuf'), Type.Literal('http/json'), Type.Literal('grpc')],
+      {
+        default: 'http/protobuf',
+      },
+    ),
     resource_attributes: Type.Record(Type.String(), Type.String(), { default: {} }),
     prometheus: Type.Object(
       {
