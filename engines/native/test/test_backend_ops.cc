@@ -259,7 +259,8 @@ std::vector<Case> lora_cases() {
 // Runs c on be and returns its outputs (for inputs of a backward that must match a real forward).
 std::vector<std::vector<float>> outputs_on(Backend &be, const Case &c) {
   std::vector<std::vector<float>> o;
-  if (!execute(be, c, &o)) std::fprintf(stderr, "cannot run %s on the reference: %s\n", c.name.c_str(), te_last_error());
+  if (!execute(be, c, &o))
+    std::fprintf(stderr, "cannot run %s on the reference: %s\n", c.name.c_str(), te_last_error());
   return o;
 }
 
@@ -387,7 +388,9 @@ std::vector<Case> tensor_cases() {
     const int N = 9, D = 13, ldd = 20, lds = 31;
     Case c{"copy_rows" + dims({{"N", N}, {"D", D}}), Op::COPY_ROWS, {}, 0};
     c.t = {in("src", randn(size_t(N) * lds)), out("dst", randn(size_t(N) * ldd))};
-    c.run = [=](Backend &be, const std::vector<float *> &p) { return be.op->copy_rows(be, p[1], ldd, p[0], lds, N, D); };
+    c.run = [=](Backend &be, const std::vector<float *> &p) {
+      return be.op->copy_rows(be, p[1], ldd, p[0], lds, N, D);
+    };
     cs.push_back(c);
   }
   return cs;
@@ -432,7 +435,9 @@ std::vector<Case> adamw_cases() {
     };
     cs.push_back(c);
   }
-  AdamwStep s{0.5f, 1.f - 1e-3f * 0.01f, 0.9f, 0.95f, 1e-8f, float(1e-3 / (1 - 0.9 * 0.9)), float(std::sqrt(1 - 0.95 * 0.95))};
+  // Step 2 of lr 1e-3, betas (0.9, 0.95), weight decay 0.01, gradients clipped to half.
+  const AdamwStep s{0.5f, 1.f - 1e-3f * 0.01f, 0.9f, 0.95f, 1e-8f, float(1e-3 / (1 - 0.9 * 0.9)),
+                    float(std::sqrt(1 - 0.95 * 0.95))};
   Case c{"adamw n=" + std::to_string(n) + " step 2, clip 0.5", Op::ADAMW, {}, 1e-6};
   c.t = {out("w", randn(n)), out("m", randn(n, 0.01f)), out("v", uniform(n, 0.f, 1e-3f)), out("g", randn(n))};
   c.run = [=](Backend &be, const std::vector<float *> &p) { return be.op->adamw(be, p[0], p[1], p[2], p[3], s, n); };

@@ -63,7 +63,8 @@ te_status cpu::kv_attention(Backend &, float *out, int ldo, const float *q, int 
       float *o = out + n * ldo + size_t(h) * HD;
       std::memset(o, 0, sizeof(float) * HD);
       const float inv = float(1.0 / sum);
-      for (int j = 0; j <= r.pos; j++) axpy(o, p[size_t(j)] * inv, slot(kv, r.blocks, l, j) + kv.KV + size_t(kvh) * HD, HD);
+      for (int j = 0; j <= r.pos; j++)
+        axpy(o, p[size_t(j)] * inv, slot(kv, r.blocks, l, j) + kv.KV + size_t(kvh) * HD, HD);
     }
   });
   return TE_OK;

@@ -131,7 +131,8 @@ extern "C" te_status te_forward_backward(te_engine *e, te_train_item *items, int
   double *tloss = reinterpret_cast<double *>(logp + align16(CK));  // [CH, Kmax] each target's loss term
   float *dxf = Ng ? w + n_acts + n_head : nullptr;                // [Ng, C]
   float *back = Ng ? dxf + align16(size_t(Ng) * c.C) : nullptr;
-  std::vector<LossTerm> terms(CK);                                // [CH, Kmax], pads: weight-0 cross-entropy
+  std::vector<LossTerm> terms(CK);                                // [CH, Kmax]
+  const LossTerm pad{0, TE_LOSS_CROSS_ENTROPY, 0, 0, 0, 0, 0, 0};  // weight 0: contributes nothing
   std::vector<float> host_logp(CK);
   std::vector<double> host_loss(CK);
 
@@ -149,7 +150,7 @@ extern "C" te_status te_forward_backward(te_engine *e, te_train_item *items, int
       const te_train_item &it = items[row_item[size_t(r0 + r)]];
       int t = rows.pos[size_t(r0 + r)];
       for (int k = 0; k < Kmax; k++)
-        terms[size_t(r) * Kmax + k] = k < it.k ? loss_term(it, t, k) : LossTerm{0, TE_LOSS_CROSS_ENTROPY, 0, 0, 0, 0, 0, 0};
+        terms[size_t(r) * Kmax + k] = k < it.k ? loss_term(it, t, k) : pad;
     }
     TE_TRY(head_logits(be, m, logits, uh, acts.xf, rows, r0, n));
     TE_TRY(be.op->head_loss(be, logp, tloss, logits, terms.data(), n, V, Kmax, grad));
