@@ -71,7 +71,7 @@ export class SharedEngine {
     private readonly onClosed: () => void,
   ) {
     this.info = {
-      device: model.backend,
+      device: model.device,
       vocabSize: model.vocabSize,
       maxContext,
       maxLoraRank,

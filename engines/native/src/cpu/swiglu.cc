@@ -1,12 +1,11 @@
 // swiglu.cc — SiLU-gated linear unit forward/backward, 16 lanes at a time (the vector exp of vexp.h:
 // the C library's scalar exp made this a few percent of a whole training step).
-#include "swiglu.h"
-
 #include <algorithm>
 #include <cstring>
 
 #include "../common/pool.h"
-#include "vexp.h"
+#include "../common/vexp.h"
+#include "cpu.h"
 
 namespace tuft {
 
@@ -28,7 +27,7 @@ inline v16 sigmoid(v16 g) { return 1.f / (1.f + vexp(-g)); }
 
 }  // namespace
 
-void swiglu_forward(float *h, const float *gu, int N, int FF) {
+te_status cpu::swiglu_forward(Backend &, float *h, const float *gu, int N, int FF) {
   parallel_for(size_t(N), 4, [&](size_t n0, size_t n1) {
     for (size_t n = n0; n < n1; n++) {
       const float *g = gu + n * 2 * FF, *u = g + FF;
@@ -40,9 +39,10 @@ void swiglu_forward(float *h, const float *gu, int N, int FF) {
       }
     }
   });
+  return TE_OK;
 }
 
-void swiglu_backward(float *dgu, const float *dh, const float *gu, int N, int FF) {
+te_status cpu::swiglu_backward(Backend &, float *dgu, const float *dh, const float *gu, int N, int FF) {
   parallel_for(size_t(N), 4, [&](size_t n0, size_t n1) {
     for (size_t n = n0; n < n1; n++) {
       const float *g = gu + n * 2 * FF, *u = g + FF, *d = dh + n * FF;
@@ -55,6 +55,7 @@ void swiglu_backward(float *dgu, const float *dh, const float *gu, int N, int FF
       }
     }
   });
+  return TE_OK;
 }
 
 }  // namespace tuft

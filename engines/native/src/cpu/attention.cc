@@ -1,30 +1,19 @@
 // attention.cc — CPU attention: one task per (span, head[, block of query rows]); inner loops are
 // dot products and axpys over HD, written so the compiler vectorises them.
-#include "attention.h"
-
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <vector>
 
 #include "../common/pool.h"
+#include "cpu.h"
+#include "dot.h"
 
 namespace tuft {
 
-static inline float dot(const float *a, const float *b, int n) {
-  float s = 0;
-#pragma omp simd reduction(+ : s)
-  for (int i = 0; i < n; i++) s += a[i] * b[i];
-  return s;
-}
-
-static inline void axpy(float *y, float a, const float *x, int n) {
-#pragma omp simd
-  for (int i = 0; i < n; i++) y[i] += a * x[i];
-}
-
-void attention_forward(float *out, int ldo, float *lse, const float *q, int ldq, const float *k, int ldk,
-                       const float *v, int ldv, const Span *spans, int n_spans, int NH, int NKV, int HD) {
+te_status cpu::attention_forward(Backend &, float *out, int ldo, float *lse, const float *q, int ldq, const float *k,
+                                 int ldk, const float *v, int ldv, const Span *spans, int n_spans, int NH, int NKV,
+                                 int HD) {
   constexpr int ROWS = 32;
   struct Task {
     int span, head, t0, t1;
@@ -60,12 +49,13 @@ void attention_forward(float *out, int ldo, float *lse, const float *q, int ldq,
       }
     }
   });
+  return TE_OK;
 }
 
-void attention_backward(float *dq, int lddq, float *dk, int lddk, float *dv, int lddv, float *scratch,
-                        const float *dout, int lddo, const float *out, int ldo, const float *lse, const float *q,
-                        int ldq, const float *k, int ldk, const float *v, int ldv, const Span *spans, int n_spans,
-                        int NH, int NKV, int HD, int N) {
+te_status cpu::attention_backward(Backend &, float *dq, int lddq, float *dk, int lddk, float *dv, int lddv,
+                                  float *scratch, const float *dout, int lddo, const float *out, int ldo,
+                                  const float *lse, const float *q, int ldq, const float *k, int ldk, const float *v,
+                                  int ldv, const Span *spans, int n_spans, int NH, int NKV, int HD, int N) {
   // dk and dv of one kv head collect contributions from every query head of its group and every
   // query row; each (span, head) task owns its own slice of per-query-head buffers (no races), and
   // the group sum is taken afterwards.
@@ -113,6 +103,7 @@ void attention_backward(float *dq, int lddq, float *dk, int lddk, float *dv, int
         }
       }
   });
+  return TE_OK;
 }
 
 }  // namespace tuft

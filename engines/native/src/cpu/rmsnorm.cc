@@ -1,14 +1,13 @@
 // rmsnorm.cc — RMSNorm forward/backward; sums in double so long rows keep fp32-level accuracy.
-#include "rmsnorm.h"
-
 #include <cmath>
 
 #include "../common/pool.h"
+#include "cpu.h"
 
 namespace tuft {
 
-void rmsnorm_forward(float *out, int ldo, float *rstd, const float *x, int ldx, const float *w, int N, int G,
-                     int D, float eps) {
+te_status cpu::rmsnorm_forward(Backend &, float *out, int ldo, float *rstd, const float *x, int ldx, const float *w,
+                               int N, int G, int D, float eps) {
   parallel_for(size_t(N), 8, [&](size_t n0, size_t n1) {
     for (size_t n = n0; n < n1; n++)
       for (int g = 0; g < G; g++) {
@@ -21,10 +20,11 @@ void rmsnorm_forward(float *out, int ldo, float *rstd, const float *x, int ldx, 
         for (int i = 0; i < D; i++) o[i] = xv[i] * r * w[i];
       }
   });
+  return TE_OK;
 }
 
-void rmsnorm_backward(float *dx, int lddx, const float *dout, int lddo, const float *x, int ldx, const float *w,
-                      const float *rstd, int N, int G, int D) {
+te_status cpu::rmsnorm_backward(Backend &, float *dx, int lddx, const float *dout, int lddo, const float *x, int ldx,
+                                const float *w, const float *rstd, int N, int G, int D) {
   // y_i = w_i x_i r,  r = (mean x² + eps)^(-1/2):  dx_i = r w_i dy_i − r³/D · x_i · Σ_j w_j dy_j x_j
   parallel_for(size_t(N), 8, [&](size_t n0, size_t n1) {
     for (size_t n = n0; n < n1; n++)
@@ -38,6 +38,7 @@ void rmsnorm_backward(float *dx, int lddx, const float *dout, int lddo, const fl
         for (int i = 0; i < D; i++) d[i] += r * w[i] * dy[i] - c * xv[i];
       }
   });
+  return TE_OK;
 }
 
 }  // namespace tuft

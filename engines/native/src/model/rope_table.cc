@@ -1,11 +1,9 @@
-// rope.cc — rotary tables (computed in double, as the reference does) and the in-place rotation.
-#include "rope.h"
+// rope_table.cc — the rotary cos/sin tables, computed in double as the reference does (default or
+// llama3-scaled frequencies).
+#include "rope_table.h"
 
 #include <cmath>
 #include <vector>
-
-#include "../common/pool.h"
-#include "../model/config.h"
 
 namespace tuft {
 
@@ -34,30 +32,6 @@ te_status rope_table_init(RopeTable *t, const Config &c, int P) {
       t->sin.data()[size_t(p) * half + i] = float(std::sin(a));
     }
   return TE_OK;
-}
-
-static void rotate(float *x, int ld, const int32_t *pos, const RopeTable &t, int N, int H, int HD, float sign) {
-  int half = HD / 2;
-  parallel_for(size_t(N), 16, [&](size_t n0, size_t n1) {
-    for (size_t n = n0; n < n1; n++) {
-      const float *cs = t.cos.data() + size_t(pos[n]) * half, *sn = t.sin.data() + size_t(pos[n]) * half;
-      for (int h = 0; h < H; h++) {
-        float *v = x + n * ld + size_t(h) * HD;
-        for (int i = 0; i < half; i++) {
-          float a = v[i], b = v[i + half], s = sign * sn[i];
-          v[i] = a * cs[i] - b * s;
-          v[i + half] = b * cs[i] + a * s;
-        }
-      }
-    }
-  });
-}
-
-void rope_forward(float *x, int ld, const int32_t *pos, const RopeTable &t, int N, int H, int HD) {
-  rotate(x, ld, pos, t, N, H, HD, 1.f);
-}
-void rope_backward(float *dx, int ld, const int32_t *pos, const RopeTable &t, int N, int H, int HD) {
-  rotate(dx, ld, pos, t, N, H, HD, -1.f);
 }
 
 }  // namespace tuft

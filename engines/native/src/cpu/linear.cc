@@ -1,19 +1,18 @@
 // linear.cc — linear + LoRA forward/backward on top of sgemm.
-#include "linear.h"
-
 #include "../common/pool.h"
-#include "../cpu/gemm.h"
+#include "cpu.h"
 
 namespace tuft {
 
-void linear_forward(float *y, int ldy, const float *x, int ldx, const float *W, const float *bias, int N, int in,
-                    int out) {
-  sgemm(false, true, N, out, in, 1.f, x, ldx, W, in, 0.f, y, ldy);
-  if (!bias) return;
+te_status cpu::linear_forward(Backend &be, float *y, int ldy, const float *x, int ldx, const float *W,
+                              const float *bias, int N, int in, int out) {
+  sgemm(gemm_of(be), false, true, N, out, in, 1.f, x, ldx, W, in, 0.f, y, ldy);
+  if (!bias) return TE_OK;
   parallel_for(size_t(N), 64, [&](size_t n0, size_t n1) {
     for (size_t n = n0; n < n1; n++)
       for (int o = 0; o < out; o++) y[n * ldy + o] += bias[o];
   });
+  return TE_OK;
 }
 
 // Several adapters' groups of a few rows each (a decode step, short training data): one group per
@@ -25,14 +24,15 @@ static bool groups_in_parallel(const LoraGroup *groups, int n_groups) {
   return true;
 }
 
-void lora_forward(float *y, int ldy, float *u, int ldu, const float *x, int ldx, const LoraGroup *groups,
-                  int n_groups, int in, int out) {
+te_status cpu::lora_forward(Backend &be, float *y, int ldy, float *u, int ldu, const float *x, int ldx,
+                            const LoraGroup *groups, int n_groups, int in, int out) {
+  const GemmImpl gi = gemm_of(be);
   auto one = [&](int g) {
     const LoraGroup &G = groups[g];
     if (!G.A || G.n == 0) return;
     float *ug = u + size_t(G.row0) * ldu;
-    sgemm(false, true, G.n, G.R, in, 1.f, x + size_t(G.row0) * ldx, ldx, G.A, in, 0.f, ug, ldu);
-    sgemm(false, true, G.n, out, G.R, G.scale, ug, ldu, G.B, G.R, 1.f, y + size_t(G.row0) * ldy, ldy);
+    sgemm(gi, false, true, G.n, G.R, in, 1.f, x + size_t(G.row0) * ldx, ldx, G.A, in, 0.f, ug, ldu);
+    sgemm(gi, false, true, G.n, out, G.R, G.scale, ug, ldu, G.B, G.R, 1.f, y + size_t(G.row0) * ldy, ldy);
   };
   if (groups_in_parallel(groups, n_groups))
     parallel_for(size_t(n_groups), 1, [&](size_t g0, size_t g1) {
@@ -40,24 +40,28 @@ void lora_forward(float *y, int ldy, float *u, int ldu, const float *x, int ldx,
     });
   else
     for (int g = 0; g < n_groups; g++) one(g);
+  return TE_OK;
 }
 
-void linear_backward(float *dx, int lddx, const float *dy, int lddy, const float *W, int N, int in, int out,
-                     float beta) {
-  sgemm(false, false, N, in, out, 1.f, dy, lddy, W, in, beta, dx, lddx);
+te_status cpu::linear_backward(Backend &be, float *dx, int lddx, const float *dy, int lddy, const float *W, int N,
+                               int in, int out, float beta) {
+  sgemm(gemm_of(be), false, false, N, in, out, 1.f, dy, lddy, W, in, beta, dx, lddx);
+  return TE_OK;
 }
 
-void lora_backward(float *dx, int lddx, float *t, const float *dy, int lddy, const float *x, int ldx,
-                   const float *u, int ldu, const LoraGroup *groups, int n_groups, int in, int out) {
+te_status cpu::lora_backward(Backend &be, float *dx, int lddx, float *t, const float *dy, int lddy, const float *x,
+                             int ldx, const float *u, int ldu, const LoraGroup *groups, int n_groups, int in,
+                             int out) {
+  const GemmImpl gi = gemm_of(be);
   auto one = [&](int g) {
     const LoraGroup &G = groups[g];
     if (!G.A || G.n == 0) return;
     const float *dyg = dy + size_t(G.row0) * lddy, *xg = x + size_t(G.row0) * ldx, *ug = u + size_t(G.row0) * ldu;
     float *tg = t + size_t(G.row0) * ldu;
-    sgemm(false, false, G.n, G.R, out, G.scale, dyg, lddy, G.B, G.R, 0.f, tg, ldu);          // t = s·dy B
-    if (G.dB) sgemm(true, false, out, G.R, G.n, G.scale, dyg, lddy, ug, ldu, 1.f, G.dB, G.R);  // dB += s·dyᵀ u
-    if (G.dA) sgemm(true, false, G.R, in, G.n, 1.f, tg, ldu, xg, ldx, 1.f, G.dA, in);          // dA += tᵀ x
-    if (dx) sgemm(false, false, G.n, in, G.R, 1.f, tg, ldu, G.A, in, 1.f, dx + size_t(G.row0) * lddx, lddx);
+    sgemm(gi, false, false, G.n, G.R, out, G.scale, dyg, lddy, G.B, G.R, 0.f, tg, ldu);          // t = s·dy B
+    if (G.dB) sgemm(gi, true, false, out, G.R, G.n, G.scale, dyg, lddy, ug, ldu, 1.f, G.dB, G.R);  // dB += s·dyᵀ u
+    if (G.dA) sgemm(gi, true, false, G.R, in, G.n, 1.f, tg, ldu, xg, ldx, 1.f, G.dA, in);          // dA += tᵀ x
+    if (dx) sgemm(gi, false, false, G.n, in, G.R, 1.f, tg, ldu, G.A, in, 1.f, dx + size_t(G.row0) * lddx, lddx);
   };
   // In parallel only when no two groups accumulate into the same gradients.
   bool par = groups_in_parallel(groups, n_groups);
@@ -70,6 +74,7 @@ void lora_backward(float *dx, int lddx, float *t, const float *dy, int lddy, con
     });
   else
     for (int g = 0; g < n_groups; g++) one(g);
+  return TE_OK;
 }
 
 }  // namespace tuft
