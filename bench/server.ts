@@ -13,7 +13,7 @@
 // The load generator shares the machine, so each point alternates the modes in ROUNDS short rounds
 // and pools them: background load hits all alike.
 // BENCH_DURATION_MS: time per API point and mode (default 3000); BENCH_ROUNDS: rounds (6);
-// BENCH_STEPS: training steps per round and mode (30).
+// BENCH_STEPS: training steps per round and mode (30); BENCH_RATES: open-loop rates (2000,4000).
 
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -35,8 +35,11 @@ const DURATION_MS = Number(process.env.BENCH_DURATION_MS ?? 3000)
 const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 6))
 const STEPS = Math.max(1, Number(process.env.BENCH_STEPS ?? 30))
 const CONCURRENCY = [1, 16, 128]
-/** Open-loop rates: at most half the capacity of one core with telemetry on (~7–15k requests/s). */
-const RATES = [2000, 4000]
+/**
+ * Open-loop rates: at most half the capacity of one core with telemetry on (~7–15k requests/s).
+ * BENCH_RATES (e.g. 500,1000) lowers them where other work leaves the server less than that.
+ */
+const RATES = (process.env.BENCH_RATES ?? '2000,4000').split(',').map(Number)
 const BIN = new URL('../bin/tuft.js', import.meta.url).pathname
 
 /**
