@@ -13,6 +13,7 @@ import contentParsersPlugin from './content-parsers.js'
 import enginesPlugin from './engines.js'
 import errorHandlerPlugin from './error-handler.js'
 import persistencePlugin from './persistence.js'
+import readinessRoutes from './readiness.js'
 import servicesPlugin from './services.js'
 import telemetryPlugin from './telemetry/index.js'
 import { buildLoggerOptions } from './telemetry/logging.js'
@@ -63,5 +64,6 @@ export async function buildApp(config: TuftConfig, deps: AppDeps = {}): Promise<
   await app.register(servicesPlugin)
   // Routes.
   await app.register(tinkerApi, { prefix: API_PREFIX })
+  await app.register(readinessRoutes, { prefix: API_PREFIX })
   return app
 }

@@ -3,7 +3,15 @@
 
 import { Value } from '@sinclair/typebox/value'
 import type { Logger } from 'pino'
-import type { EngineInfo, EngineProvider, SamplingEngine, TrainingEngine } from '../engine.js'
+import type {
+  EngineContext,
+  EngineHealth,
+  EngineInfo,
+  EngineProvider,
+  LossFn,
+  SamplingEngine,
+  TrainingEngine,
+} from '../engine.js'
 import { tuftError } from '../errors.js'
 import type { EventBus } from '../events.js'
 import type { EngineRegistry } from '../registry.js'
@@ -68,12 +76,47 @@ async function choose(
   return { provider, options: withDefaults }
 }
 
+/** A model's loading state and what each of its engines says of itself. */
+export interface ModelHealth {
+  state: ModelState
+  training?: EngineHealth
+  sampling?: EngineHealth
+}
+
+/** A health() that has not answered by then counts as unhealthy (a readiness probe must not hang). */
+const HEALTH_TIMEOUT_MS = 2000
+
+async function healthOf(engine: TrainingEngine | SamplingEngine): Promise<EngineHealth> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<EngineHealth>((resolve) => {
+    timer = setTimeout(
+      () => resolve({ ok: false, message: 'health() did not answer in time' }),
+      HEALTH_TIMEOUT_MS,
+    )
+  })
+  try {
+    return await Promise.race([
+      engine.health().catch((err: unknown) => ({ ok: false, message: (err as Error).message })),
+      timeout,
+    ])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+/** The engine context with max_lora_rank capped to what the provider declares it accepts. */
+function capped(ctx: EngineContext, provider: EngineProvider): EngineContext {
+  return { ...ctx, maxLoraRank: Math.min(ctx.maxLoraRank, provider.capabilities.maxLoraRank) }
+}
+
 export class ModelHost {
   readonly name: string
   readonly config: ModelSpec
   state: ModelState = 'loading'
   private trainingEngine: TrainingEngine | null = null
   private samplingEngine: SamplingEngine | null = null
+  private trainingProvider: EngineProvider | null = null
+  private samplingProvider: EngineProvider | null = null
   private loading: Promise<void> | null = null
   readonly scheduler: TrainingScheduler
 
@@ -95,8 +138,14 @@ export class ModelHost {
   get maxLoraRank(): number {
     return Math.min(
       this.config.max_lora_rank,
+      this.trainingProvider?.capabilities.maxLoraRank ?? Number.POSITIVE_INFINITY,
       this.trainingEngine?.info.maxLoraRank ?? Number.POSITIVE_INFINITY,
     )
+  }
+
+  /** The losses the training engine declares (none before it is loaded). */
+  losses(): readonly LossFn[] {
+    return this.trainingProvider?.capabilities.losses ?? []
   }
 
   /** PEFT lora_alpha for a rank (official default 32 unless lora_alpha_ratio is configured). */
@@ -149,9 +198,30 @@ export class ModelHost {
     return configured === undefined ? engine : Math.min(configured, engine)
   }
 
-  /** True when training and sampling share one provider, so in-memory snapshots are visible to sampling. */
-  sharedProvider(): boolean {
-    return this.config.training.provider === this.config.sampling.provider
+  /**
+   * True when the sampling engine serves the training engine's in-memory snapshots: one provider object
+   * declaring shared-memory snapshots it samples from. Otherwise snapshots travel as PEFT files.
+   */
+  samplesTrainingSnapshots(): boolean {
+    const provider = this.trainingProvider
+    return (
+      provider !== null &&
+      provider === this.samplingProvider &&
+      provider.capabilities.snapshots === 'shared-memory' &&
+      provider.capabilities.sampleFromTrainingSnapshot
+    )
+  }
+
+  /** The loading state and, once loaded, each engine's own health. */
+  async health(): Promise<ModelHealth> {
+    const [training, sampling] = await Promise.all(
+      [this.trainingEngine, this.samplingEngine].map((e) => (e === null ? undefined : healthOf(e))),
+    )
+    return {
+      state: this.state,
+      ...(training === undefined ? {} : { training }),
+      ...(sampling === undefined ? {} : { sampling }),
+    }
   }
 
   async close(): Promise<void> {
@@ -167,7 +237,7 @@ export class ModelHost {
     const started = Date.now()
     try {
       const modelPath = this.opts.prepare ? await this.opts.prepare() : config.model_path
-      const ctx = {
+      const ctx: EngineContext = {
         modelName: config.model_name,
         modelPath,
         maxModelLen: config.max_model_len ?? 0,
@@ -185,7 +255,15 @@ export class ModelHost {
           `Model '${this.name}' training`,
         )
         if (!provider.createTraining) throw tuftError('TUFT_CONFIG', `Engine '${provider.name}' cannot train`)
-        const engine = await provider.createTraining(options, ctx)
+        const engine = await provider.createTraining(options, capped(ctx, provider))
+        if (provider.capabilities.snapshots === 'shared-memory' && !engine.snapshotAdapter) {
+          await engine.close()
+          throw tuftError(
+            'TUFT_CONFIG',
+            `Engine '${provider.name}' declares shared-memory snapshots but has no snapshotAdapter`,
+          )
+        }
+        this.trainingProvider = provider
         this.trainingEngine = this.opts.wrapTraining?.(engine, this.name) ?? engine
       }
       if (this.supports('sampling')) {
@@ -199,7 +277,8 @@ export class ModelHost {
         )
         if (!provider.createSampling)
           throw tuftError('TUFT_CONFIG', `Engine '${provider.name}' cannot sample`)
-        const engine = await provider.createSampling(options, ctx)
+        const engine = await provider.createSampling(options, capped(ctx, provider))
+        this.samplingProvider = provider
         this.samplingEngine = this.opts.wrapSampling?.(engine, this.name) ?? engine
       }
       this.state = 'ready'

@@ -7,14 +7,14 @@ import type { Logger } from 'pino'
 import { keys } from '../domain/keys.js'
 import type { SamplerRecord, SamplerSource } from '../domain/sampler.js'
 import type { TrainingRunRecord } from '../domain/training-run.js'
-import type { AdapterRef, SampleJob } from '../engine.js'
+import type { SampleJob } from '../engine.js'
 import { tuftError } from '../errors.js'
 import type { EventBus } from '../events.js'
 import { samplerId } from '../ids.js'
 import type { Store } from '../persistence.js'
 import { formatCheckpointId } from '../wire/paths.js'
 import type { CreateSamplingSessionRequest, SampleRequest } from '../wire/schemas.js'
-import { AdapterCache } from './adapter-cache.js'
+import { AdapterCache, type LocalAdapter } from './adapter-cache.js'
 import type { CheckpointService } from './checkpoints.js'
 import type { FutureService } from './futures.js'
 import type { ModelHost, ModelHosts } from './models.js'
@@ -65,7 +65,7 @@ const ORPHAN_GRACE_MS = 3_600_000
 
 /** An ephemeral sampler's adapter in this process. */
 interface Snapshot {
-  ref: AdapterRef
+  ref: LocalAdapter
   /** Settles once its durable copy is written (or failed); the engine must keep the snapshot until then. */
   written: Promise<void>
   /** Its durable copy, once written. */
@@ -196,7 +196,7 @@ export class SamplingService {
   async createFromTraining(
     run: TrainingRunRecord,
     seqId: number,
-    snapshot: (snapshotId: string) => Promise<AdapterRef>,
+    snapshot: (snapshotId: string) => Promise<LocalAdapter>,
     exportSnapshot: (snapshotId: string, dir: string) => Promise<unknown>,
   ): Promise<string> {
     const id = samplerId(run.sessionId, seqId)
@@ -383,10 +383,12 @@ export class SamplingService {
       .run(future.id, async () => {
         const engine = host.sampling()
         const dropped = () => tuftError('TUFT_BAD_REQUEST', 'Sample request dropped: its client went away')
-        const release = ref ? await this.cache(host).acquire(ref) : () => {}
+        const pinned = ref ? await this.cache(host).acquire(ref) : null
+        const release = () => pinned?.release()
         const result = await (async () => {
           if (abort.signal.aborted) throw dropped()
-          return engine.sample({ ...job, adapter: ref }, { requests: [this.opts.futures.traceOf(future.id)] })
+          const adapter = pinned?.ref ?? null
+          return engine.sample({ ...job, adapter }, { requests: [this.opts.futures.traceOf(future.id)] })
         })()
           .catch((err: unknown) => {
             // The engine stops aborted jobs with its own error; report why it was aborted.
@@ -466,7 +468,7 @@ export class SamplingService {
   }
 
   /** The adapter a sampler serves, or null for the bare base model. */
-  private adapterRef(s: SamplerRecord): AdapterRef | null {
+  private adapterRef(s: SamplerRecord): LocalAdapter | null {
     switch (s.source.kind) {
       case 'base':
         return null
