@@ -5,6 +5,7 @@
 import { createRequire } from 'node:module'
 import { isAbsolute, join, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
+import { Value } from '@sinclair/typebox/value'
 import { type EngineCapabilities, type EngineProvider, LOSS_FNS } from './engine.js'
 import { tuftError } from './errors.js'
 
@@ -40,6 +41,24 @@ export function providerProblems(value: unknown): string[] {
   if (!Array.isArray(c.architectures) || !c.architectures.every((a) => typeof a === 'string'))
     problems.push('capabilities.architectures must be a list of strings')
   return problems
+}
+
+/** A provider's options with its schema's defaults applied, or a TUFT_CONFIG error listing what is wrong. */
+export function providerOptions(
+  provider: EngineProvider,
+  options: Record<string, unknown>,
+  what: string,
+): unknown {
+  const withDefaults = Value.Default(provider.configSchema, structuredClone(options))
+  const errors = [...Value.Errors(provider.configSchema, withDefaults)]
+  if (errors.length > 0) {
+    const list = errors.slice(0, 5).map((e) => `${e.path || '/'}: ${e.message}`)
+    throw tuftError(
+      'TUFT_CONFIG',
+      `${what}: invalid options for engine '${provider.name}': ${list.join('; ')}`,
+    )
+  }
+  return withDefaults
 }
 
 /** `value` as a provider, or a TUFT_CONFIG error naming what is wrong with it. */

@@ -1,7 +1,6 @@
 // Base models served by this process: for each configured model, its engines (loaded in the
 // background so boot stays bounded), its training scheduler and the facts get_info reports.
 
-import { Value } from '@sinclair/typebox/value'
 import type { Logger } from 'pino'
 import type {
   EngineContext,
@@ -14,7 +13,7 @@ import type {
 } from '../engine.js'
 import { tuftError } from '../errors.js'
 import type { EventBus } from '../events.js'
-import type { EngineRegistry } from '../registry.js'
+import { type EngineRegistry, providerOptions } from '../registry.js'
 import { TrainingScheduler } from './scheduler.js'
 
 export type ModelState = 'loading' | 'ready' | 'failed'
@@ -67,13 +66,7 @@ async function choose(
   what: string,
 ): Promise<{ provider: EngineProvider; options: unknown }> {
   const provider = await registry.resolve(name, configDir)
-  const withDefaults = Value.Default(provider.configSchema, structuredClone(options))
-  const errors = [...Value.Errors(provider.configSchema, withDefaults)]
-  if (errors.length > 0) {
-    const list = errors.slice(0, 5).map((e) => `${e.path || '/'}: ${e.message}`)
-    throw tuftError('TUFT_CONFIG', `${what}: invalid options for engine '${name}': ${list.join('; ')}`)
-  }
-  return { provider, options: withDefaults }
+  return { provider, options: providerOptions(provider, options, what) }
 }
 
 /** A model's loading state and what each of its engines says of itself. */
