@@ -24,6 +24,7 @@ import {
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, test } from 'node:test'
+import { isTuftError, TuftError } from '../core/errors.js'
 
 const ROOT = new URL('../', import.meta.url).pathname
 const ADDON = 'engines/native/build/Release/tuft_engine.node'
@@ -136,6 +137,14 @@ test('tuft/client and tuft/engine import in plain Node, without tsx', () => {
   check('tuft/client', 'ServiceClient')
   check('tuft/engine', 'engineConformance')
   check('tuft/engines/native', 'default')
+})
+
+test("the server recognises coded errors thrown by the installed package's copy of tuftError", async () => {
+  const copy = (await import(join(installed, 'dist/core/errors.js'))) as typeof import('../core/errors.js')
+  const err: unknown = copy.tuftError('TUFT_BAD_REQUEST', 'from a third-party engine')
+  assert.ok(!(err instanceof TuftError), 'two copies of the module: instanceof cannot tell')
+  assert.ok(isTuftError(err), 'the brand is shared')
+  assert.equal((err as TuftError).statusCode, 400)
 })
 
 test('the installed conformance suite passes for the native engine and the example provider', {
