@@ -51,6 +51,8 @@ async function main(): Promise<void> {
     modelPath,
     maxModelLen: 0,
     maxLoraRank: 64,
+    maxLoras: 32,
+    maxBatchTokens: 16384,
     log: pino({ level: 'silent' }),
   }
   const cfg = { threads: Number(args.threads) }

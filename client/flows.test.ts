@@ -136,12 +136,15 @@ describe('ServiceClient', () => {
       futures.set(id, [
         body.seq_id === 0 ? { status: 410, body: { detail: 'gone' } } : { headers: PROTO, body: response },
       ])
-      return { body: { request_id: id } }
+      return { body: { request_id: id, sample_sequence_ids: [`${id}-seq`] } }
     })
     const client = service()
     const sampler = await client.createSamplingClient({ baseModel: 'tiny' })
     const res = await sampler.sample([1, 2], 1, { max_tokens: 2, stop: '\n' })
-    assert.deepEqual(res.sequences, [{ tokens: [7, 8], logprobs: [-1, -2], stopReason: 'length' }])
+    // The ids are the successful attempt's (seq_id 1), not the lost one's.
+    assert.deepEqual(res.sequences, [
+      { tokens: [7, 8], logprobs: [-1, -2], stopReason: 'length', sequenceId: 'sa1-seq' },
+    ])
     assert.deepEqual(res.promptLogprobs, [null, -0.5])
     const sent = server.sent('/api/v1/asample').map((r) => JSON.parse(r.body.toString()))
     assert.deepEqual(
@@ -157,6 +160,23 @@ describe('ServiceClient', () => {
     })
     assert.equal(server.sent('/api/v1/asample')[0]!.headers['x-tinker-sampling-backpressure'], '1')
     assert.deepEqual(await sampler.computeLogprobs([1, 2]), [null, -0.5])
+    await client.close()
+  })
+
+  it('refuses a sample whose future promises a different number of sequence ids (as SDK ≥ 0.26 does)', async () => {
+    server.on('POST /api/v1/create_sampling_session', () => ({
+      body: { sampling_session_id: 's1:sample:0' },
+    }))
+    server.on('POST /api/v1/asample', () => {
+      const response = encodeSampleResponse({
+        sequences: [{ tokens: [7], logprobs: [-1], stopReason: 'length' }],
+      })
+      futures.set('two', [{ headers: PROTO, body: response }])
+      return { body: { request_id: 'two', sample_sequence_ids: ['a', 'b'] } }
+    })
+    const client = service()
+    const sampler = await client.createSamplingClient({ baseModel: 'tiny' })
+    await assert.rejects(sampler.sample([1, 2], 1, { max_tokens: 1 }), ResponseFormatError)
     await client.close()
   })
 })

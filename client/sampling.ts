@@ -6,10 +6,10 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { decodeSampleResponse, type SampleResponseView } from '../core/wire/sample-response.js'
 import {
   type ModelInput,
+  type SampleFuture,
+  SampleFuture as SampleFutureSchema,
   SamplerResponse,
   type SamplingParams,
-  type UntypedAPIFuture,
-  UntypedAPIFuture as UntypedAPIFutureSchema,
 } from '../core/wire/schemas.js'
 import { APIConnectionError, APIStatusError, FutureExpiredError, ResponseFormatError } from './errors.js'
 import { awaitFuture } from './futures.js'
@@ -32,6 +32,16 @@ function toModelInput(prompt: SamplePrompt): ModelInput {
   return { chunks: [{ type: 'encoded_text', tokens: Array.from(prompt) }] }
 }
 
+/** Stamps the submission's ids on the sequences, in order, as SDK ≥ 0.26 does; a count mismatch is an error. */
+function withSequenceIds(view: SampleResponseView, ids: string[]): SampleResponseView {
+  if (ids.length !== view.sequences.length) {
+    throw new ResponseFormatError(
+      `asample promised ${ids.length} sequence ids for ${view.sequences.length} sequences`,
+    )
+  }
+  return { ...view, sequences: view.sequences.map((s, i) => ({ ...s, sequenceId: ids[i]! })) }
+}
+
 export class SamplingClient {
   private nextSeq = 0
 
@@ -40,7 +50,7 @@ export class SamplingClient {
     readonly samplerId: string,
   ) {}
 
-  private async submit(body: Record<string, unknown>): Promise<UntypedAPIFuture> {
+  private async submit(body: Record<string, unknown>): Promise<SampleFuture> {
     const http = this.session.http
     const seqId = this.nextSeq++
     for (let attempt = 0; ; attempt++) {
@@ -50,7 +60,7 @@ export class SamplingClient {
         retries: 0,
         anyStatus: true,
       })
-      if (res.status < 300) return checked(UntypedAPIFutureSchema, parseBody(res), 'asample')
+      if (res.status < 300) return checked(SampleFutureSchema, parseBody(res), 'asample')
       if (!isRetryableStatus(res.status) || attempt >= http.retry.maxRetries) {
         throw new APIStatusError(res.status, parseBody(res), 'POST /api/v1/asample')
       }
@@ -77,7 +87,8 @@ export class SamplingClient {
     for (let attempt = 0; ; attempt++) {
       try {
         const future = await this.submit(body)
-        return decodeSampleResponse((await awaitFuture(http, future, 'Sample')) as Buffer)
+        const view = decodeSampleResponse((await awaitFuture(http, future, 'Sample')) as Buffer)
+        return withSequenceIds(view, future.sample_sequence_ids)
       } catch (err) {
         const lost = err instanceof FutureExpiredError || err instanceof APIConnectionError
         if (!lost || attempt >= http.retry.sampleRetries) throw err

@@ -113,6 +113,7 @@ export async function loadConfig(opts: LoadConfigOptions = {}): Promise<TuftConf
   config.checkpoint_dir = expandPath(config.checkpoint_dir, baseDir)
   config.model_cache_dir = expandPath(config.model_cache_dir, baseDir)
   for (const model of config.supported_models) model.model_path = expandPath(model.model_path, baseDir)
+  config.openai_api.lora_roots = config.openai_api.lora_roots.map((d) => expandPath(d, baseDir))
   if (config.persistence.file_path)
     config.persistence.file_path = expandPath(config.persistence.file_path, baseDir)
   return deepFreeze(config)

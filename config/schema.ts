@@ -2,6 +2,7 @@
 // Keys follow TuFT's tuft_config.yaml so TuFT configs load unchanged; objects reject unknown keys.
 
 import { type Static, Type } from '@sinclair/typebox'
+import { METRICS_CHUNK } from '../core/services/run-metrics.js'
 
 const strict = { additionalProperties: false } as const
 
@@ -93,9 +94,12 @@ export const TelemetryConfigSchema = Type.Object(
     enabled: Type.Boolean({ default: false }),
     service_name: Type.String({ minLength: 1, default: 'tuft' }),
     otlp_endpoint: Type.Optional(Type.String()),
-    otlp_protocol: Type.Union([Type.Literal('http/protobuf'), Type.Literal('grpc')], {
-      default: 'http/protobuf',
-    }),
+    otlp_protocol: Type.Union(
+      [Type.Literal('http/protobuf'), Type.Literal('http/json'), Type.Literal('grpc')],
+      {
+        default: 'http/protobuf',
+      },
+    ),
     resource_attributes: Type.Record(Type.String(), Type.String(), { default: {} }),
     prometheus: Type.Object(
       {
@@ -104,7 +108,10 @@ export const TelemetryConfigSchema = Type.Object(
       },
       { ...strict, default: {} },
     ),
-    operators: Type.Array(Type.String(), { default: [], description: 'user ids allowed to read all usage' }),
+    operators: Type.Array(Type.String(), {
+      default: [],
+      description: 'alias of the top-level operators (kept for existing configs)',
+    }),
     trace_sample_ratio: Type.Number({
       minimum: 0,
       maximum: 1,
@@ -130,9 +137,33 @@ export const ServerConfigSchema = Type.Object(
     max_batch_tokens: Type.Integer({ minimum: 1, default: 16384 }),
     seq_gap_timeout_ms: Type.Integer({ minimum: 0, default: 30_000 }),
     shutdown_grace_ms: Type.Integer({ minimum: 0, default: 10_000 }),
+    run_metrics_history: Type.Integer({
+      minimum: METRICS_CHUNK,
+      default: 1000,
+      description: 'metric points (one per forward, forward_backward, optim_step) kept per training run',
+    }),
     public_base_url: Type.Optional(
       Type.String({ description: 'external URL for archive links; default: from Host' }),
     ),
+  },
+  strict,
+)
+
+export const OpenAiApiConfigSchema = Type.Object(
+  {
+    runtime_lora_updating: Type.Boolean({
+      default: false,
+      description: "vLLM's /v1/load_lora_adapter and /v1/unload_lora_adapter, for operators only",
+    }),
+    lora_roots: Type.Array(Type.String({ minLength: 1 }), {
+      default: [],
+      description: 'directories whose adapters operators may load at runtime',
+    }),
+    max_logprobs: Type.Integer({
+      minimum: 0,
+      default: 20,
+      description: "most logprobs / prompt_logprobs one request may ask for (vLLM's --max-logprobs)",
+    }),
   },
   strict,
 )
@@ -153,7 +184,12 @@ export const TuftConfigSchema = Type.Object(
       default: {},
       description: 'API key (tml-...) → user id',
     }),
+    operators: Type.Array(Type.String(), {
+      default: [],
+      description: 'user ids allowed to administer the server (read all usage, load adapters at runtime)',
+    }),
     persistence: { ...PersistenceConfigSchema, default: {} },
+    openai_api: { ...OpenAiApiConfigSchema, default: {} },
     telemetry: { ...TelemetryConfigSchema, default: {} },
     server: { ...ServerConfigSchema, default: {} },
   },
@@ -166,3 +202,4 @@ export type EngineChoice = Static<typeof EngineChoiceSchema>
 export type PersistenceConfig = Static<typeof PersistenceConfigSchema>
 export type TelemetryConfig = Static<typeof TelemetryConfigSchema>
 export type ServerConfig = Static<typeof ServerConfigSchema>
+export type OpenAiApiConfig = Static<typeof OpenAiApiConfigSchema>

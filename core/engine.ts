@@ -207,6 +207,13 @@ export interface EngineContext {
   modelPath: string
   maxModelLen: number
   maxLoraRank: number
+  /** Sampler adapters kept resident at once (max_loras); the server unloads the least recently used beyond it. */
+  maxLoras: number
+  /**
+   * Token budget of one forwardBackward call (server.max_batch_tokens): the scheduler fuses no more than
+   * this; an engine splits a single larger submission itself (losses are sums, so results are the same).
+   */
+  maxBatchTokens: number
   log: Logger
 }
 
@@ -231,9 +238,9 @@ export interface EngineCapabilities {
   /** Largest LoRA rank the engines accept; config's max_lora_rank is capped to it. */
   maxLoraRank: number
   /**
-   * Hugging Face architectures (config.json `architectures`) the engines load, e.g. 'Qwen3ForCausalLM';
-   * empty for an engine that is not a transformer. The conformance suite checks these against the
-   * PyTorch reference fixtures.
+   * Hugging Face architectures (config.json `architectures`) the engines load, e.g. 'Qwen3ForCausalLM'.
+   * The conformance suite checks these against the PyTorch reference fixtures; empty (an engine that is
+   * not a transformer, or one checked elsewhere) runs no reference numerics.
    */
   architectures: readonly string[]
 }

@@ -25,6 +25,14 @@ export function samplerId(sessionId: string, samplingSessionSeqId: number): stri
   return `${sessionId}:sample:${samplingSessionSeqId}`
 }
 
+/**
+ * The ids of the sequences one sample request will produce (`sample_sequence_ids`, SDK ≥ 0.26): derived
+ * from the request id, so a de-duplicated resubmission answers the same ids and they stay unique.
+ */
+export function sampleSequenceIds(requestId: string, numSamples: number): string[] {
+  return Array.from({ length: numSamples }, (_, i) => `${requestId}:${i}`)
+}
+
 /** A checkpoint name for saves that gave none. */
 export function generatedCheckpointName(): string {
   return `ckpt-${new Date().toISOString().replace(/[-:.]/g, '').slice(0, 15)}-${randomBytes(3).toString('hex')}`

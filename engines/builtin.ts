@@ -12,4 +12,5 @@ export function registerBuiltinEngines(registry: EngineRegistry): void {
     'native',
     async () => ((await import(NATIVE_MODULE)) as { default: EngineProvider }).default,
   )
+  registry.registerLazy('vllm', async () => (await import('./vllm/index.js')).default)
 }

@@ -7,17 +7,22 @@ import type { TuftConfig } from '../config/schema.js'
 import type { EventBus } from '../core/events.js'
 import type { Store } from '../core/persistence.js'
 import type { EngineRegistry } from '../core/registry.js'
+import adminStatusPlugin from './admin-status.js'
 import authPlugin from './auth.js'
 import configPlugin from './config.js'
+import consolePlugin from './console/index.js'
 import contentParsersPlugin from './content-parsers.js'
 import enginesPlugin from './engines.js'
 import errorHandlerPlugin from './error-handler.js'
+import oaiApi from './oai/index.js'
 import persistencePlugin from './persistence.js'
 import readinessRoutes from './readiness.js'
+import serverLoadPlugin from './server-load.js'
 import servicesPlugin from './services.js'
 import telemetryPlugin from './telemetry/index.js'
 import { buildLoggerOptions } from './telemetry/logging.js'
 import tinkerApi, { API_PREFIX } from './tinker/index.js'
+import tokenizePlugin from './tokenize.js'
 import usagePlugin from './usage.js'
 
 export interface AppDeps {
@@ -58,12 +63,17 @@ export async function buildApp(config: TuftConfig, deps: AppDeps = {}): Promise<
   await app.register(telemetryPlugin)
   await app.register(contentParsersPlugin)
   await app.register(persistencePlugin, deps.store ? { store: deps.store } : {})
+  await app.register(serverLoadPlugin)
   await app.register(enginesPlugin, deps.registry ? { registry: deps.registry } : {})
   await app.register(authPlugin)
   await app.register(usagePlugin)
   await app.register(servicesPlugin)
   // Routes.
   await app.register(tinkerApi, { prefix: API_PREFIX })
+  await app.register(adminStatusPlugin)
+  await app.register(tokenizePlugin)
+  await app.register(consolePlugin)
+  await app.register(oaiApi)
   await app.register(readinessRoutes, { prefix: API_PREFIX })
   return app
 }

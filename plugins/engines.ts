@@ -1,5 +1,6 @@
 // The engines plugin: one ModelHost per configured base model (or the embedded tiny model when none
-// is configured), engines chosen by provider name from the registry and wrapped once for telemetry.
+// is configured), engines chosen by provider name from the registry and wrapped once for load accounting
+// and telemetry.
 // Models load in the background after boot (bounded boot); their progress goes to the log.
 
 import type { FastifyInstance } from 'fastify'
@@ -56,8 +57,10 @@ async function enginesPlugin(app: FastifyInstance, opts: EnginesPluginOptions): 
         log: app.log as unknown as Logger,
         events: app.events,
         maxBatchTokens: config.server.max_batch_tokens,
-        wrapTraining: (engine, name) => instrumentTrainingEngine(engine, telemetry, name),
-        wrapSampling: (engine, name) => instrumentSamplingEngine(engine, telemetry, name),
+        wrapTraining: (engine, name) =>
+          instrumentTrainingEngine(app.serverLoad.track(engine, name, 'training'), telemetry, name),
+        wrapSampling: (engine, name) =>
+          instrumentSamplingEngine(app.serverLoad.track(engine, name, 'sampling'), telemetry, name),
         ...(embedded
           ? {
               prepare: async () => {
@@ -77,4 +80,8 @@ async function enginesPlugin(app: FastifyInstance, opts: EnginesPluginOptions): 
   app.addHook('onClose', async () => models.close())
 }
 
-export default fp(enginesPlugin, { name: 'tuft-engines', fastify: '5.x', dependencies: ['tuft-config'] })
+export default fp(enginesPlugin, {
+  name: 'tuft-engines',
+  fastify: '5.x',
+  dependencies: ['tuft-config', 'tuft-server-load'],
+})

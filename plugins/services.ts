@@ -12,7 +12,10 @@ import { DurableState } from '../core/services/durable-state.js'
 import { FutureService } from '../core/services/futures.js'
 import { Ownership } from '../core/services/ownership.js'
 import { reconcileFromDurableState } from '../core/services/recovery.js'
+import { RunMetrics } from '../core/services/run-metrics.js'
+import { SampleCompletions } from '../core/services/sample-completions.js'
 import { SamplerFiles } from '../core/services/sampler-files.js'
+import { SamplerStore } from '../core/services/samplers.js'
 import { SamplingService } from '../core/services/sampling.js'
 import { SessionService } from '../core/services/sessions.js'
 import { TrainingService } from '../core/services/training.js'
@@ -22,8 +25,14 @@ export interface Services {
   sessions: SessionService
   checkpoints: CheckpointService
   training: TrainingService
+  samplers: SamplerStore
   sampling: SamplingService
   ownership: Ownership
+  /**
+   * The retrieve_futures feed (SDK ≥ 0.26), or null where a poll could reach a process that did not
+   * run the samples or a restart could lose them (shared or durable store): clients then poll each future.
+   */
+  completions: SampleCompletions | null
 }
 
 declare module 'fastify' {
@@ -72,13 +81,19 @@ async function servicesPlugin(app: FastifyInstance): Promise<void> {
     idempotencyTtlMs: 24 * 3600 * 1000,
   })
   const checkpoints = new CheckpointService({ store, root: config.checkpoint_dir, log, events })
-  const sampling = new SamplingService({
+  const samplers = new SamplerStore({
     store,
-    futures,
     sessions,
     models,
     checkpoints,
     files: new SamplerFiles(config.checkpoint_dir),
+    log,
+  })
+  const sampling = new SamplingService({
+    futures,
+    sessions,
+    samplers,
+    models,
     events,
     log,
     queueLimit: config.server.sample_queue_limit,
@@ -89,7 +104,7 @@ async function servicesPlugin(app: FastifyInstance): Promise<void> {
     sessions,
     models,
     checkpoints,
-    sampling,
+    samplers,
     events,
     log,
     gapWaitMs: config.server.seq_gap_timeout_ms,
@@ -100,8 +115,20 @@ async function servicesPlugin(app: FastifyInstance): Promise<void> {
       log,
     }),
     ownership,
+    metrics: new RunMetrics({ store, limit: config.server.run_metrics_history, log }),
   })
-  app.decorate('tuft', { futures, sessions, checkpoints, training, sampling, ownership })
+  const completions = store.shared || store.durable ? null : new SampleCompletions(events)
+  if (completions) sessions.onExpire((id) => completions.dropSession(id))
+  app.decorate('tuft', {
+    futures,
+    sessions,
+    checkpoints,
+    training,
+    samplers,
+    sampling,
+    ownership,
+    completions,
+  })
   let orphanSweep: Promise<void> = Promise.resolve()
   app.addHook('onReady', async () => {
     await ownership.start()
@@ -109,7 +136,7 @@ async function servicesPlugin(app: FastifyInstance): Promise<void> {
     checkpoints.startGc(SWEEP_INTERVAL_MS)
     sampling.startSweeper(SWEEP_INTERVAL_MS / 6)
     // Leftovers of a crash: in the background, boot does not wait for a directory scan.
-    orphanSweep = sampling.sweepOrphanFiles().then(
+    orphanSweep = samplers.sweepOrphanFiles().then(
       () => undefined,
       (err: unknown) => log.warn({ err }, 'sampler file sweep failed'),
     )
@@ -119,6 +146,8 @@ async function servicesPlugin(app: FastifyInstance): Promise<void> {
     checkpoints.close()
     await orphanSweep
     await sampling.close()
+    // Exports still need the engines, which close after this.
+    await samplers.close()
     const grace = config.server.shutdown_grace_ms
     let timer: NodeJS.Timeout | undefined
     await Promise.race([

@@ -1,7 +1,6 @@
 // Usage REST endpoints: the caller's own usage, every user's usage for operators, and the billing
 // usage events of spec §3.25. Metering (plugins/telemetry/usage.ts) runs whether or not telemetry is on.
-// Operators are `telemetry.operators`; in dev mode (no authorized_users configured, so only the local
-// dev key exists) every caller is one.
+// Operators are decided by plugins/auth.ts (isOperator).
 
 import { type Static, Type } from '@sinclair/typebox'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
@@ -9,6 +8,7 @@ import fp from 'fastify-plugin'
 import type { TuftConfig } from '../config/schema.js'
 import { tuftError } from '../core/errors.js'
 import type { EventBus } from '../core/events.js'
+import { isOperator } from './auth.js'
 import { UsageMeter } from './telemetry/usage.js'
 
 declare module 'fastify' {
@@ -92,8 +92,6 @@ async function usagePlugin(app: FastifyInstance, opts: UsagePluginOptions): Prom
   const stop = meter.observe(app.getDecorator<EventBus>('events'))
   app.decorate('usage', meter)
   app.addHook('onClose', async () => stop())
-  const operators = new Set(config.telemetry.operators)
-  const devMode = Object.keys(config.authorized_users).length === 0
 
   // plugins/auth has authenticated every non-public route; its `userId` decorator names the caller.
   const caller = (request: FastifyRequest): string => {
@@ -106,11 +104,8 @@ async function usagePlugin(app: FastifyInstance, opts: UsagePluginOptions): Prom
 
   app.get('/api/v1/admin/usage', { schema: GetAdminUsageSchema }, async (request) => {
     const user = caller(request)
-    if (!devMode && !operators.has(user)) {
-      throw tuftError(
-        'TUFT_FORBIDDEN',
-        `User '${user}' may not read other users' usage (telemetry.operators)`,
-      )
+    if (!isOperator(config, user)) {
+      throw tuftError('TUFT_FORBIDDEN', `User '${user}' may not read other users' usage (operators)`)
     }
     return { users: meter.all() }
   })

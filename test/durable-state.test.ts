@@ -48,7 +48,15 @@ async function withDoubleRun(
   const store = new MemoryStore()
   try {
     const provider = createEngineDouble()
-    const ctx = { modelName: MODEL, modelPath: root, maxModelLen: 64, maxLoraRank: 8, log }
+    const ctx = {
+      modelName: MODEL,
+      modelPath: root,
+      maxModelLen: 64,
+      maxLoraRank: 8,
+      maxLoras: 32,
+      maxBatchTokens: 16384,
+      log,
+    }
     const restartEngine = () => provider.createTraining!(options, ctx)
     const engine = await restartEngine()
     const run = newRun()
@@ -156,6 +164,8 @@ test('on the native engine, replaying the log restores the run byte for byte', a
     modelPath: await embeddedModelDir(),
     maxModelLen: 128,
     maxLoraRank: 8,
+    maxLoras: 32,
+    maxBatchTokens: 16384,
     log,
   }
   const engine = await provider.createTraining!({ threads: 2 }, ctx)

@@ -61,6 +61,9 @@ test('quick start through the TypeScript client', async () => {
     const sampler = await training.saveWeightsAndGetSamplingClient()
     const greedy = await sampler.sample([1], 2, { max_tokens: 8, temperature: 0 })
     assert.equal(greedy.sequences.length, 2)
+    // SDK ≥ 0.26: each sequence carries its own id from the asample future.
+    const ids = greedy.sequences.map((s) => s.sequenceId)
+    assert.ok(ids.every((id) => typeof id === 'string') && new Set(ids).size === 2, `ids ${ids}`)
     for (const s of greedy.sequences) {
       assert.deepEqual(s.tokens, SEQUENCE.slice(1))
       assert.equal(s.logprobs?.length, 8)

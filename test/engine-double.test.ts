@@ -18,6 +18,8 @@ async function engine(): Promise<DoubleTraining> {
     modelPath: '/x',
     maxModelLen: 64,
     maxLoraRank: 8,
+    maxLoras: 32,
+    maxBatchTokens: 16384,
     log: pino({ level: 'silent' }),
   }
   return (await provider.createTraining!(

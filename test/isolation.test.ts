@@ -118,11 +118,19 @@ test("another user's ids are 404 everywhere, and nothing changes", async () => {
     ],
     ['get sampler', call(base, 'GET', `/samplers/${a.sampler}`, { key: BOB })],
     [
+      'retrieve_futures',
+      call(base, 'POST', '/retrieve_futures', {
+        key: BOB,
+        json: { target: { type: 'sampling_session', sampling_session_id: a.sampler }, prev_cursor: 0 },
+      }),
+    ],
+    [
       'retrieve_future',
       call(base, 'POST', '/retrieve_future', { key: BOB, json: { request_id: a.fbFuture } }),
     ],
     ['get training run', call(base, 'GET', `/training_runs/${a.runId}`, { key: BOB })],
     ['list run checkpoints', call(base, 'GET', `/training_runs/${a.runId}/checkpoints`, { key: BOB })],
+    ['run metrics', call(base, 'GET', `/training_runs/${a.runId}/metrics`, { key: BOB })],
     [
       'delete checkpoint',
       call(base, 'DELETE', ckptTail, { key: BOB, headers: { 'content-type': 'application/json' } }),

@@ -209,7 +209,7 @@ test('an ephemeral sampler survives a restart on the file store; session expiry 
     const owned = join(dir, 'checkpoints', SAMPLERS_DIR)
     assert.equal(readdirSync(owned).length, 2, 'one directory per sampler with files')
     assert.deepEqual(await server.app.tuft.sessions.reap(Date.now() + 3600_000), [session])
-    await server.app.tuft.sampling.close()
+    await server.app.tuft.samplers.close()
     assert.deepEqual(readdirSync(owned), [], 'the expired session left no sampler files')
     const refused = await call(server.base, 'POST', '/asample', {
       key: ALICE,
@@ -259,7 +259,7 @@ test('sampler files a crash left unrecorded are swept once old; recorded and rec
     ])
       utimesSync(join(owned, name), longAgo, longAgo)
 
-    const removed = await server.app.tuft.sampling.sweepOrphanFiles()
+    const removed = await server.app.tuft.samplers.sweepOrphanFiles()
     assert.deepEqual(
       removed.sort(),
       [join(SAMPLERS_DIR, '.tmp-0123'), join(SAMPLERS_DIR, `${encodeURIComponent(sampler)}.deadbeef`)].sort(),

@@ -37,6 +37,8 @@ export type WireCheckpoint = {
   size_bytes: number
   public: boolean
   expires_at: string | null
+  /** SDK ≥ 0.39 lists it; older SDKs ignore it. */
+  base_model: string
 }
 
 export function toWireCheckpoint(c: CheckpointRecord): WireCheckpoint {
@@ -48,5 +50,6 @@ export function toWireCheckpoint(c: CheckpointRecord): WireCheckpoint {
     size_bytes: c.sizeBytes,
     public: c.public,
     expires_at: c.expiresAt === null ? null : new Date(c.expiresAt).toISOString(),
+    base_model: c.baseModel,
   }
 }

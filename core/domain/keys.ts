@@ -8,6 +8,9 @@ export const keys = {
   sessionIdempotency: (userId: string, key: string) => `idem/session/${userId}/${key}`,
   run: (id: string) => `run/${id}`,
   runs: () => 'run/',
+  /** A run's metrics history, in chunks numbered from 0 (zero-padded so that a scan returns them in order). */
+  runMetric: (runId: string, chunk: number) => `metrics/${runId}/${String(chunk).padStart(10, '0')}`,
+  runMetrics: (runId: string) => `metrics/${runId}/`,
   sampler: (id: string) => `sampler/${id}`,
   samplers: () => 'sampler/',
   checkpoint: (runId: string, checkpointId: string) => `ckpt/${runId}/${checkpointId}`,

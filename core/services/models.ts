@@ -18,6 +18,9 @@ import { TrainingScheduler } from './scheduler.js'
 
 export type ModelState = 'loading' | 'ready' | 'failed'
 
+/** Resident sampler adapters per model when max_loras is not configured. */
+export const DEFAULT_MAX_LORAS = 32
+
 /** An engine provider named in config, with its (not yet checked) options. */
 export interface EngineChoice {
   provider: string
@@ -111,6 +114,7 @@ export class ModelHost {
   private trainingProvider: EngineProvider | null = null
   private samplingProvider: EngineProvider | null = null
   private loading: Promise<void> | null = null
+  private dir: string | null = null
   readonly scheduler: TrainingScheduler
 
   constructor(private readonly opts: ModelHostOptions) {
@@ -139,6 +143,17 @@ export class ModelHost {
   /** The losses the training engine declares (none before it is loaded). */
   losses(): readonly LossFn[] {
     return this.trainingProvider?.capabilities.losses ?? []
+  }
+
+  /** Sampler adapters the sampling engine keeps resident (least recently used beyond it are unloaded). */
+  get maxLoras(): number {
+    return this.config.max_loras ?? DEFAULT_MAX_LORAS
+  }
+
+  /** The model directory the engines loaded (tokenizer and config files); requires loading to have begun. */
+  modelDir(): string {
+    if (this.dir === null) throw tuftError('TUFT_UNAVAILABLE', `Model '${this.name}' is still loading`)
+    return this.dir
   }
 
   /** PEFT lora_alpha for a rank (official default 32 unless lora_alpha_ratio is configured). */
@@ -230,11 +245,14 @@ export class ModelHost {
     const started = Date.now()
     try {
       const modelPath = this.opts.prepare ? await this.opts.prepare() : config.model_path
+      this.dir = modelPath
       const ctx: EngineContext = {
         modelName: config.model_name,
         modelPath,
         maxModelLen: config.max_model_len ?? 0,
         maxLoraRank: config.max_lora_rank,
+        maxLoras: this.maxLoras,
+        maxBatchTokens: this.opts.maxBatchTokens,
         log: log.child({ model: config.model_name }),
       }
       log.info({ model: this.name, path: modelPath }, 'loading model')

@@ -17,17 +17,6 @@ export interface OwnershipOptions {
   log: Logger
 }
 
-/** A training run held by another live process: its requests go to `ownerUrl`. */
-export class RunElsewhere extends Error {
-  constructor(
-    readonly runId: string,
-    readonly ownerUrl: string,
-  ) {
-    super(`Training run '${runId}' is served by ${ownerUrl}`)
-    this.name = 'RunElsewhere'
-  }
-}
-
 const runLeaseKey = (runId: string) => `lease/run/${runId}`
 const bootKey = (bootId: string) => `lease/boot/${bootId}`
 
@@ -81,12 +70,12 @@ export class Ownership {
   }
 
   /**
-   * Takes the run's lease for this process, or throws RunElsewhere naming the live holder. A lease left
-   * by an earlier boot at this very URL is taken over at once: nobody else can be listening there.
+   * Takes the run's lease for this process (null), or answers the base URL of the live holder. A lease
+   * left by an earlier boot at this very URL is taken over at once: nobody else can be listening there.
    * `onLost` runs if the lease is later taken over or cannot be renewed.
    */
-  async claim(runId: string, onLost: () => void): Promise<void> {
-    if (!this.needed) return
+  async tryClaim(runId: string, onLost: () => void): Promise<string | null> {
+    if (!this.needed) return null
     const self = this.opts.selfUrl() ?? ''
     for (let attempt = 0; attempt < 3; attempt++) {
       const lease = await acquireLease(this.opts.store, runLeaseKey(runId), {
@@ -101,12 +90,12 @@ export class Ownership {
       })
       if (lease) {
         this.held.set(runId, lease)
-        return
+        return null
       }
       const doc = await this.opts.store.get<LeaseDoc>(runLeaseKey(runId))
       if (!doc) continue
       const holder = parseOwner(doc.value.owner)
-      if (holder.bootId === this.opts.bootId) return
+      if (holder.bootId === this.opts.bootId) return null
       if (holder.url === self && self !== '') {
         this.opts.log.info(
           { run: runId, stale: holder.bootId },
@@ -115,9 +104,9 @@ export class Ownership {
         await this.opts.store.delete(runLeaseKey(runId), { ifVersion: doc.version })
         continue
       }
-      throw new RunElsewhere(runId, holder.url)
+      return holder.url
     }
-    throw new RunElsewhere(runId, 'an unknown peer')
+    return 'an unknown peer'
   }
 
   /** The base URL of the run's current holder, or null when nobody holds it. */

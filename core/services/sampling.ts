@@ -1,36 +1,26 @@
-// Sampling sessions and sample requests (spec §3.16, §3.18-3.20, §4.7, §7.5): samplers bind a base
-// model and an immutable adapter; requests run concurrently on the sampling engine, bounded per model
-// (429 above the bound), de-duplicated on (sampler, seq_id), and dropped when their session expires.
+// Sample requests (spec §3.19, §4.7, §7.5): admitted against a per-model bound (429 above it),
+// de-duplicated on (sampler, seq_id), run concurrently on the sampling engine with the sampler's adapter
+// (SamplerStore), and dropped when their session expires or their client stops polling.
 
-import { randomBytes } from 'node:crypto'
 import type { Logger } from 'pino'
-import { keys } from '../domain/keys.js'
-import type { SamplerRecord, SamplerSource } from '../domain/sampler.js'
-import type { TrainingRunRecord } from '../domain/training-run.js'
-import type { SampleJob } from '../engine.js'
+import type { RequestTrace, SampleJob, SampleResult } from '../engine.js'
 import { tuftError } from '../errors.js'
 import type { EventBus } from '../events.js'
-import { samplerId } from '../ids.js'
-import type { Store } from '../persistence.js'
-import { formatCheckpointId } from '../wire/paths.js'
-import type { CreateSamplingSessionRequest, SampleRequest } from '../wire/schemas.js'
-import { AdapterCache, type LocalAdapter } from './adapter-cache.js'
-import type { CheckpointService } from './checkpoints.js'
+import { sampleSequenceIds } from '../ids.js'
+import type { SampleFuture, SampleRequest } from '../wire/schemas.js'
+import type { LocalAdapter } from './adapter-cache.js'
 import type { FutureService } from './futures.js'
 import type { ModelHost, ModelHosts } from './models.js'
 import { storeSample } from './results.js'
-import { SAMPLERS_DIR, type SamplerFiles } from './sampler-files.js'
+import { toSampleJob } from './sample-job.js'
+import type { SamplerStore } from './samplers.js'
 import type { SessionService } from './sessions.js'
-import { checkTokenIds } from './train-items.js'
 
 export interface SamplingServiceOptions {
-  store: Store
   futures: FutureService
   sessions: SessionService
+  samplers: SamplerStore
   models: ModelHosts
-  checkpoints: CheckpointService
-  /** Sampler-owned adapter files under checkpoint_dir. */
-  files: SamplerFiles
   events: EventBus
   log: Logger
   /** Queued + running sample requests allowed per model. */
@@ -39,37 +29,21 @@ export interface SamplingServiceOptions {
   abandonAfterMs?: number
 }
 
-/** Generated tokens when max_tokens is absent: up to the context limit, at most this many. */
-export const DEFAULT_MAX_TOKENS = 1024
-
-/** Resident sampler adapters per model when max_loras is not configured. */
-export const DEFAULT_MAX_LORAS = 32
-
-/** An RL loop snapshots every step; older snapshots of a run than these are freed. */
-export const SNAPSHOTS_KEPT_PER_RUN = 4
-
 /** The SDK polls back to back, each poll under 45 s: a minute without one means the client is gone. */
 const ABANDON_AFTER_MS = 60_000
 
-/**
- * A snapshot's PEFT export that has not landed this long after the sampler was created was lost (its
- * process died): until then another process answers 503 (retry) instead of 404.
- */
-const SNAPSHOT_WRITE_GRACE_MS = 60_000
-
-/**
- * Sampler files no record names are swept once this old: far beyond any export another server sharing
- * checkpoint_dir could still be writing or about to record.
- */
-const ORPHAN_GRACE_MS = 3_600_000
-
-/** An ephemeral sampler's adapter in this process. */
-interface Snapshot {
-  ref: LocalAdapter
-  /** Settles once its durable copy is written (or failed); the engine must keep the snapshot until then. */
-  written: Promise<void>
-  /** Its durable copy, once written. */
-  dir?: string
+/** One sample job to run on a model, with whom it serves and bills. */
+export interface SampleRun {
+  userId: string
+  /** The client session usage is billed to; null outside a Tinker session (OpenAI-compatible API). */
+  sessionId: string | null
+  host: ModelHost
+  job: SampleJob
+  /** The adapter to sample with; null for the bare base model. */
+  ref: LocalAdapter | null
+  trace: RequestTrace
+  /** Aborted when the client went away. */
+  signal?: AbortSignal
 }
 
 interface Pending {
@@ -80,45 +54,19 @@ interface Pending {
 }
 
 export class SamplingService {
-  /** Samplers whose adapter lives in this process (snapshots). */
-  private readonly refs = new Map<string, Snapshot>()
-  /** Snapshot exports and file releases under way (shutdown waits for them). */
-  private readonly background = new Set<Promise<void>>()
-  /** Each run's ephemeral samplers, oldest first; only the newest few keep their snapshot. */
-  private readonly snapshotsByRun = new Map<string, string[]>()
-  private readonly caches = new Map<string, AdapterCache>()
-  private snapshotCount = 0
   private readonly inFlight = new Map<string, number>()
   private readonly pending = new Map<string, Pending>()
   private readonly seen = new Map<string, string>()
   private sweeper: NodeJS.Timeout | null = null
 
   constructor(private readonly opts: SamplingServiceOptions) {
-    opts.sessions.onExpire((sessionId) => {
-      this.dropSession(sessionId)
-      this.track(this.releaseSession(sessionId))
-    })
+    opts.sessions.onExpire((sessionId) => this.dropSession(sessionId))
   }
 
   /** Periodically drops requests whose client stopped polling. */
   startSweeper(intervalMs: number): void {
     this.sweeper = setInterval(() => this.dropAbandoned(), intervalMs)
     this.sweeper.unref()
-  }
-
-  /**
-   * Removes sampler files no record names any more (a crash between writing them and recording them)
-   * once they are `graceMs` old; returns their paths.
-   */
-  async sweepOrphanFiles(graceMs = ORPHAN_GRACE_MS): Promise<string[]> {
-    const referenced = new Set<string>()
-    for (const { doc } of await this.opts.store.scan<SamplerRecord>(keys.samplers())) {
-      const source = doc.value.source
-      if (source.kind !== 'base' && source.dir !== undefined) referenced.add(source.dir)
-    }
-    const removed = await this.opts.files.sweep(referenced, graceMs)
-    if (removed.length > 0) this.opts.log.info({ removed }, 'removed sampler files no sampler records')
-    return removed
   }
 
   /** Aborts running or queued requests nobody polls any more; returns how many. */
@@ -142,228 +90,27 @@ export class SamplingService {
     const pending = [...this.pending.values()]
     for (const p of pending) p.abort.abort()
     await Promise.all(pending.map((p) => p.done))
-    // Exports still need the engines, which close after this.
-    await Promise.all(this.background)
   }
 
-  async createSession(userId: string, body: CreateSamplingSessionRequest): Promise<string> {
-    const session = await this.opts.sessions.getLive(userId, body.session_id)
-    const id = samplerId(session.id, body.sampling_session_seq_id)
-    const existing = await this.opts.store.get<SamplerRecord>(keys.sampler(id))
-    if (existing) return existing.value.id
-    let source: SamplerSource = { kind: 'base' }
-    let baseModel: string
-    if (body.model_path) {
-      const c = await this.opts.checkpoints.readablePath(userId, body.model_path)
-      // The sampler's own links to the files: deleting or expiring the checkpoint later leaves it working.
-      const dir = await this.opts.files
-        .linkFrom(id, this.opts.checkpoints.absDir(c))
-        .catch((err: NodeJS.ErrnoException) => {
-          if (err.code !== 'ENOENT') throw err
-          throw tuftError('TUFT_NOT_FOUND', `Checkpoint '${body.model_path}' not found`, { cause: err })
-        })
-      source = { kind: 'checkpoint', runId: c.runId, checkpointId: formatCheckpointId(c.kind, c.name), dir }
-      baseModel = c.baseModel
-    } else if (body.base_model) {
-      baseModel = body.base_model
-    } else {
-      throw tuftError('TUFT_BAD_REQUEST', 'create_sampling_session needs model_path or base_model')
-    }
-    const host = this.opts.models.get(baseModel)
-    if (!host.supports('sampling'))
-      throw tuftError('TUFT_BAD_REQUEST', `Model '${host.name}' is configured for training only`)
-    const record: SamplerRecord = {
-      id,
-      owner: userId,
-      sessionId: session.id,
-      seqId: body.sampling_session_seq_id,
-      baseModel: host.name,
-      modelPath: body.model_path ?? null,
-      source,
-      createdAt: Date.now(),
-    }
-    if ((await this.opts.store.put(keys.sampler(id), record, { ifVersion: 0 })) === null) {
-      // A concurrent retry of the same request created it first: its files are the ones kept.
-      if (source.kind === 'checkpoint') await this.opts.files.remove(source.dir)
-    }
-    return id
-  }
-
-  /**
-   * The ephemeral sampler of save_weights_for_sampler: `snapshot` captures the adapter under an engine id;
-   * with a durable store, `exportSnapshot` then writes that snapshot as PEFT in the background.
-   */
-  async createFromTraining(
-    run: TrainingRunRecord,
-    seqId: number,
-    snapshot: (snapshotId: string) => Promise<LocalAdapter>,
-    exportSnapshot: (snapshotId: string, dir: string) => Promise<unknown>,
-  ): Promise<string> {
-    const id = samplerId(run.sessionId, seqId)
-    const existing = await this.opts.store.get<SamplerRecord>(keys.sampler(id))
-    if (existing && existing.value.owner !== run.owner)
-      throw tuftError('TUFT_NOT_FOUND', `Unknown session '${run.sessionId}'`)
-    const host = this.opts.models.get(run.baseModel)
-    const old = this.refs.get(id)
-    // A fresh engine id per snapshot, so freeing a replaced one can never touch its successor.
-    const ref = await snapshot(`${id}@${++this.snapshotCount}`)
-    const durable = this.opts.store.durable === true
-    const record: SamplerRecord = {
-      id,
-      owner: run.owner,
-      sessionId: run.sessionId,
-      seqId,
-      baseModel: run.baseModel,
-      modelPath: null,
-      source: { kind: 'snapshot', runId: run.id, ...(durable ? { writing: true } : {}) },
-      createdAt: Date.now(),
-    }
-    const version = await this.opts.store.put(keys.sampler(id), record)
-    const snap: Snapshot = { ref, written: Promise.resolve() }
-    if (durable) {
-      // Off the path of the first sample, which uses the in-memory snapshot.
-      snap.written = this.persist(record, version!, snap, exportSnapshot)
-      this.track(snap.written)
-    }
-    if (old) this.track(this.release(host, old, null))
-    this.refs.set(id, snap)
-    const recent = (this.snapshotsByRun.get(run.id) ?? []).filter((s) => s !== id)
-    recent.push(id)
-    while (recent.length > SNAPSHOTS_KEPT_PER_RUN) {
-      const oldest = recent.shift()!
-      const retired = this.refs.get(oldest)
-      this.refs.delete(oldest)
-      // Its durable copy goes too: only the newest snapshots of a run are kept, on disk as in memory.
-      if (retired) this.track(this.release(host, retired, oldest))
-    }
-    this.snapshotsByRun.set(run.id, recent)
-    return id
-  }
-
-  /** Writes a snapshot's PEFT copy to a sampler-owned directory and records it in the sampler. */
-  private async persist(
-    record: SamplerRecord,
-    version: number,
-    snap: Snapshot,
-    exportSnapshot: (snapshotId: string, dir: string) => Promise<unknown>,
-  ): Promise<void> {
-    const ref = snap.ref
-    try {
-      snap.dir =
-        ref.kind === 'peft'
-          ? await this.opts.files.linkFrom(record.id, ref.dir)
-          : await this.opts.files.write(record.id, (tmp) => exportSnapshot(ref.id, tmp))
-    } catch (err) {
-      this.opts.log.warn(
-        { err, sampler: record.id },
-        'could not write a sampler snapshot to disk: it will not outlive this process',
-      )
-    }
-    const runId = (record.source as { runId: string }).runId
-    record.source = { kind: 'snapshot', runId, ...(snap.dir ? { dir: snap.dir } : {}) }
-    // Compare-and-set: a newer snapshot under the same sampler id may have replaced this record.
-    const written = await this.opts.store
-      .put(keys.sampler(record.id), record, { ifVersion: version })
-      .catch((err: unknown) => {
-        this.opts.log.warn({ err, sampler: record.id }, 'could not record a sampler snapshot')
-        return null
-      })
-    if (written === null && snap.dir) {
-      await this.opts.files.remove(snap.dir)
-      delete snap.dir
-    }
-  }
-
-  /**
-   * Frees a snapshot in the engine once its export is done; `forget` (a sampler id) also removes the
-   * sampler's durable copy, after which it answers 404 everywhere.
-   */
-  private async release(host: ModelHost, snap: Snapshot, forget: string | null): Promise<void> {
-    await snap.written
-    this.cache(host).retire(snap.ref)
-    // A PEFT snapshot (training and sampling on different providers) is a private directory.
-    if (snap.ref.kind === 'peft') await this.opts.files.remove(snap.ref.dir)
-    if (snap.dir) await this.opts.files.remove(snap.dir)
-    if (forget) await this.dropFiles(forget, false)
-  }
-
-  /** Removes a sampler's own files and records that they are gone (`close`: its session expired). */
-  private async dropFiles(id: string, close: boolean): Promise<void> {
-    const doc = await this.opts.store.get<SamplerRecord>(keys.sampler(id))
-    if (!doc) return
-    const s = doc.value
-    const dir = s.source.kind === 'base' ? undefined : s.source.dir
-    // Records written before samplers owned their files point into the checkpoint itself: never removed.
-    if (dir?.startsWith(SAMPLERS_DIR)) await this.opts.files.remove(dir)
-    if (s.source.kind === 'snapshot') s.source = { kind: 'snapshot', runId: s.source.runId }
-    if (close) s.closed = true
-    await this.opts.store.put(keys.sampler(id), s)
-  }
-
-  /** A session expired: its samplers free their snapshots and files and take no new requests. */
-  private async releaseSession(sessionId: string): Promise<void> {
-    for (const { doc } of await this.opts.store.scan<SamplerRecord>(keys.samplers())) {
-      const s = doc.value
-      if (s.sessionId !== sessionId || s.closed) continue
-      const snap = this.refs.get(s.id)
-      if (snap && s.source.kind === 'snapshot') {
-        this.refs.delete(s.id)
-        const runId = s.source.runId
-        this.snapshotsByRun.set(
-          runId,
-          (this.snapshotsByRun.get(runId) ?? []).filter((x) => x !== s.id),
-        )
-        await this.release(this.opts.models.get(s.baseModel), snap, null)
-      }
-      await this.dropFiles(s.id, true)
-    }
-  }
-
-  private track(work: Promise<void>): void {
-    const tracked = work
-      .catch((err: unknown) => this.opts.log.warn({ err }, 'could not release sampler files'))
-      .finally(() => this.background.delete(tracked))
-    this.background.add(tracked)
-  }
-
-  /** The caller's sampler (404 for unknown ids and other users' samplers). */
-  async getSampler(userId: string, id: string): Promise<SamplerRecord> {
-    const doc = await this.opts.store.get<SamplerRecord>(keys.sampler(id))
-    if (!doc || doc.value.owner !== userId) throw tuftError('TUFT_NOT_FOUND', `Unknown sampler '${id}'`)
-    return doc.value
-  }
-
-  async listSamplers(userId: string, sessionId: string): Promise<SamplerRecord[]> {
-    const all = await this.opts.store.scan<SamplerRecord>(keys.samplers())
-    return all.map((e) => e.doc.value).filter((s) => s.owner === userId && s.sessionId === sessionId)
-  }
-
-  async sample(userId: string, body: SampleRequest, otelContext?: unknown): Promise<{ request_id: string }> {
+  async sample(userId: string, body: SampleRequest, otelContext?: unknown): Promise<SampleFuture> {
     if (!body.sampling_session_id) {
       throw tuftError(
         'TUFT_BAD_REQUEST',
         'asample needs sampling_session_id (create one with create_sampling_session)',
       )
     }
-    const sampler = await this.getSampler(userId, body.sampling_session_id)
+    const sampler = await this.opts.samplers.getSampler(userId, body.sampling_session_id)
     if (sampler.closed)
       throw tuftError('TUFT_NOT_FOUND', `Sampler '${sampler.id}' belongs to an expired session`)
     const dedupKey = body.seq_id === undefined || body.seq_id === null ? null : `${sampler.id}#${body.seq_id}`
     const prior = dedupKey ? this.seen.get(dedupKey) : undefined
-    if (prior) return { request_id: prior }
+    if (prior) return { request_id: prior, sample_sequence_ids: sampleSequenceIds(prior, body.num_samples) }
     const host = this.opts.models.get(sampler.baseModel)
     if (host.state !== 'ready') throw tuftError('TUFT_UNAVAILABLE', `Model '${host.name}' is still loading`)
-    const depth = this.inFlight.get(host.name) ?? 0
-    if (depth >= this.opts.queueLimit) {
-      throw tuftError(
-        'TUFT_BUSY',
-        `Too many sampling requests in flight for '${host.name}' (${depth}); retry shortly`,
-      )
-    }
-    const job = this.toJob(body, host)
-    const ref = this.adapterRef(sampler)
+    const job = toSampleJob(body, { vocabSize: host.info().vocabSize, maxContext: host.maxContext() })
+    const ref = this.opts.samplers.adapterRef(sampler)
     // Take the slot before awaiting the store, so concurrent submissions cannot all pass the bound.
-    this.setDepth(host, depth + 1)
+    const leave = this.enter(host)
     const future = await this.opts.futures
       .create({
         owner: userId,
@@ -373,142 +120,89 @@ export class SamplingService {
         trace: { userId, sessionId: sampler.sessionId, samplingSessionId: sampler.id, otelContext },
       })
       .catch((err: unknown) => {
-        this.setDepth(host, (this.inFlight.get(host.name) ?? 1) - 1)
+        leave()
         throw err
       })
     if (dedupKey) this.remember(dedupKey, future.id)
     const abort = new AbortController()
-    job.signal = abort.signal
     const done = this.opts.futures
       .run(future.id, async () => {
-        const engine = host.sampling()
-        const dropped = () => tuftError('TUFT_BAD_REQUEST', 'Sample request dropped: its client went away')
-        const pinned = ref ? await this.cache(host).acquire(ref) : null
-        const release = () => pinned?.release()
-        const result = await (async () => {
-          if (abort.signal.aborted) throw dropped()
-          const adapter = pinned?.ref ?? null
-          return engine.sample({ ...job, adapter }, { requests: [this.opts.futures.traceOf(future.id)] })
-        })()
-          .catch((err: unknown) => {
-            // The engine stops aborted jobs with its own error; report why it was aborted.
-            throw abort.signal.aborted ? dropped() : err
-          })
-          .finally(release)
-        const sampled = result.sequences.reduce((n, s) => n + s.tokens.length, 0)
-        this.opts.events.emit('usage', {
-          userId,
-          sessionId: sampler.sessionId,
-          modelName: host.name,
-          kind: 'prefill_tokens',
-          amount: job.prompt.length,
-        })
-        this.opts.events.emit('usage', {
-          userId,
-          sessionId: sampler.sessionId,
-          modelName: host.name,
-          kind: 'sampled_tokens',
-          amount: sampled,
-        })
-        return storeSample(result)
+        const trace = this.opts.futures.traceOf(future.id)
+        const run = { userId, sessionId: sampler.sessionId, host, job, ref, trace, signal: abort.signal }
+        return storeSample(await this.execute(run))
       })
       .finally(() => {
         this.pending.delete(future.id)
-        this.setDepth(host, (this.inFlight.get(host.name) ?? 1) - 1)
+        leave()
       })
     this.pending.set(future.id, { sessionId: sampler.sessionId, abort, done })
-    return { request_id: future.id }
+    return { request_id: future.id, sample_sequence_ids: sampleSequenceIds(future.id, body.num_samples) }
+  }
+
+  /**
+   * Runs one sample job now and answers its result (the OpenAI-compatible API): the same per-model bound
+   * (429 above it), adapter residency and usage metering as asample, without a future.
+   */
+  async sampleNow(run: SampleRun): Promise<SampleResult> {
+    if (run.host.state !== 'ready')
+      throw tuftError('TUFT_UNAVAILABLE', `Model '${run.host.name}' is still loading`)
+    const leave = this.enter(run.host)
+    try {
+      return await this.execute(run)
+    } finally {
+      leave()
+    }
+  }
+
+  /** Takes one of the model's sampling slots (429 when none is left); call the answer to give it back. */
+  private enter(host: ModelHost): () => void {
+    const depth = this.inFlight.get(host.name) ?? 0
+    if (depth >= this.opts.queueLimit) {
+      throw tuftError(
+        'TUFT_BUSY',
+        `Too many sampling requests in flight for '${host.name}' (${depth}); retry shortly`,
+      )
+    }
+    this.setDepth(host, depth + 1)
+    let left = false
+    return () => {
+      if (left) return
+      left = true
+      this.setDepth(host, (this.inFlight.get(host.name) ?? 1) - 1)
+    }
+  }
+
+  /** Makes the adapter resident, samples, and meters what was consumed. */
+  private async execute(run: SampleRun): Promise<SampleResult> {
+    const { host, job, ref, signal } = run
+    const engine = host.sampling()
+    const dropped = () => tuftError('TUFT_BAD_REQUEST', 'Sample request dropped: its client went away')
+    const pinned = ref ? await this.opts.samplers.acquire(host, ref) : null
+    const release = () => pinned?.release()
+    const result = await (async () => {
+      if (signal?.aborted) throw dropped()
+      const adapter = pinned?.ref ?? null
+      return engine.sample({ ...job, adapter, ...(signal ? { signal } : {}) }, { requests: [run.trace] })
+    })()
+      .catch((err: unknown) => {
+        // The engine stops aborted jobs with its own error; report why it was aborted.
+        throw signal?.aborted ? dropped() : err
+      })
+      .finally(release)
+    const sampled = result.sequences.reduce((n, s) => n + s.tokens.length, 0)
+    const billed = {
+      userId: run.userId,
+      modelName: host.name,
+      ...(run.sessionId ? { sessionId: run.sessionId } : {}),
+    }
+    this.opts.events.emit('usage', { ...billed, kind: 'prefill_tokens', amount: job.prompt.length })
+    this.opts.events.emit('usage', { ...billed, kind: 'sampled_tokens', amount: sampled })
+    return result
   }
 
   /** Aborts the queued and running requests of a session whose client went away. */
   dropSession(sessionId: string): void {
     for (const p of this.pending.values()) if (p.sessionId === sessionId) p.abort.abort()
-  }
-
-  private toJob(body: SampleRequest, host: ModelHost): SampleJob {
-    const tokens: number[] = []
-    for (const [i, chunk] of body.prompt.chunks.entries()) {
-      if (chunk.type !== undefined && chunk.type !== 'encoded_text') {
-        throw tuftError(
-          'TUFT_BAD_REQUEST',
-          `prompt.chunks[${i}]: ${chunk.type} chunks are not supported; this server serves text-only models`,
-        )
-      }
-      tokens.push(...(chunk as { tokens: number[] }).tokens)
-    }
-    if (tokens.length === 0) throw tuftError('TUFT_BAD_REQUEST', 'prompt is empty')
-    checkTokenIds(tokens, 'prompt', host.info().vocabSize)
-    const context = host.maxContext()
-    if (tokens.length >= context) {
-      throw tuftError(
-        'TUFT_BAD_REQUEST',
-        `prompt of ${tokens.length} tokens leaves no room in the context of ${context}`,
-      )
-    }
-    const p = body.sampling_params
-    const stop = p.stop ?? []
-    const stopList = typeof stop === 'string' ? [stop] : stop
-    const stopTokens = stopList.filter((s): s is number => typeof s === 'number')
-    checkTokenIds(stopTokens, 'sampling_params.stop', host.info().vocabSize)
-    const maxTokens = p.max_tokens ?? Math.min(DEFAULT_MAX_TOKENS, context - tokens.length)
-    return {
-      adapter: null,
-      prompt: Int32Array.from(tokens),
-      numSamples: body.num_samples,
-      maxTokens,
-      temperature: p.temperature,
-      topK: p.top_k,
-      topP: p.top_p,
-      seed: p.seed === undefined || p.seed === null ? randomBytes(8).readBigUInt64LE() : BigInt(p.seed),
-      stopTokens,
-      stopStrings: stopList.filter((s): s is string => typeof s === 'string'),
-      promptLogprobs: body.prompt_logprobs,
-      topkPromptLogprobs: body.topk_prompt_logprobs,
-    }
-  }
-
-  /** The adapter a sampler serves, or null for the bare base model. */
-  private adapterRef(s: SamplerRecord): LocalAdapter | null {
-    switch (s.source.kind) {
-      case 'base':
-        return null
-      case 'checkpoint':
-        return {
-          kind: 'peft',
-          id: `${s.source.runId}/${s.source.checkpointId}`,
-          dir: this.opts.checkpoints.absDir(s.source),
-        }
-      case 'snapshot': {
-        const snap = this.refs.get(s.id)
-        if (snap) return snap.ref
-        // Taken by another process, or before a restart: its durable copy (the path names it uniquely).
-        if (s.source.dir) return { kind: 'peft', id: s.source.dir, dir: this.opts.files.abs(s.source.dir) }
-        if (s.source.writing && Date.now() - s.createdAt < SNAPSHOT_WRITE_GRACE_MS) {
-          throw tuftError(
-            'TUFT_UNAVAILABLE',
-            `Sampler '${s.id}' is still being written to disk by the server that created it; retry shortly`,
-          )
-        }
-        throw tuftError(
-          'TUFT_NOT_FOUND',
-          `Sampler '${s.id}' no longer holds its in-memory snapshot nor a copy on disk (replaced by newer snapshots of its run, or lost in a restart without a durable store); create a new sampler`,
-        )
-      }
-    }
-  }
-
-  /** The resident adapters of a model's sampling engine (bounded by max_loras). */
-  private cache(host: ModelHost): AdapterCache {
-    let cache = this.caches.get(host.name)
-    if (!cache) {
-      cache = new AdapterCache(
-        () => host.sampling(),
-        host.config.max_loras ?? DEFAULT_MAX_LORAS,
-        this.opts.log,
-      )
-      this.caches.set(host.name, cache)
-    }
-    return cache
   }
 
   private remember(key: string, futureId: string): void {

@@ -11,13 +11,12 @@ import { isTuftError, tuftError } from '../errors.js'
 import type { EventBus, FutureKind } from '../events.js'
 import { generatedCheckpointName, trainingRunId } from '../ids.js'
 import type { Json, Store } from '../persistence.js'
-import { encodeForwardBackwardRequest } from '../wire/fwdbwd-request.js'
 import { formatTinkerPath, parseTinkerPath } from '../wire/paths.js'
-import type { ForwardBackwardRequest } from '../wire/proto.js'
+import type { ForwardBackwardBody } from '../wire/proto.js'
 import type {
   CreateModelRequest,
   LoadWeightsRequest,
-  OptimStepRequest,
+  OptimStep,
   SaveWeightsForSamplerRequest,
   SaveWeightsRequest,
 } from '../wire/schemas.js'
@@ -28,7 +27,8 @@ import type { FutureService } from './futures.js'
 import type { ModelHost, ModelHosts } from './models.js'
 import type { Ownership } from './ownership.js'
 import { storeFwdBwd } from './results.js'
-import type { SamplingService } from './sampling.js'
+import type { MetricPoint, RunHistory, RunMetrics } from './run-metrics.js'
+import type { SamplerStore } from './samplers.js'
 import { Sequencer } from './sequencer.js'
 import type { SessionService } from './sessions.js'
 import { stringMap } from './sessions.js'
@@ -40,7 +40,7 @@ export interface TrainingServiceOptions {
   sessions: SessionService
   models: ModelHosts
   checkpoints: CheckpointService
-  sampling: SamplingService
+  samplers: SamplerStore
   events: EventBus
   log: Logger
   gapWaitMs: number
@@ -48,6 +48,7 @@ export interface TrainingServiceOptions {
   durable: DurableState
   /** Which process serves which run when several share the store. */
   ownership: Ownership
+  metrics: RunMetrics
 }
 
 export type FutureRef = { request_id: string; model_id: string }
@@ -58,6 +59,8 @@ interface LiveRun {
   host: ModelHost
   /** Settles when the adapter exists in the engine (or creation failed). */
   created: Promise<void>
+  /** The metrics of the operations run here, for the console's loss curves. */
+  history: RunHistory
   /** The optimizer step counter after the last optim_step run here (recorded in durable pointers). */
   step: number
   /** Set once another process took the run over: what is still queued here fails instead of running. */
@@ -71,6 +74,11 @@ interface LiveRun {
 
 /** How many accepted (seq_id, future) pairs the run record keeps for resubmissions after a restart. */
 const RECENT_SEQS = 64
+
+/** The bytes as base64, without copying them first. */
+function base64(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64')
+}
 
 /**
  * A training submission in flight for a user. While any is unsettled, a gap in some run's seq_ids may
@@ -142,7 +150,7 @@ export class TrainingService {
       trainMlp: wire.train_mlp,
       trainUnembed: wire.train_unembed,
     }
-    await this.opts.ownership.claim(id, () => this.evict(id))
+    await this.claim(id)
     const future = await this.opts.futures.create({
       owner: userId,
       kind: 'create_model',
@@ -180,7 +188,7 @@ export class TrainingService {
         throw err
       }
     })
-    this.track(record, host, created, null)
+    this.track(record, host, created, await this.opts.metrics.open(id, true), null)
     return { request_id: future.id, model_id: id }
   }
 
@@ -188,12 +196,14 @@ export class TrainingService {
     record: TrainingRunRecord,
     host: ModelHost,
     created: Promise<void>,
+    history: RunHistory,
     resume: { released: number; seen: [number, string][] } | null,
   ): LiveRun {
     const run: LiveRun = {
       record,
       host,
       created,
+      history,
       step: record.durable?.step ?? 0,
       lost: false,
       passes: [],
@@ -223,7 +233,7 @@ export class TrainingService {
   }
 
   private async recover(stale: TrainingRunRecord): Promise<LiveRun> {
-    await this.opts.ownership.claim(stale.id, () => this.evict(stale.id))
+    await this.claim(stale.id)
     // Read again under the lease: the previous holder may have written a later durable point.
     const record = (await this.opts.store.get<TrainingRunRecord>(keys.run(stale.id)))?.value ?? stale
     const host = this.opts.models.get(record.baseModel)
@@ -242,7 +252,32 @@ export class TrainingService {
       }
     })()
     const released = Math.max(record.lastSeqId ?? 0, record.durable?.seqId ?? 0)
-    return this.track(record, host, created, { released, seen: record.recentSeqs ?? [] })
+    const history = await this.opts.metrics.open(record.id, false)
+    return this.track(record, host, created, history, { released, seen: record.recentSeqs ?? [] })
+  }
+
+  /**
+   * Where requests for the run are served when several processes share the store: here (null) when
+   * this process holds the run or takes it over now, else the live holder's base URL. Unknown runs,
+   * other users' runs and finished ones are "here": their handler answers them as it answers everyone.
+   */
+  async placement(userId: string, id: string): Promise<string | null> {
+    const { ownership } = this.opts
+    if (!ownership.needed || ownership.holds(id)) return null
+    const record = await this.findRun(id)
+    if (!record || record.owner !== userId || record.state === 'failed' || record.state === 'unloaded') {
+      return null
+    }
+    return ownership.tryClaim(id, () => this.evict(id))
+  }
+
+  /** Takes the run's lease here. The router relays requests for runs held elsewhere before this runs,
+   * so a live holder here is a race with a peer: the client retries. */
+  private async claim(id: string): Promise<void> {
+    const holder = await this.opts.ownership.tryClaim(id, () => this.evict(id))
+    if (holder !== null) {
+      throw tuftError('TUFT_UNAVAILABLE', `Training run '${id}' is served by ${holder} now; retry shortly`)
+    }
   }
 
   /** Another process took the run over: fail what is queued here and free the adapter. */
@@ -276,6 +311,18 @@ export class TrainingService {
     return (
       this.runs.get(id)?.record ?? (await this.opts.store.get<TrainingRunRecord>(keys.run(id)))?.value ?? null
     )
+  }
+
+  /** The caller's run and its metrics, oldest first: from memory when the run is served here, else the store. */
+  async metrics(
+    userId: string,
+    id: string,
+  ): Promise<{ run: TrainingRunRecord; points: readonly MetricPoint[] }> {
+    const run = await this.getRun(userId, id)
+    const live = this.runs.get(id)
+    const points =
+      live && this.opts.ownership.holds(id) ? live.history.points : await this.opts.metrics.stored(id)
+    return { run, points }
   }
 
   async listRuns(userId: string): Promise<TrainingRunRecord[]> {
@@ -329,6 +376,8 @@ export class TrainingService {
         }
         await this.setState(run.record, 'unloaded', null)
         await run.host.training().dropAdapter(id)
+        // Readers of an unloaded run's metrics go to the store from now on.
+        await run.history.flush()
         this.runs.delete(id)
         this.announceResident(run.host)
         await this.opts.ownership.release(id)
@@ -340,7 +389,8 @@ export class TrainingService {
 
   // ---- sequenced operations ----
 
-  async forwardBackward(userId: string, req: ForwardBackwardRequest, sub: Submission): Promise<FutureRef> {
+  async forwardBackward(userId: string, body: ForwardBackwardBody, sub: Submission): Promise<FutureRef> {
+    const req = body.request
     return this.sequenced(
       userId,
       req.modelId,
@@ -381,18 +431,25 @@ export class TrainingService {
             kind: 'training_tokens',
             amount: tokens,
           })
+          const metrics = { 'loss:sum': loss }
+          run.history.record({
+            kind: req.forwardOnly ? 'forward' : 'forward_backward',
+            step: run.step,
+            seq_id: req.seqId,
+            metrics,
+          })
           // Its gradients count towards the next optim_step, which logs it to be replayed after a crash.
           if (!req.forwardOnly && this.opts.durable.everyStep) {
             if (ran.fused) run.passes = null
-            else run.passes?.push(encodeForwardBackwardRequest(req).toString('base64'))
+            else run.passes?.push(base64(body.bytes))
           }
-          return storeFwdBwd(outputs, { 'loss:sum': loss })
+          return storeFwdBwd(outputs, metrics)
         }
       },
     )
   }
 
-  async optimStep(userId: string, body: OptimStepRequest, sub: Submission): Promise<FutureRef> {
+  async optimStep(userId: string, body: OptimStep, sub: Submission): Promise<FutureRef> {
     return this.sequenced(userId, body.model_id, body.seq_id, 'optim_step', sub, (run) => {
       const a = body.adam_params
       const adam = {
@@ -422,6 +479,7 @@ export class TrainingService {
           const point = { seqId: body.seq_id, futureId, step: r.step, result }
           await this.opts.durable.step(run.record, run.host.training(), point, passes && { passes, adam })
         }
+        run.history.record({ kind: 'optim_step', step: r.step, seq_id: body.seq_id, metrics: result.metrics })
         return result
       }
     })
@@ -532,7 +590,7 @@ export class TrainingService {
       }
       return async (futureId) => {
         const o = this.step(futureId)
-        const samplerId = await this.opts.sampling.createFromTraining(
+        const samplerId = await this.opts.samplers.createFromTraining(
           run.record,
           seq,
           async (snapshotId): Promise<LocalAdapter> => {
@@ -641,9 +699,9 @@ export class TrainingService {
     await this.opts.store.put(keys.run(record.id), record)
   }
 
-  /** Waits for every run's queued operations (graceful shutdown). */
+  /** Waits for every run's queued operations and their metrics (graceful shutdown). */
   async drain(): Promise<void> {
-    await Promise.all([...this.runs.values()].map((r) => r.sequencer.idle()))
+    await Promise.all([...this.runs.values()].map((r) => r.sequencer.idle().then(() => r.history.flush())))
   }
 
   close(): void {

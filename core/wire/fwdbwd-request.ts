@@ -71,6 +71,12 @@ function decodeDatum(d: PbDatum, index: number, budget: DenseBudget): Datum {
   return { chunks, lossFnInputs }
 }
 
+/** A decoded forward_backward body with the (decompressed) protobuf bytes it was decoded from. */
+export interface ForwardBackwardBody {
+  request: ForwardBackwardRequest
+  bytes: Uint8Array
+}
+
 /**
  * Decodes a forward_backward body. `contentEncoding` 'zstd' decompresses first (other encodings: 415).
  * Bodies or decompressed bodies above `maxBytes` give 413; anything malformed gives 400.
@@ -80,6 +86,15 @@ export function decodeForwardBackwardRequest(
   contentEncoding: string | undefined,
   maxBytes: number,
 ): ForwardBackwardRequest {
+  return readForwardBackwardBody(body, contentEncoding, maxBytes).request
+}
+
+/** decodeForwardBackwardRequest, keeping the protobuf bytes (the durable replay log stores them as they came). */
+export function readForwardBackwardBody(
+  body: Uint8Array,
+  contentEncoding: string | undefined,
+  maxBytes: number,
+): ForwardBackwardBody {
   const encoding = (contentEncoding ?? '').trim().toLowerCase()
   let bytes: Uint8Array
   if (encoding === 'zstd') bytes = decompressZstd(body, maxBytes)
@@ -94,7 +109,7 @@ export function decodeForwardBackwardRequest(
   if (seqId < 1) throw bad(`forward_backward seq_id must be >= 1, got ${seqId}`)
   if (!m.loss_fn) throw bad('forward_backward request has no loss_fn')
   const budget = new DenseBudget(maxBytes)
-  return {
+  const request: ForwardBackwardRequest = {
     modelId: m.model_id,
     seqId,
     lossFn: m.loss_fn,
@@ -102,6 +117,7 @@ export function decodeForwardBackwardRequest(
     forwardOnly: m.forward_only ?? false,
     data: (m.data ?? []).map((d, i) => decodeDatum(d, i, budget)),
   }
+  return { request, bytes }
 }
 
 function encodeChunk(c: ModelInputChunk): PbChunk {

@@ -12,8 +12,10 @@ export {
   type Datum,
   decodeForwardBackwardRequest,
   encodeForwardBackwardRequest,
+  type ForwardBackwardBody,
   type ForwardBackwardRequest,
   type ModelInputChunk,
+  readForwardBackwardBody,
 } from './fwdbwd-request.js'
 export {
   decodeSampleResponse,

@@ -38,6 +38,8 @@ export interface SampledSequenceView {
   /** null when the server sent none. */
   logprobs: number[] | null
   stopReason: StopReason
+  /** The asample future's id for this sequence (SDK ≥ 0.26 `sequence_id`); the response bytes carry none. */
+  sequenceId?: string
 }
 
 export interface SampleResponseView {

@@ -164,6 +164,18 @@ export const UntypedAPIFuture = Type.Object({
 })
 export type UntypedAPIFuture = Static<typeof UntypedAPIFuture>
 
+/**
+ * The asample future (SDK ≥ 0.26): one server-minted id per requested sample, which the SDK copies into
+ * each returned `SampledSequence.sequence_id`; it asserts the list is present and as long as
+ * `sequences`. SDK 0.25 ignores the extra member.
+ */
+export const SampleFuture = Type.Object({
+  request_id: Type.String(),
+  model_id: Type.Optional(Type.String()),
+  sample_sequence_ids: Type.Array(Type.String()),
+})
+export type SampleFuture = Static<typeof SampleFuture>
+
 export const QueueState = Type.Union([
   Type.Literal('active'),
   Type.Literal('paused_capacity'),
@@ -208,6 +220,8 @@ export const Checkpoint = Type.Object({
   size_bytes: Type.Optional(Nullable(Type.Integer({ minimum: 0 }))),
   public: Type.Optional(Type.Boolean()),
   expires_at: Type.Optional(Nullable(ISODate)),
+  /** SDK ≥ 0.39 (`Checkpoint.base_model`, optional there). */
+  base_model: Type.Optional(Nullable(Type.String())),
 })
 export type Checkpoint = Static<typeof Checkpoint>
 

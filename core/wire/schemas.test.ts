@@ -30,7 +30,7 @@ before(async () => {
     },
   })
   app.post('/optim_step', echo(OptimStepRoute, { request_id: 'r1', extra: 'dropped' }))
-  app.post('/asample', echo(ASampleRoute, { request_id: 'r2' }))
+  app.post('/asample', echo(ASampleRoute, { request_id: 'r2', sample_sequence_ids: ['r2:0'] }))
   app.post('/save_weights', echo(SaveWeightsRoute, { request_id: 'r3' }))
   app.post(
     '/create_session',

@@ -3,6 +3,7 @@
 // operation, §4.4) are separate constants. Static types share the constant's name.
 
 import { type Static, Type } from '@sinclair/typebox'
+import { OptimizerConfig, OptimParams } from './optimizer.js'
 import { CHECKPOINT_NAME_PATTERN } from './paths.js'
 import {
   AccessScope,
@@ -16,6 +17,7 @@ import {
   Nullable,
   Paging,
   RequestType,
+  SampleFuture,
   SamplingParams,
   StringMap,
   TrainingRun,
@@ -50,6 +52,8 @@ export const ClientConfigResponse = Type.Object({
   create_model_via_load_weights: Type.Optional(Type.Boolean()),
   proto_write_fwdbwd: Type.Optional(Type.Boolean()),
   fwd_via_fwdbwd: Type.Optional(Type.Boolean()),
+  /** SDK ≥ 0.26: sampling clients long-poll retrieve_futures instead of one retrieve_future each. */
+  sample_use_retrieve_futures: Type.Optional(Type.Boolean()),
 })
 export type ClientConfigResponse = Static<typeof ClientConfigResponse>
 export const ClientConfigRoute = { body: SdkVersionBody, response: ok(ClientConfigResponse) }
@@ -113,6 +117,8 @@ export const CreateModelRequest = Type.Object({
   base_model: Type.String({ minLength: 1 }),
   user_metadata: Type.Optional(Nullable(StringMap)),
   lora_config: Type.Optional(LoraConfig),
+  /** SDK ≥ 0.29.1 always sends it; only AdamW is accepted (core/wire/optimizer.ts). */
+  optimizer_config: Type.Optional(Nullable(OptimizerConfig)),
   type: RequestType,
 })
 export type CreateModelRequest = Static<typeof CreateModelRequest>
@@ -159,13 +165,17 @@ const TtlSeconds = Type.Optional(Nullable(TtlValue))
 /** A checkpoint name: it becomes the last segment of a tinker:// path (spec §3.14). */
 const CheckpointName = Type.String({ pattern: CHECKPOINT_NAME_PATTERN })
 
+/** SDK 0.25 sends `adam_params`, SDK ≥ 0.29.1 `optim_params` (core/wire/optimizer.ts reads either). */
 export const OptimStepRequest = Type.Object({
-  adam_params: AdamParams,
+  adam_params: Type.Optional(AdamParams),
+  optim_params: Type.Optional(Nullable(OptimParams)),
   model_id: Type.String(),
   seq_id: SeqId,
   type: RequestType,
 })
 export type OptimStepRequest = Static<typeof OptimStepRequest>
+/** An optim_step once its AdamW parameters are resolved. */
+export type OptimStep = Omit<OptimStepRequest, 'adam_params' | 'optim_params'> & { adam_params: AdamParams }
 export const OptimStepRoute = { body: OptimStepRequest, response: future }
 export const OptimStepResult = Type.Object({
   metrics: Type.Optional(Nullable(Type.Record(Type.String(), Type.Number()))),
@@ -199,6 +209,8 @@ export const LoadWeightsRequest = Type.Object({
   model_seq_id: Type.Optional(Type.Integer({ minimum: 0 })),
   base_model: Type.Optional(Nullable(Type.String())),
   user_metadata: Type.Optional(Nullable(StringMap)),
+  /** Create-via-load addressing of SDK ≥ 0.29.1; only AdamW is accepted. */
+  optimizer_config: Type.Optional(Nullable(OptimizerConfig)),
   type: RequestType,
 })
 export type LoadWeightsRequest = Static<typeof LoadWeightsRequest>
@@ -275,7 +287,7 @@ export const SampleRequest = Type.Object({
 })
 export type SampleRequest = Static<typeof SampleRequest>
 /** The result arrives as a protobuf SampleResponse (core/wire/proto.ts). */
-export const ASampleRoute = { body: SampleRequest, response: future }
+export const ASampleRoute = { body: SampleRequest, response: { 200: SampleFuture, ...ErrorResponses } }
 
 export const SamplerParams = Type.Object({ sampler_id: Type.String() })
 export const SamplerResponse = Type.Object({
@@ -317,6 +329,30 @@ export const RetrieveFutureRoute = {
     ...ErrorResponses,
   },
 }
+
+// ---- retrieve_futures (SDK ≥ 0.26, sdk-after-0.25.md §2) ----
+
+export const FuturesRetrieveRequest = Type.Object({
+  target: Type.Object({
+    type: Type.Optional(Type.Literal('sampling_session')),
+    sampling_session_id: Type.String({ minLength: 1 }),
+    cloned_sampler_id: Type.Integer({ minimum: 0, default: 0 }),
+  }),
+  prev_cursor: Type.Integer({ minimum: 0, default: 0 }),
+  /** Seconds; the server holds the poll for at most its own long-poll period. */
+  timeout: Type.Optional(Nullable(Type.Number({ minimum: 0 }))),
+})
+export type FuturesRetrieveRequest = Static<typeof FuturesRetrieveRequest>
+export const FutureCompletion = Type.Object({
+  state: Type.Union([Type.Literal('finished'), Type.Literal('failed')]),
+  request_id: Type.String(),
+})
+export const FuturesRetrieveResponse = Type.Object({
+  completions: Type.Array(FutureCompletion),
+  cursor: Type.Integer({ minimum: 0 }),
+})
+export type FuturesRetrieveResponse = Static<typeof FuturesRetrieveResponse>
+export const RetrieveFuturesRoute = { body: FuturesRetrieveRequest, response: ok(FuturesRetrieveResponse) }
 
 // ---- §3.22-3.24 REST ----
 

@@ -34,7 +34,16 @@ export interface Target {
 }
 
 export function context(t: Target, modelPath = t.modelPath, maxLoraRank = t.maxLoraRank): EngineContext {
-  return { modelName: 'conformance', modelPath, maxModelLen: 0, maxLoraRank, log: pino({ level: 'silent' }) }
+  return {
+    modelName: 'conformance',
+    modelPath,
+    maxModelLen: 0,
+    maxLoraRank,
+    maxLoras: 8,
+    // The server's default token budget of one fused call.
+    maxBatchTokens: 16384,
+    log: pino({ level: 'silent' }),
+  }
 }
 
 export function openTraining(t: Target, modelPath?: string): Promise<TrainingEngine> {
@@ -79,7 +88,7 @@ export const LOSS_CONFIG: Record<LossFn, Record<string, number>> = {
   importance_sampling: {},
   ppo: { clip_low_threshold: 0.8, clip_high_threshold: 1.2 },
   cispo: { clip_low_threshold: 0, clip_high_threshold: 4 },
-  dro: { beta: 0.05 },
+  dro: { beta: 0.01 },
 }
 
 /** A cross-entropy datum: K targets per position, weights varied so that they matter. */

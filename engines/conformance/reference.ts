@@ -19,6 +19,7 @@ import { packageRoot } from '../package-root.js'
 import {
   assertClose,
   forwardLogprobs,
+  LOSS_CONFIG,
   loadPeft,
   openSampling,
   openTraining,
@@ -175,7 +176,8 @@ export function referenceSuite(t: Target, dirs: string[]): void {
           const items = expected.cases.map((c) => ({
             ...ce(id, c),
             lossFn: loss.loss_fn,
-            lossConfig: loss.config ?? {},
+            // Engines receive loss_fn_config with the official defaults applied (core does it).
+            lossConfig: { ...LOSS_CONFIG[loss.loss_fn], ...loss.config },
             ...(loss.loss_fn === 'cross_entropy'
               ? {}
               : {

@@ -9,8 +9,12 @@ import { packageRoot } from '../package-root.js'
 
 export interface NativeModelInfo {
   arch: string
-  /** What the build chose, e.g. "cpu openblas 16 threads". */
+  /** The backend the engine runs on: "cpu", "cpu-builtin". */
   backend: string
+  /** What computes: "cpu:openblas", "cpu:builtin". */
+  device: string
+  /** Worker threads. */
+  threads: number
   vocabSize: number
   hiddenSize: number
   nLayers: number
@@ -30,6 +34,16 @@ export interface NativeOpenOptions {
   maxSeqLen: number
   /** Sampler KV cache budget in MiB; 0 = the engine's default. */
   kvCacheMb: number
+  /** "auto" (the best available) or a registered backend's name (see NativeBinding.backends). */
+  backend: string
+}
+
+/** A compute backend of this build (include/engine.h te_backend_desc). */
+export interface NativeBackend {
+  name: string
+  device: string
+  /** false: registered, but unable to run on this machine. */
+  available: boolean
 }
 
 export interface NativeTrainItem {
@@ -108,6 +122,8 @@ export interface NativeEngine {
 
 export interface NativeBinding {
   Engine: new () => NativeEngine
+  /** Registered backends in order of preference; "auto" takes the first available one. */
+  backends(): NativeBackend[]
 }
 
 /** Beside the C++ sources, also when this file runs compiled from dist/. */

@@ -3,7 +3,8 @@
 import { resolve } from 'node:path'
 import { type Static, Type } from '@sinclair/typebox'
 import { type EngineContext, type EngineProvider, LOSS_FNS } from '../../core/engine.js'
-import { loadBinding } from './binding.js'
+import { tuftError } from '../../core/errors.js'
+import { loadBinding, type NativeBackend } from './binding.js'
 import { NativeSamplingEngine } from './sampling.js'
 import { call, SharedEngine } from './shared.js'
 import { NativeTrainingEngine } from './training.js'
@@ -20,10 +21,13 @@ export const NativeConfigSchema = Type.Object(
           'sampler KV cache in MiB, allocated at the first sample (default 2048, less for small models)',
       }),
     ),
-    max_batch_tokens: Type.Optional(
-      Type.Integer({
-        minimum: 1,
-        description: 'tokens per fused forward/backward pass; larger batches are split',
+    backend: Type.Optional(
+      Type.String({
+        minLength: 1,
+        description:
+          "compute backend: 'auto' (default: the best available), 'cpu' (OpenBLAS when the build found it, " +
+          "else the built-in GEMM) or 'cpu-builtin'; training and sampling of one model share one engine, " +
+          'so they must agree',
       }),
     ),
   },
@@ -31,7 +35,21 @@ export const NativeConfigSchema = Type.Object(
 )
 export type NativeConfig = Static<typeof NativeConfigSchema>
 
-const DEFAULT_MAX_BATCH_TOKENS = 16384
+/** The backend option against what this build registers (the engine checks it again). */
+export function checkBackend(requested: string, backends: NativeBackend[]): void {
+  if (requested === 'auto') return
+  const known = ['auto', ...backends.map((b) => b.name)].join(', ')
+  const found = backends.find((b) => b.name === requested)
+  if (found === undefined) {
+    throw tuftError('TUFT_CONFIG', `native engine: unknown backend '${requested}' (this build has ${known})`)
+  }
+  if (!found.available) {
+    throw tuftError(
+      'TUFT_CONFIG',
+      `native engine: backend '${requested}' is not available on this machine (this build has ${known})`,
+    )
+  }
+}
 
 /** A provider with its own table of open engines (one per model directory). */
 export function createNativeProvider(): EngineProvider<typeof NativeConfigSchema> {
@@ -39,17 +57,20 @@ export function createNativeProvider(): EngineProvider<typeof NativeConfigSchema
 
   const acquire = async (cfg: NativeConfig, ctx: EngineContext): Promise<SharedEngine> => {
     const key = resolve(ctx.modelPath)
+    const backend = cfg.backend ?? 'auto'
+    const binding = loadBinding()
+    checkBackend(backend, binding.backends())
     let pending = open.get(key)
     if (pending === undefined) {
       pending = (async () => {
-        const { Engine } = loadBinding()
-        const native = new Engine()
+        const native = new binding.Engine()
         const model = await call(() =>
           native.open(key, {
             threads: cfg.threads ?? 0,
             maxLoraRank: ctx.maxLoraRank,
             maxSeqLen: ctx.maxModelLen,
             kvCacheMb: cfg.kv_cache_mb ?? 0,
+            backend,
           }),
         ).catch(async (err) => {
           await native.close().catch(() => undefined)
@@ -57,9 +78,17 @@ export function createNativeProvider(): EngineProvider<typeof NativeConfigSchema
         })
         const maxContext =
           ctx.maxModelLen > 0 ? Math.min(ctx.maxModelLen, model.maxPosition) : model.maxPosition
-        ctx.log.info({ model: ctx.modelName, backend: model.backend, arch: model.arch }, 'native engine open')
-        const maxBatch = cfg.max_batch_tokens ?? DEFAULT_MAX_BATCH_TOKENS
-        return new SharedEngine(native, model, key, maxContext, ctx.maxLoraRank, maxBatch, () =>
+        ctx.log.info(
+          {
+            model: ctx.modelName,
+            backend: model.backend,
+            device: model.device,
+            threads: model.threads,
+            arch: model.arch,
+          },
+          'native engine open',
+        )
+        return new SharedEngine(native, model, key, maxContext, ctx.maxLoraRank, ctx.maxBatchTokens, () =>
           open.delete(key),
         )
       })()
@@ -67,6 +96,13 @@ export function createNativeProvider(): EngineProvider<typeof NativeConfigSchema
       pending.catch(() => open.delete(key))
     }
     const shared = await pending
+    if (backend !== 'auto' && backend !== shared.model.backend) {
+      throw tuftError(
+        'TUFT_CONFIG',
+        `native engine: model '${ctx.modelName}' is already open on backend '${shared.model.backend}'; ` +
+          `its training and sampling share one engine and cannot also use '${backend}'`,
+      )
+    }
     shared.acquire()
     return shared
   }

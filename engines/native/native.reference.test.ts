@@ -76,6 +76,8 @@ describe('native engine vs the PyTorch reference (qwen3)', () => {
       modelPath: join(REF, 'model'),
       maxModelLen: 0,
       maxLoraRank: 8,
+      maxLoras: 32,
+      maxBatchTokens: 16384,
       log: pino({ level: 'silent' }),
     }
     training = await provider.createTraining!({ threads: 2 }, ctx)

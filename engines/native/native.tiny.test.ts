@@ -62,10 +62,12 @@ describe('native engine on the tiny generated model', () => {
       modelPath: await ensureEmbeddedModel(join(dir, 'models')),
       maxModelLen: 256,
       maxLoraRank: 16,
+      maxLoras: 32,
+      maxBatchTokens: 64,
       log: pino({ level: 'silent' }),
     }
     const provider = createNativeProvider()
-    training = await provider.createTraining!({ threads: 2, max_batch_tokens: 64 }, ctx)
+    training = await provider.createTraining!({ threads: 2 }, ctx)
     sampling = await provider.createSampling!({ threads: 2 }, ctx)
   })
   after(async () => {
@@ -212,6 +214,37 @@ describe('native engine on the tiny generated model', () => {
       message: /already exists/,
     })
     await assert.rejects(training.createAdapter('big', { ...LORA, rank: 32 }), { code: 'TUFT_BAD_REQUEST' })
+  })
+
+  it('refuses bad input in the engine itself (no TypeScript pre-check), and keeps serving', async () => {
+    const bad = (pattern: RegExp) => ({ code: 'TUFT_BAD_REQUEST', message: pattern })
+    const item = sft('learner', text.slice(0, 6))
+    await assert.rejects(
+      training.forwardBackward([{ ...item, targets: item.targets.subarray(1) }]),
+      bad(/targets has 4 values, expected 5/),
+    )
+    await assert.rejects(
+      training.forwardBackward([{ ...item, weights: Float32Array.from([1, Number.NaN, 1, 1, 1]) }]),
+      bad(/weights/),
+    )
+    await assert.rejects(
+      training.forwardBackward([{ ...item, tokens: Int32Array.from([1, 2, 151936, 4, 5]) }]),
+      bad(/outside the vocabulary/),
+    )
+    const rl = {
+      ...item,
+      lossFn: 'ppo' as const,
+      lossConfig: { clip_low_threshold: 0.8, clip_high_threshold: 1.2 },
+    }
+    await assert.rejects(training.forwardBackward([rl]), bad(/logprobs/))
+    await assert.rejects(
+      training.optimStep('learner', { ...ADAM, learningRate: Number.NaN }),
+      bad(/adam params must be finite/),
+    )
+    await assert.rejects(sampling.sample(job([1, 2], { topP: 0 })), bad(/top_p/))
+    await assert.rejects(sampling.sample(job([1, 2], { maxTokens: 300 })), bad(/maximum sequence length/))
+    const ok = await training.forwardBackward([{ ...item, forwardOnly: true }])
+    assert.equal(ok[0]!.logprobs.length, 5)
     await assert.rejects(
       training.loadState('dup', join(dir, 'missing'), { optimizer: true }),
       (err: { code: string }) => err.code === 'TUFT_NOT_FOUND' || err.code === 'TUFT_ENGINE',

@@ -11,7 +11,6 @@ import type {
 import { tuftError } from '../../core/errors.js'
 import { localDir } from '../../core/staging.js'
 import { call, type SharedEngine } from './shared.js'
-import { checkSampleJob } from './validate.js'
 
 const encoder = new TextEncoder()
 
@@ -38,7 +37,6 @@ export class NativeSamplingEngine implements SamplingEngine {
   }
 
   async sample(job: SampleJob): Promise<SampleResult> {
-    checkSampleJob(job, this.shared.limits)
     if (job.signal?.aborted) throw tuftError('TUFT_UNAVAILABLE', 'the sample request was cancelled')
     if (job.stopStrings.length > 0) await this.shared.ensureTokenBytes()
     const native = this.native

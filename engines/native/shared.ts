@@ -6,7 +6,6 @@ import type { EngineInfo, Manifest } from '../../core/engine.js'
 import { isTuftError, type TuftError, tuftError } from '../../core/errors.js'
 import type { NativeEngine, NativeModelInfo } from './binding.js'
 import { loadTokenBytes } from './token-bytes.js'
-import type { Limits } from './validate.js'
 
 /** "src/model/x.cc:42: rank 99 > max" → "rank 99 > max": users get the reason, not our file names. */
 function withoutLocation(message: string): string {
@@ -57,7 +56,6 @@ export async function manifestOf(dir: string): Promise<Manifest> {
 
 export class SharedEngine {
   readonly info: EngineInfo
-  readonly limits: Limits
   private refs = 0
   private tokenBytes: Promise<void> | undefined
   private nextRequestId = 1
@@ -72,9 +70,8 @@ export class SharedEngine {
     readonly maxBatchTokens: number,
     private readonly onClosed: () => void,
   ) {
-    this.limits = { vocabSize: model.vocabSize, maxContext, maxLoraRank }
     this.info = {
-      device: model.backend,
+      device: model.device,
       vocabSize: model.vocabSize,
       maxContext,
       maxLoraRank,

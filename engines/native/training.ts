@@ -15,8 +15,8 @@ import type {
 } from '../../core/engine.js'
 import { tuftError } from '../../core/errors.js'
 import type { NativeTrainItem } from './binding.js'
+import { toNativeItem } from './native-item.js'
 import { call, manifestOf, type SharedEngine } from './shared.js'
-import { checkAdam, checkLora, toNativeItem } from './validate.js'
 
 /** Consecutive groups of at most maxTokens tokens (an item larger than the budget goes alone). */
 export function chunkByTokens<T extends { tokens: Int32Array }>(items: T[], maxTokens: number): T[][] {
@@ -50,7 +50,6 @@ export class NativeTrainingEngine implements TrainingEngine {
   }
 
   async createAdapter(id: AdapterId, lora: LoraSpec): Promise<void> {
-    checkLora(lora, this.shared.limits)
     await call(() => this.native.createAdapter(id, lora))
   }
 
@@ -60,7 +59,7 @@ export class NativeTrainingEngine implements TrainingEngine {
 
   async forwardBackward(items: TrainItem[]): Promise<TrainItemResult[]> {
     if (items.length === 0) return []
-    const native: NativeTrainItem[] = items.map((item, i) => toNativeItem(item, i, this.shared.limits))
+    const native: NativeTrainItem[] = items.map(toNativeItem)
     // Losses are sums and gradients accumulate, so splitting the batch changes memory, not results.
     const results: TrainItemResult[] = []
     for (const chunk of chunkByTokens(native, this.shared.maxBatchTokens)) {
@@ -70,7 +69,6 @@ export class NativeTrainingEngine implements TrainingEngine {
   }
 
   async optimStep(id: AdapterId, adam: AdamParams): Promise<OptimResult> {
-    checkAdam(adam)
     return await call(() => this.native.optimStep(id, adam))
   }
 

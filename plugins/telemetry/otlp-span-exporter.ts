@@ -11,10 +11,10 @@ import { TraceExporterMetricsHelper } from '@opentelemetry/otlp-transformer'
 import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base'
 import { FastProtobufTraceSerializer } from './otlp-span-serializer.js'
 
-/** OTLP http/protobuf to `<endpoint>/v1/traces`. */
+/** OTLP http/protobuf to `url` (the full URL, e.g. http://collector:4318/v1/traces). */
 export class OtlpHttpSpanExporter extends OTLPExporterBase<ReadableSpan[]> implements SpanExporter {
-  constructor(endpoint: string) {
-    const options = convertLegacyHttpOptions({ url: `${endpoint}/v1/traces` }, 'TRACES', 'v1/traces', {
+  constructor(url: string) {
+    const options = convertLegacyHttpOptions({ url }, 'TRACES', 'v1/traces', {
       'Content-Type': 'application/x-protobuf',
     })
     super(
@@ -29,11 +29,11 @@ export class OtlpHttpSpanExporter extends OTLPExporterBase<ReadableSpan[]> imple
   }
 }
 
-/** OTLP over gRPC to `endpoint`; the gRPC stack is loaded only when this protocol is chosen. */
-export async function otlpGrpcSpanExporter(endpoint: string): Promise<SpanExporter> {
+/** OTLP over gRPC to `url`; the gRPC stack is loaded only when this protocol is chosen. */
+export async function otlpGrpcSpanExporter(url: string): Promise<SpanExporter> {
   const grpc = await import('@opentelemetry/otlp-grpc-exporter-base')
   const delegate = grpc.createOtlpGrpcExportDelegate(
-    grpc.convertLegacyOtlpGrpcOptions({ url: endpoint }, 'TRACES'),
+    grpc.convertLegacyOtlpGrpcOptions({ url }, 'TRACES'),
     FastProtobufTraceSerializer,
     'otlp_grpc_span_exporter',
     TraceExporterMetricsHelper,

@@ -18,9 +18,12 @@ export const CLIENT_FLAGS: ClientConfigResponse = {
 
 export default async function clientConfigRoutes(app: FastifyInstance): Promise<void> {
   const sampleLimit = app.tuftConfig.server.sample_queue_limit
+  // Only where the feed works (see Services.completions); SDK 0.25 ignores the flag.
+  const batchPolling = app.tuft.completions !== null
   app.post('/client/config', { schema: ClientConfigRoute }, async () => ({
     ...CLIENT_FLAGS,
     sample_max_concurrent_requests: sampleLimit,
+    sample_use_retrieve_futures: batchPolling,
   }))
   // A long interval: the flags never change while the server runs.
   app.post('/client/dynamic_config', { schema: DynamicConfigRoute }, async () => ({

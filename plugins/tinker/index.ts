@@ -6,6 +6,8 @@ import clientConfigRoutes from './client-config.js'
 import futureRoutes from './futures.js'
 import healthRoutes from './health.js'
 import modelRoutes from './models.js'
+import retrieveFuturesRoutes from './retrieve-futures.js'
+import runMetricsRoutes from './run-metrics.js'
 import samplingRoutes from './sampling.js'
 import sessionRoutes from './sessions.js'
 import telemetrySinkRoutes from './telemetry.js'
@@ -24,7 +26,9 @@ export default async function tinkerApi(app: FastifyInstance): Promise<void> {
     trainingRoutes,
     samplingRoutes,
     futureRoutes,
+    retrieveFuturesRoutes,
     trainingRunRoutes,
+    runMetricsRoutes,
     checkpointRoutes,
   ]) {
     await app.register(routes)

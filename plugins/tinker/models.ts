@@ -2,6 +2,7 @@
 // get_info answers from metadata (it feeds the SDK's client-side tokenizer loading).
 
 import type { FastifyInstance } from 'fastify'
+import { checkOptimizerConfig } from '../../core/wire/optimizer.js'
 import {
   type CreateModelRequest,
   CreateModelRoute,
@@ -11,19 +12,23 @@ import {
 } from '../../core/wire/schemas.js'
 import { userOf } from '../auth.js'
 import { traceContextOf } from '../telemetry/http.js'
-import { forwardToOwner } from './forward.js'
+import { routeToRunHolder } from './run-router.js'
 
 export default async function modelRoutes(app: FastifyInstance): Promise<void> {
   const { training } = app.tuft
-  // Runs held by another server process (shared store): relay to it, or take over once it is gone.
-  app.setErrorHandler(forwardToOwner(app))
-  app.post<{ Body: CreateModelRequest }>('/create_model', { schema: CreateModelRoute }, async (request) =>
-    training.createModel(userOf(request), request.body, traceContextOf(request)),
-  )
+  app.post<{ Body: CreateModelRequest }>('/create_model', { schema: CreateModelRoute }, async (request) => {
+    checkOptimizerConfig(request.body.optimizer_config)
+    return training.createModel(userOf(request), request.body, traceContextOf(request))
+  })
   app.post<{ Body: ModelIdRequest }>('/get_info', { schema: GetInfoRoute }, async (request) =>
     training.getInfo(userOf(request), request.body.model_id),
   )
-  app.post<{ Body: ModelIdRequest }>('/unload_model', { schema: UnloadModelRoute }, async (request) =>
-    training.unloadModel(userOf(request), request.body.model_id, traceContextOf(request)),
+  app.post<{ Body: ModelIdRequest }>(
+    '/unload_model',
+    {
+      schema: UnloadModelRoute,
+      preHandler: routeToRunHolder(app, (request) => (request.body as ModelIdRequest).model_id),
+    },
+    async (request) => training.unloadModel(userOf(request), request.body.model_id, traceContextOf(request)),
   )
 }

@@ -14,21 +14,24 @@ import { userOf } from '../auth.js'
 import { traceContextOf } from '../telemetry/http.js'
 
 export default async function samplingRoutes(app: FastifyInstance): Promise<void> {
-  const { sampling } = app.tuft
+  const { sampling, samplers, completions } = app.tuft
   app.post<{ Body: CreateSamplingSessionRequest }>(
     '/create_sampling_session',
     { schema: CreateSamplingSessionRoute },
     async (request) => ({
-      sampling_session_id: await sampling.createSession(userOf(request), request.body),
+      sampling_session_id: await samplers.createSession(userOf(request), request.body),
       type: 'create_sampling_session' as const,
     }),
   )
-  app.post<{ Body: SampleRequest }>('/asample', { schema: ASampleRoute }, async (request) =>
-    sampling.sample(userOf(request), request.body, traceContextOf(request)),
-  )
+  app.post<{ Body: SampleRequest }>('/asample', { schema: ASampleRoute }, async (request) => {
+    const future = await sampling.sample(userOf(request), request.body, traceContextOf(request))
+    // sample() has checked that the sampler exists and is the caller's.
+    completions?.submitted(future.request_id, request.body.sampling_session_id!, request.body.seq_id)
+    return future
+  })
   app.get<{ Params: { sampler_id: string } }>(
     '/samplers/:sampler_id',
     { schema: GetSamplerRoute },
-    async (request) => toWireSampler(await sampling.getSampler(userOf(request), request.params.sampler_id)),
+    async (request) => toWireSampler(await samplers.getSampler(userOf(request), request.params.sampler_id)),
   )
 }

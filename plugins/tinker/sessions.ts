@@ -16,7 +16,7 @@ import { userOf } from '../auth.js'
 const TESTED_SDK = /^0\.25\./
 
 export default async function sessionRoutes(app: FastifyInstance): Promise<void> {
-  const { sessions, training, sampling } = app.tuft
+  const { sessions, training, samplers } = app.tuft
 
   app.post<{ Body: CreateSessionRequest }>(
     '/create_session',
@@ -71,10 +71,10 @@ export default async function sessionRoutes(app: FastifyInstance): Promise<void>
       const user = userOf(request)
       const session = await sessions.get(user, request.params.session_id)
       const runs = (await training.listRuns(user)).filter((r) => r.sessionId === session.id)
-      const samplers = await sampling.listSamplers(user, session.id)
+      const owned = await samplers.listSamplers(user, session.id)
       return {
         training_run_ids: runs.sort((a, b) => a.modelSeqId - b.modelSeqId).map((r) => r.id),
-        sampler_ids: samplers.sort((a, b) => a.seqId - b.seqId).map((s) => s.id),
+        sampler_ids: owned.sort((a, b) => a.seqId - b.seqId).map((s) => s.id),
       }
     },
   )

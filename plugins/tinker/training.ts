@@ -2,10 +2,11 @@
 // optim_step, save_weights, load_weights, save_weights_for_sampler. Each request is tracked from
 // arrival to answer so that a gap in a run's seq_ids is held only while it might still be filled.
 
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { tuftError } from '../../core/errors.js'
 import type { Submission } from '../../core/services/training.js'
-import { decodeForwardBackwardRequest } from '../../core/wire/proto.js'
+import { adamParamsOf, checkOptimizerConfig } from '../../core/wire/optimizer.js'
+import { type ForwardBackwardBody, readForwardBackwardBody } from '../../core/wire/proto.js'
 import {
   type LoadWeightsRequest,
   LoadWeightsRoute,
@@ -19,11 +20,13 @@ import {
 import { userOf } from '../auth.js'
 import { PROTOBUF_TYPES } from '../content-parsers.js'
 import { traceContextOf } from '../telemetry/http.js'
-import { forwardToOwner } from './forward.js'
+import { routeToRunHolder } from './run-router.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
     submission: Submission | null
+    /** forward_backward's decoded body, read before routing (its model_id says which run it is for). */
+    forwardBackward: ForwardBackwardBody | null
   }
 }
 
@@ -34,16 +37,18 @@ export default async function trainingRoutes(app: FastifyInstance): Promise<void
   const { training } = app.tuft
   const maxBytes = app.tuftConfig.server.body_limit_bytes
   app.decorateRequest('submission', null)
+  app.decorateRequest('forwardBackward', null)
   app.addHook('onRequest', async (request) => {
     request.submission = training.beginSubmission(userOf(request), traceContextOf(request))
   })
   const settle = async (request: { submission: Submission | null }) => request.submission?.settle()
-  // Runs held by another server process (shared store): relay to it, or take over once it is gone.
-  app.setErrorHandler(forwardToOwner(app))
   app.addHook('onResponse', settle)
   app.addHook('onRequestAbort', settle)
 
-  app.post('/forward_backward', { schema: ForwardBackwardRoute }, async (request) => {
+  /** Runs held by another server process (shared store): relayed to it before the handler runs. */
+  const toHolder = routeToRunHolder(app, (request) => (request.body as { model_id: string }).model_id)
+
+  const readBody = async (request: FastifyRequest) => {
     const type = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase()
     if (!PROTOBUF_TYPES.includes(type) || !Buffer.isBuffer(request.body)) {
       throw tuftError(
@@ -52,25 +57,49 @@ export default async function trainingRoutes(app: FastifyInstance): Promise<void
       )
     }
     const encoding = request.headers['content-encoding']
-    const req = decodeForwardBackwardRequest(
+    request.forwardBackward = readForwardBackwardBody(
       request.body,
       typeof encoding === 'string' ? encoding : undefined,
       maxBytes,
     )
-    return training.forwardBackward(userOf(request), req, request.submission!)
-  })
-  app.post<{ Body: OptimStepRequest }>('/optim_step', { schema: OptimStepRoute }, async (request) =>
-    training.optimStep(userOf(request), request.body, request.submission!),
+  }
+  app.post(
+    '/forward_backward',
+    {
+      schema: ForwardBackwardRoute,
+      preHandler: [readBody, routeToRunHolder(app, (request) => request.forwardBackward!.request.modelId)],
+    },
+    async (request) =>
+      training.forwardBackward(userOf(request), request.forwardBackward!, request.submission!),
   )
-  app.post<{ Body: SaveWeightsRequest }>('/save_weights', { schema: SaveWeightsRoute }, async (request) =>
-    training.saveWeights(userOf(request), request.body, request.submission!),
+  app.post<{ Body: OptimStepRequest }>(
+    '/optim_step',
+    { schema: OptimStepRoute, preHandler: toHolder },
+    async (request) => {
+      const { adam_params: _0, optim_params: _1, ...step } = request.body
+      return training.optimStep(
+        userOf(request),
+        { ...step, adam_params: adamParamsOf(request.body) },
+        request.submission!,
+      )
+    },
   )
-  app.post<{ Body: LoadWeightsRequest }>('/load_weights', { schema: LoadWeightsRoute }, async (request) =>
-    training.loadWeights(userOf(request), request.body, request.submission!),
+  app.post<{ Body: SaveWeightsRequest }>(
+    '/save_weights',
+    { schema: SaveWeightsRoute, preHandler: toHolder },
+    async (request) => training.saveWeights(userOf(request), request.body, request.submission!),
+  )
+  app.post<{ Body: LoadWeightsRequest }>(
+    '/load_weights',
+    { schema: LoadWeightsRoute, preHandler: toHolder },
+    async (request) => {
+      checkOptimizerConfig(request.body.optimizer_config)
+      return training.loadWeights(userOf(request), request.body, request.submission!)
+    },
   )
   app.post<{ Body: SaveWeightsForSamplerRequest }>(
     '/save_weights_for_sampler',
-    { schema: SaveWeightsForSamplerRoute },
+    { schema: SaveWeightsForSamplerRoute, preHandler: toHolder },
     async (request) => training.saveWeightsForSampler(userOf(request), request.body, request.submission!),
   )
 }

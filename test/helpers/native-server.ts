@@ -39,6 +39,8 @@ export interface NativeServerOptions {
   model?: Record<string, unknown>
   /** `server:` keys. */
   server?: Record<string, unknown>
+  /** Other top-level keys (operators, openai_api, ...). */
+  config?: Record<string, unknown>
 }
 
 export interface NativeServer {
@@ -80,6 +82,7 @@ export async function startNativeTuft(opts: NativeServerOptions = {}): Promise<N
         ]
       : [],
     server: { long_poll_timeout_ms: 5000, ...opts.server },
+    ...opts.config,
   }
   const configPath = join(dir, 'tuft.config.yaml')
   writeFileSync(configPath, stringify(config))

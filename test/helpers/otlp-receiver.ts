@@ -69,7 +69,7 @@ const TYPES = {
   metrics: root.lookupType('otlp.ExportMetricsServiceRequest'),
   logs: root.lookupType('otlp.ExportLogsServiceRequest'),
 }
-type Signal = keyof typeof TYPES
+export type Signal = keyof typeof TYPES
 
 export interface ReceivedSpan {
   traceId: string
@@ -93,6 +93,7 @@ export interface ReceivedPoint {
   /** Gauge and sum value; for histograms the sum. */
   value: number
   count?: number
+  resource: Record<string, unknown>
 }
 
 export interface ReceivedLog {
@@ -102,6 +103,7 @@ export interface ReceivedLog {
   traceId: string
   spanId: string
   attributes: Record<string, unknown>
+  resource: Record<string, unknown>
 }
 
 export interface OtlpReceiver {
@@ -112,6 +114,8 @@ export interface OtlpReceiver {
   logs: ReceivedLog[]
   /** Content types of the requests received, per signal (to assert the encoding used). */
   contentTypes: string[]
+  /** Each export request's HTTP headers or gRPC metadata, with its signal. */
+  requests: { signal: Signal; headers: Record<string, unknown> }[]
   close(): Promise<void>
 }
 
@@ -178,6 +182,7 @@ function collect(receiver: OtlpReceiver, signal: Signal, message: Tree): void {
     }
   } else if (signal === 'metrics') {
     for (const rm of message.resourceMetrics ?? []) {
+      const resource = attributes(rm.resource?.attributes)
       for (const sm of rm.scopeMetrics ?? []) {
         for (const m of sm.metrics ?? []) {
           const type = m.histogram ? 'histogram' : m.sum ? 'sum' : 'gauge'
@@ -187,6 +192,7 @@ function collect(receiver: OtlpReceiver, signal: Signal, message: Tree): void {
               unit: m.unit ?? '',
               type,
               attributes: attributes(p.attributes),
+              resource,
             } as const
             if (type === 'histogram')
               receiver.points.push({ ...base, value: Number(p.sum ?? 0), count: Number(p.count) })
@@ -197,6 +203,7 @@ function collect(receiver: OtlpReceiver, signal: Signal, message: Tree): void {
     }
   } else {
     for (const rl of message.resourceLogs ?? []) {
+      const resource = attributes(rl.resource?.attributes)
       for (const sl of rl.scopeLogs ?? []) {
         for (const r of sl.logRecords ?? []) {
           receiver.logs.push({
@@ -206,6 +213,7 @@ function collect(receiver: OtlpReceiver, signal: Signal, message: Tree): void {
             traceId: hex(r.traceId),
             spanId: hex(r.spanId),
             attributes: attributes(r.attributes),
+            resource,
           })
         }
       }
@@ -221,7 +229,7 @@ async function readBody(req: IncomingMessage): Promise<Buffer> {
 }
 
 function emptyReceiver(): Omit<OtlpReceiver, 'endpoint' | 'close'> {
-  return { spans: [], points: [], logs: [], contentTypes: [] }
+  return { spans: [], points: [], logs: [], contentTypes: [], requests: [] }
 }
 
 /** OTLP/HTTP on 127.0.0.1 (an ephemeral port). */
@@ -242,6 +250,7 @@ export async function startOtlpHttpReceiver(): Promise<OtlpReceiver> {
       (body) => {
         const contentType = req.headers['content-type'] ?? ''
         state.contentTypes.push(contentType)
+        state.requests.push({ signal, headers: { ...req.headers } })
         collect(receiver, signal, decode(signal, body, contentType))
         // An empty Export*ServiceResponse is a full success in both encodings.
         res.writeHead(200, {
@@ -290,6 +299,7 @@ export async function startOtlpGrpcReceiver(): Promise<OtlpReceiver> {
     server.addService(definition, {
       Export: (call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => {
         receiver.contentTypes.push('application/grpc')
+        receiver.requests.push({ signal, headers: call.metadata.getMap() })
         collect(receiver, signal, decode(signal, call.request, 'application/x-protobuf'))
         callback(null, Buffer.alloc(0))
       },

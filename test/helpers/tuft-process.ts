@@ -21,6 +21,7 @@ export interface TuftConfigInput {
   /** Engine double options (e.g. step_delay_ms). */
   engine?: Record<string, unknown>
   model?: Record<string, unknown>
+  telemetry?: Record<string, unknown>
 }
 
 /** Writes `<dir>/tuft-<port>.yaml` for the engine double served as a third-party module; returns its path. */
@@ -45,6 +46,7 @@ export function writeTuftConfig(c: TuftConfigInput): string {
     ],
     persistence: c.persistence,
     server: { long_poll_timeout_ms: 2000, seq_gap_timeout_ms: 2000, shutdown_grace_ms: 2000 },
+    ...(c.telemetry === undefined ? {} : { telemetry: c.telemetry }),
   }
   const path = join(c.dir, `tuft-${c.port}.yaml`)
   writeFileSync(path, stringify(config))
@@ -64,10 +66,11 @@ export interface TuftProcess {
 function spawnTuft(
   args: string[],
   cwd: string,
+  env: Record<string, string>,
 ): { proc: ChildProcess; out: () => string; exited: Promise<number | null> } {
   const proc = spawn(process.execPath, [join(ROOT, 'bin/tuft.js'), ...args], {
     cwd,
-    env: { ...process.env, TUFT_HOST: '', TUFT_PORT: '', TUFT_CONFIG: '' },
+    env: { ...process.env, TUFT_HOST: '', TUFT_PORT: '', TUFT_CONFIG: '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   let out = ''
@@ -88,9 +91,13 @@ export function readyAddress(output: string): string | undefined {
   return listening === undefined ? undefined : (JSON.parse(listening) as { address: string }).address
 }
 
-/** Boots `tuft --config path` and waits until its models are loaded. */
-export async function startTuft(configPath: string, cwd: string): Promise<TuftProcess> {
-  const { proc, out, exited } = spawnTuft(['--config', configPath], cwd)
+/** Boots `tuft --config path` (with `env` added to the environment) and waits until its models are loaded. */
+export async function startTuft(
+  configPath: string,
+  cwd: string,
+  env: Record<string, string> = {},
+): Promise<TuftProcess> {
+  const { proc, out, exited } = spawnTuft(['--config', configPath], cwd, env)
   const baseUrl = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`tuft did not become ready:\n${out()}`)), 60_000)
     const check = () => {
@@ -122,8 +129,12 @@ export async function startTuft(configPath: string, cwd: string): Promise<TuftPr
 }
 
 /** Runs the command to completion (a boot that must fail, a subcommand). */
-export async function runTuft(args: string[], cwd: string): Promise<{ code: number | null; output: string }> {
-  const { out, exited } = spawnTuft(args, cwd)
+export async function runTuft(
+  args: string[],
+  cwd: string,
+  env: Record<string, string> = {},
+): Promise<{ code: number | null; output: string }> {
+  const { out, exited } = spawnTuft(args, cwd, env)
   const code = await exited
   return { code, output: out() }
 }

@@ -1,7 +1,7 @@
 // bench_decode.cc — sampler step timings on Qwen3-0.6B dimensions (random weights in memory): prefill
 // tokens/s, decode ms per step at several concurrencies, and 8 distinct adapters against the base
 // model in one batch. A quick C++ companion of bench/sampling.ts (no Node, no model files).
-//   bench_decode [--layers N] [--threads N] [--steps N]
+//   bench_decode [--layers N] [--threads N] [--steps N] [--backend auto|cpu|cpu-builtin]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -10,7 +10,6 @@
 #include <thread>
 #include <vector>
 
-#include "cpu/gemm.h"
 #include "bench_common.h"
 #include "model/engine_impl.h"
 
@@ -66,13 +65,15 @@ Run run(te_engine *e, const std::vector<const char *> &adapters, int P, int D, i
 int main(int argc, char **argv) {
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
   int layers = 28, threads = 0, D = 8;
+  std::string backend = "auto";
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
     if (a == "--layers") layers = std::atoi(argv[i + 1]);
     else if (a == "--threads") threads = std::atoi(argv[i + 1]);
     else if (a == "--steps") D = std::max(2, std::atoi(argv[i + 1]));
+    else if (a == "--backend") backend = argv[i + 1];
     else {
-      std::fprintf(stderr, "usage: bench_decode [--layers N] [--threads N] [--steps N]\n");
+      std::fprintf(stderr, "usage: bench_decode [--layers N] [--threads N] [--steps N] [--backend NAME]\n");
       return 2;
     }
   }
@@ -81,11 +82,17 @@ int main(int argc, char **argv) {
   c.L = layers;
   Model m;
   if (model_init_random(&m, c, 1, 2048) != TE_OK) return 1;
-  te_engine_options o{threads, 64, 2048};
+  te_engine_options o{threads, 64, 2048, nullptr};
   te_engine *e = nullptr;
-  if (engine_create_from_model(std::move(m), &o, &e) != TE_OK) return 1;
-  std::printf("bench_decode: %d threads, gemm %s, Qwen3-0.6B dimensions with %d of 28 layers\n", threads,
-              gemm_backend(), layers);
+  o.backend = backend.c_str();
+  if (engine_create_from_model(std::move(m), &o, &e) != TE_OK) {
+    std::fprintf(stderr, "engine: %s\n", te_last_error());
+    return 1;
+  }
+  te_model_info info;
+  te_engine_info(e, &info);
+  std::printf("bench_decode: %d threads, backend %s (%s), Qwen3-0.6B dimensions with %d of 28 layers\n", threads,
+              info.backend, info.device, layers);
   std::vector<std::string> ids;
   for (int i = 0; i < 8; i++) {
     ids.push_back("s" + std::to_string(i));

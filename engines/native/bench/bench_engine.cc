@@ -5,9 +5,10 @@
 // runs with the worst beside it, since the machine may be shared. Prints figures; asserts nothing.
 // The shapes run at as many layers as the time budget allows; the fused comparison runs on the full
 // 28 layers unless told otherwise (--fused-layers, or --layers alone), memory permitting, since the
-// share of the per-layer weights in each call decides what fusing saves.
+// share of the per-layer weights in each call decides what fusing saves. --backend picks the engine's
+// backend (default auto), which also runs the sgemm peak.
 //   bench_engine [--layers N] [--fused-layers N] [--threads N] [--reps N] [--budget SECONDS]
-//                [--only shapes|fused]
+//                [--only shapes|fused] [--backend auto|cpu|cpu-builtin]
 #include <unistd.h>
 
 #include <algorithm>
@@ -21,7 +22,7 @@
 #include <thread>
 #include <vector>
 
-#include "cpu/gemm.h"
+#include "backend/registry.h"
 #include "bench_common.h"
 #include "model/engine_impl.h"
 
@@ -46,14 +47,14 @@ double fb_flops(const Config &c, int B, int T) {
 struct Peak {
   double best, worst;
 };
-Peak sgemm_peak_gflops(int reps) {
+Peak sgemm_peak_gflops(Backend &be, int reps) {
   const int n = 2048;
   std::vector<float> a(size_t(n) * n, 0.01f), b(size_t(n) * n, 0.02f), c(size_t(n) * n);
-  sgemm(false, true, n, n, n, 1.f, a.data(), n, b.data(), n, 0.f, c.data(), n);  // warm up
+  be.op->gemm(be, false, true, n, n, n, 1.f, a.data(), n, b.data(), n, 0.f, c.data(), n);  // warm up
   double lo = 1e30, hi = 0;
   for (int r = 0; r < reps; r++) {
     auto t0 = Clock::now();
-    sgemm(false, true, n, n, n, 1.f, a.data(), n, b.data(), n, 0.f, c.data(), n);
+    be.op->gemm(be, false, true, n, n, n, 1.f, a.data(), n, b.data(), n, 0.f, c.data(), n);
     double t = seconds_since(t0);
     lo = std::min(lo, t), hi = std::max(hi, t);
   }
@@ -120,7 +121,7 @@ Timing time_each(te_engine *e, std::vector<te_train_item> &items, int reps) {
 }
 
 // A random-weight engine of `layers` layers with 8 rank-32 adapters on every target, a0 … a7.
-te_engine *make_engine(Config c, int layers, int threads, std::vector<std::string> *ids) {
+te_engine *make_engine(Config c, int layers, int threads, const std::string &backend, std::vector<std::string> *ids) {
   c.L = layers;
   Model m;
   auto t0 = Clock::now();
@@ -128,9 +129,12 @@ te_engine *make_engine(Config c, int layers, int threads, std::vector<std::strin
     std::fprintf(stderr, "model: %s\n", te_last_error());
     std::exit(1);
   }
-  te_engine_options o{threads, 64, 4096};
+  te_engine_options o{threads, 64, 4096, backend.c_str()};
   te_engine *e = nullptr;
-  if (engine_create_from_model(std::move(m), &o, &e) != TE_OK) std::exit(1);
+  if (engine_create_from_model(std::move(m), &o, &e) != TE_OK) {
+    std::fprintf(stderr, "engine: %s\n", te_last_error());
+    std::exit(1);
+  }
   std::printf("model: Qwen3-0.6B dimensions (C 1024, NH 16, NKV 8, HD 128, FF 3072, V 151936, tied), %d layers, "
               "random weights in %.1f s\n",
               layers, seconds_since(t0));
@@ -149,7 +153,8 @@ int main(int argc, char **argv) {
   std::setvbuf(stdout, nullptr, _IOLBF, 0);  // figures appear as they are measured
   int layers = 0, fused_layers = 0, threads = 0, reps = 2;
   double budget = 120;
-  std::string only;  // "shapes" or "fused": run one part
+  std::string only;              // "shapes" or "fused": run one part
+  std::string backend = "auto";
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
     if (a == "--layers") layers = std::atoi(argv[i + 1]);
@@ -158,23 +163,28 @@ int main(int argc, char **argv) {
     else if (a == "--reps") reps = std::max(1, std::atoi(argv[i + 1]));
     else if (a == "--budget") budget = std::atof(argv[i + 1]);
     else if (a == "--only") only = argv[i + 1];
+    else if (a == "--backend") backend = argv[i + 1];
     else {
       std::fprintf(stderr, "usage: bench_engine [--layers N] [--fused-layers N] [--threads N] [--reps N] "
-                   "[--budget SECONDS] [--only shapes|fused]\n");
+                   "[--budget SECONDS] [--only shapes|fused] [--backend auto|cpu|cpu-builtin]\n");
       return 2;
     }
   }
   if (threads <= 0) threads = int(std::max(1u, std::thread::hardware_concurrency()));
   Pool pool(threads);
   PoolScope scope(&pool);
-  gemm_set_threads(threads);
+  BackendPtr be;
+  if (backend_create(backend.c_str(), nullptr, 0, &be) != TE_OK) {
+    std::fprintf(stderr, "backend: %s\n", te_last_error());
+    return 2;
+  }
 
   Config c = qwen3_06b();
-  Peak p0 = sgemm_peak_gflops(5);
+  Peak p0 = sgemm_peak_gflops(*be, 5);
   double peak = p0.best;
-  std::printf("machine: %d threads, gemm backend %s, sgemm peak %.1f GFLOP/s (2048³, best of 5 now; worst %.1f: "
+  std::printf("machine: %d threads, backend %s (%s), sgemm peak %.1f GFLOP/s (2048³, best of 5 now; worst %.1f: "
               "the spread is the machine's noise)\n",
-              threads, gemm_backend(), p0.best, p0.worst);
+              threads, be->name.c_str(), be->device.c_str(), p0.best, p0.worst);
 
   const int shapes[4][2] = {{1, 128}, {8, 128}, {1, 512}, {8, 512}};
   const double mem = double(sysconf(_SC_PHYS_PAGES)) * double(sysconf(_SC_PAGE_SIZE));
@@ -205,7 +215,7 @@ int main(int argc, char **argv) {
                     "40%% of peak) and within half of %.0f GiB memory; pass --layers 28 for the full model\n",
                     layers, budget, run_flops(28) / rate, mem / (1 << 30));
     }
-    te_engine *e = make_engine(c, layers, threads, &ids);
+    te_engine *e = make_engine(c, layers, threads, backend, &ids);
     Config k = c;
     k.L = layers;
     std::printf("\nforward_backward, LoRA rank 32 on every target, cross-entropy (model FLOPs: frozen-weight GEMMs "
@@ -235,7 +245,7 @@ int main(int argc, char **argv) {
     if (depth < fused_depth)
       std::printf("NOTE: fused comparison on %d layers, not %d, to stay within half of %.0f GiB memory\n", depth,
                   fused_depth, mem / (1 << 30));
-    te_engine *e = make_engine(c, depth, threads, &ids);
+    te_engine *e = make_engine(c, depth, threads, backend, &ids);
     std::printf("8 adapters x 1 datum each, %d of 28 layers%s: one fused call vs one call per adapter (target: "
                 "fused >= 2x faster)\n",
                 depth, depth == 28 ? " (the full model)" : "");
@@ -249,7 +259,7 @@ int main(int argc, char **argv) {
     std::printf("workspace: %.2f GiB of activations and scratch\n", double(e->work.size()) * 4 / (1 << 30));
     te_engine_destroy(e);
   }
-  Peak p1 = sgemm_peak_gflops(3);
+  Peak p1 = sgemm_peak_gflops(*be, 3);
   std::printf("\nsgemm peak again at the end: best %.1f, worst %.1f GFLOP/s (fractions above use %.1f)\n", p1.best,
               p1.worst, peak);
   if (gf_8x512 > 0)

@@ -18,6 +18,8 @@ Napi::Value InfoToJs(Napi::Env env, const te_model_info &i) {
   Napi::Object o = Napi::Object::New(env);
   o.Set("arch", i.arch);
   o.Set("backend", i.backend);
+  o.Set("device", i.device);
+  o.Set("threads", i.n_threads);
   o.Set("vocabSize", i.vocab_size);
   o.Set("hiddenSize", i.hidden_size);
   o.Set("nLayers", i.n_layers);
@@ -59,6 +61,16 @@ struct ItemArgs {
   bool forward_only = false;
 };
 
+/* The C ABI reads n_tokens × k targets (and weights) and n_tokens of every per-token array on trust, so
+ * their lengths are checked here, as bad input (TE_EINVAL), before a pointer reaches the engine. */
+void CheckLength(const Napi::Env &env, bool present, size_t have, size_t want, const char *what) {
+  if (!present || have == want) return;
+  Napi::Error err = Napi::Error::New(
+      env, std::string(what) + " has " + std::to_string(have) + " values, expected " + std::to_string(want));
+  err.Set("code", "TE_EINVAL");
+  throw err;
+}
+
 ItemArgs ReadItem(const Napi::Object &o) {
   ItemArgs a;
   Napi::Value id = o.Get("adapterId");
@@ -78,6 +90,13 @@ ItemArgs ReadItem(const Napi::Object &o) {
   a.clip_high_threshold = static_cast<float>(ToNumber(o.Get("clipHighThreshold"), "clipHighThreshold"));
   a.beta = static_cast<float>(ToNumber(o.Get("beta"), "beta"));
   a.forward_only = ToBool(o.Get("forwardOnly"), "forwardOnly");
+  const size_t n = a.tokens.size(), nk = n * static_cast<size_t>(a.k > 0 ? a.k : 0);
+  CheckLength(o.Env(), true, a.targets.size(), nk, "targets");
+  CheckLength(o.Env(), a.has_weights, a.weights.size(), nk, "weights");
+  CheckLength(o.Env(), a.has_logprobs, a.logprobs.size(), n, "logprobs");
+  CheckLength(o.Env(), a.has_advantages, a.advantages.size(), n, "advantages");
+  CheckLength(o.Env(), a.has_clip_low, a.clip_low.size(), n, "clip_low_threshold");
+  CheckLength(o.Env(), a.has_clip_high, a.clip_high.size(), n, "clip_high_threshold");
   return a;
 }
 
@@ -186,9 +205,11 @@ class Engine : public Napi::ObjectWrap<Engine> {
     opts.n_threads = ToInt(o.Get("threads"), "threads");
     opts.max_lora_rank = ToInt(o.Get("maxLoraRank"), "maxLoraRank");
     opts.max_seq_len = ToInt(o.Get("maxSeqLen"), "maxSeqLen");
+    std::string backend = ToString(o.Get("backend"), "backend");
     const size_t kv_bytes = static_cast<size_t>(ToNumber(o.Get("kvCacheMb"), "kvCacheMb")) << 20;
-    return Queue(info.Env(), [dir, opts, kv_bytes](Worker &w, napi_deferred) {
+    return Queue(info.Env(), [dir, opts, backend, kv_bytes](Worker &w, napi_deferred) mutable {
       if (w.engine != nullptr) return Outcome::Error("TE_EINVAL", "the engine is already open");
+      opts.backend = backend.c_str();
       te_status s = te_engine_create(dir.c_str(), &opts, &w.engine);
       if (s != TE_OK) return Outcome::Failed(s);
       if (kv_bytes > 0 && (s = te_sample_configure(w.engine, kv_bytes)) != TE_OK) return Outcome::Failed(s);
@@ -402,8 +423,25 @@ class Engine : public Napi::ObjectWrap<Engine> {
 }  // namespace
 }  // namespace tuft
 
+/* backends(): the registered backends in order of preference, [{ name, device, available }]. */
+static Napi::Value Backends(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  Napi::Array out = Napi::Array::New(env);
+  for (int i = 0; i < te_backend_count(); i++) {
+    te_backend_desc d{};
+    if (te_backend_info(i, &d) != TE_OK) continue;
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("name", d.name);
+    o.Set("device", d.device);
+    o.Set("available", d.available != 0);
+    out.Set(out.Length(), o);
+  }
+  return out;
+}
+
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Engine", tuft::Engine::Define(env));
+  exports.Set("backends", Napi::Function::New(env, Backends, "backends"));
   return exports;
 }
 

@@ -33,15 +33,36 @@ const char *te_last_error(void);
 
 typedef struct te_engine te_engine;
 
+/* ---- backends ---------------------------------------------------------------------------------- */
+
+/* A compute backend this build registers. "auto" picks the first available one that supports every
+ * op of the model; the CPU backends come last: "cpu" (OpenBLAS when the build found it, else the
+ * built-in GEMM) and "cpu-builtin" (always the built-in GEMM). */
 typedef struct {
-  int n_threads;     /* 0 = one per core */
-  int max_lora_rank; /* adapters with a larger rank are rejected */
-  int max_seq_len;   /* 0 = the model's max_position_embeddings */
+  const char *name;   /* "cpu", "cpu-builtin", … (static storage) */
+  const char *device; /* what it computes on: "cpu:openblas", "cpu:builtin" */
+  int available;      /* 0: registered but unable to run on this machine */
+} te_backend_desc;
+
+/* Registered backends in order of preference; i in [0, te_backend_count()). */
+int te_backend_count(void);
+te_status te_backend_info(int i, te_backend_desc *out);
+
+/* ---- engine ------------------------------------------------------------------------------------ */
+
+typedef struct {
+  int n_threads;       /* 0 = one per core */
+  int max_lora_rank;   /* adapters with a larger rank are rejected */
+  int max_seq_len;     /* 0 = the model's max_position_embeddings */
+  const char *backend; /* NULL or "auto" = the best available; else a te_backend_desc name. Unknown or
+                          unavailable: TE_EUNSUPPORTED naming the backends, before the model is read */
 } te_engine_options;
 
 typedef struct {
   char arch[16];    /* "qwen3" | "qwen2" | "llama" */
-  char backend[64]; /* what the build chose, e.g. "cpu openblas 16 threads" */
+  char backend[32]; /* the backend the engine runs on: "cpu", "cpu-builtin" */
+  char device[64];  /* what computes: "cpu:openblas", "cpu:builtin" */
+  int n_threads;    /* worker threads */
   int vocab_size;   /* V */
   int hidden_size;  /* C */
   int n_layers;

@@ -8,7 +8,7 @@ import { describe, it } from 'node:test'
 
 const NATIVE = resolve(import.meta.dirname, '..')
 const FIXTURES = resolve(NATIVE, '../../test/fixtures/reference')
-const BINARIES = ['test_ops', 'test_reference', 'test_engine']
+const BINARIES = ['test_ops', 'test_reference', 'test_engine', 'test_backend_ops']
 
 function findBinary(name: string): string | undefined {
   return [join(NATIVE, 'build', name), join(NATIVE, 'build', 'Release', name)].find((p) => existsSync(p))

@@ -1,26 +1,26 @@
-// test_ops.cc — every op against finite differences (central, fp32 with tolerances sized for it),
-// the built-in GEMM against a naive product for all transpose cases and odd shapes, the losses'
-// d loss / d logprob, and the whole LoRA model's gradient against finite differences of its loss.
+// test_ops.cc — every op of the CPU backend's table against finite differences (central, fp32 with
+// tolerances sized for it), both general GEMMs and the special-shape kernels against a naive product for
+// all transpose cases and odd shapes, the losses' d loss / d logprob, and the whole LoRA model's
+// gradient against finite differences of its loss. (test_backend_ops compares backends with each other.)
 #include <algorithm>
 #include <cstring>
 #include <functional>
 #include <random>
 
+#include "backend/registry.h"
 #include "common/pool.h"
 #include "cpu/gemm.h"
 #include "loss/loss.h"
 #include "model/engine_impl.h"
-#include "ops/attention.h"
-#include "ops/linear.h"
-#include "ops/rmsnorm.h"
-#include "ops/rope.h"
-#include "ops/softmax.h"
-#include "ops/swiglu.h"
 #include "test_util.h"
 
 using namespace tuft;
 
 namespace {
+
+// The CPU backend: its memory is host memory, so the ops run on the vectors below in place.
+Backend *g_be = nullptr;
+constexpr GemmImpl BEST_GEMM = HAVE_OPENBLAS ? GEMM_OPENBLAS : GEMM_BUILTIN;
 
 std::mt19937 rng(1234);
 std::vector<float> randn(size_t n, float s = 1.f) {
@@ -68,7 +68,7 @@ void test_gemm() {
           ref[size_t(i) * ldc + j] = float(0.5 * s + 0.25 * C[size_t(i) * ldc + j]);
         }
       sgemm_builtin(ta, tb, M, N, K, 0.5f, A.data(), lda, B.data(), ldb, 0.25f, got.data(), ldc);
-      sgemm(ta, tb, M, N, K, 0.5f, A.data(), lda, B.data(), ldb, 0.25f, blas.data(), ldc);
+      sgemm(BEST_GEMM, ta, tb, M, N, K, 0.5f, A.data(), lda, B.data(), ldb, 0.25f, blas.data(), ldc);
       double e1 = 0, e2 = 0;
       for (int i = 0; i < M; i++)
         for (int j = 0; j < N; j++) {
@@ -78,7 +78,7 @@ void test_gemm() {
         }
       std::string s = std::string("gemm ta=") + char('0' + ta) + " tb=" + char('0' + tb);
       tt::near(e1, 0, 1e-3, 0, s + " builtin");
-      tt::near(e2, 0, 1e-3, 0, s + " " + gemm_backend());
+      tt::near(e2, 0, 1e-3, 0, s + (HAVE_OPENBLAS ? " openblas" : " builtin"));
     }
   // The small-M streaming kernel (C = A·Bᵀ): row and column tails, K off the vector width, short K (16-column
   // groups, LoRA B-products) and long K, beta 0 and 1.
@@ -183,7 +183,7 @@ void test_gemm() {
                 ldc = N + 2;
       auto A = mid_randn(size_t(ta ? K : M) * lda), B = mid_randn(size_t(K) * ldb), C = mid_randn(size_t(M) * ldc);
       std::vector<float> got = C;
-      sgemm(ta, false, M, N, K, 0.5f, A.data(), lda, B.data(), ldb, 1.f, got.data(), ldc);
+      sgemm(BEST_GEMM, ta, false, M, N, K, 0.5f, A.data(), lda, B.data(), ldb, 1.f, got.data(), ldc);
       double err = 0;
       for (int i = 0; i < M; i++)
         for (int j = 0; j < N; j++) {
@@ -206,14 +206,14 @@ void test_rmsnorm() {
   auto x = randn(size_t(N) * ld), w = randn(D), dy = randn(size_t(N) * ld);
   std::vector<float> out(size_t(N) * ld), rstd(size_t(N) * G), dx(size_t(N) * ld, 0.f);
   auto f = [&] {
-    rmsnorm_forward(out.data(), ld, rstd.data(), x.data(), ld, w.data(), N, G, D, 1e-6f);
+    g_be->op->rmsnorm_forward(*g_be, out.data(), ld, rstd.data(), x.data(), ld, w.data(), N, G, D, 1e-6f);
     double s = 0;
     for (int n = 0; n < N; n++)
       for (int i = 0; i < G * D; i++) s += double(out[size_t(n) * ld + i]) * dy[size_t(n) * ld + i];
     return s;
   };
   f();
-  rmsnorm_backward(dx.data(), ld, dy.data(), ld, x.data(), ld, w.data(), rstd.data(), N, G, D);
+  g_be->op->rmsnorm_backward(*g_be, dx.data(), ld, dy.data(), ld, x.data(), ld, w.data(), rstd.data(), N, G, D);
   fd_check(x, dx, f, "rmsnorm dx");
 }
 
@@ -226,13 +226,14 @@ void test_rope() {
   std::vector<int32_t> pos = {0, 5, 2, 15};
   auto x = randn(size_t(N) * H * HD), y = randn(size_t(N) * H * HD);
   std::vector<float> rx = x, ry = y;
-  rope_forward(rx.data(), H * HD, pos.data(), t, N, H, HD);
-  rope_backward(ry.data(), H * HD, pos.data(), t, N, H, HD);
+  const float *cs = t.cos.data(), *sn = t.sin.data();
+  g_be->op->rope_forward(*g_be, rx.data(), H * HD, pos.data(), cs, sn, N, H, HD);
+  g_be->op->rope_backward(*g_be, ry.data(), H * HD, pos.data(), cs, sn, N, H, HD);
   tt::near(dotd(rx, y), dotd(x, ry), 1e-4, 1e-5, "rope backward is the adjoint of forward");
   tt::near(dotd(rx, rx), dotd(x, x), 1e-3, 1e-5, "rope preserves norms");
   std::vector<float> p0 = x;
   std::vector<int32_t> zero(N, 0);
-  rope_forward(p0.data(), H * HD, zero.data(), t, N, H, HD);
+  g_be->op->rope_forward(*g_be, p0.data(), H * HD, zero.data(), cs, sn, N, H, HD);
   tt::near(dotd(p0, y), dotd(x, y), 1e-6, 1e-6, "rope at position 0 is the identity");
 }
 
@@ -244,12 +245,14 @@ void test_attention() {
   std::vector<float> out(size_t(N) * Q), lse(size_t(N) * NH), dq(q.size()), dk(k.size()), dv(v.size()),
       scratch(2 * size_t(N) * Q);
   auto f = [&] {
-    attention_forward(out.data(), Q, lse.data(), q.data(), Q, k.data(), KV, v.data(), KV, spans.data(), 2, NH, NKV, HD);
+    g_be->op->attention_forward(*g_be, out.data(), Q, lse.data(), q.data(), Q, k.data(), KV, v.data(), KV, spans.data(),
+                                2, NH, NKV, HD);
     return dotd(out, dy);
   };
   f();
-  attention_backward(dq.data(), Q, dk.data(), KV, dv.data(), KV, scratch.data(), dy.data(), Q, out.data(), Q,
-                     lse.data(), q.data(), Q, k.data(), KV, v.data(), KV, spans.data(), 2, NH, NKV, HD, N);
+  g_be->op->attention_backward(*g_be, dq.data(), Q, dk.data(), KV, dv.data(), KV, scratch.data(), dy.data(), Q,
+                               out.data(), Q, lse.data(), q.data(), Q, k.data(), KV, v.data(), KV, spans.data(), 2, NH,
+                               NKV, HD, N);
   fd_check(q, dq, f, "attention dq");
   fd_check(k, dk, f, "attention dk");
   fd_check(v, dv, f, "attention dv");
@@ -265,11 +268,11 @@ void test_swiglu() {
   auto gu = randn(size_t(N) * 2 * FF), dy = randn(size_t(N) * FF);
   std::vector<float> h(size_t(N) * FF), dgu(gu.size());
   auto f = [&] {
-    swiglu_forward(h.data(), gu.data(), N, FF);
+    g_be->op->swiglu_forward(*g_be, h.data(), gu.data(), N, FF);
     return dotd(h, dy);
   };
   f();
-  swiglu_backward(dgu.data(), dy.data(), gu.data(), N, FF);
+  g_be->op->swiglu_backward(*g_be, dgu.data(), dy.data(), gu.data(), N, FF);
   fd_check(gu, dgu, f, "swiglu dgu");
 }
 
@@ -283,34 +286,52 @@ void test_linear_lora() {
   std::vector<LoraGroup> gs = {{0, 3, R, 1.5f, A.data(), B.data(), dA.data(), dB.data()},
                                {5, 2, R, 1.5f, A.data(), B.data(), dA.data(), dB.data()}};
   auto f = [&] {
-    linear_forward(y.data(), ldy, x.data(), in, W.data(), b.data(), N, in, out);
-    lora_forward(y.data(), ldy, u.data(), R, x.data(), in, gs.data(), 2, in, out);
+    g_be->op->linear_forward(*g_be, y.data(), ldy, x.data(), in, W.data(), b.data(), N, in, out);
+    g_be->op->lora_forward(*g_be, y.data(), ldy, u.data(), R, x.data(), in, gs.data(), 2, in, out);
     double s = 0;
     for (int n = 0; n < N; n++)
       for (int o = 0; o < out; o++) s += double(y[size_t(n) * ldy + o]) * dy[size_t(n) * ldy + o];
     return s;
   };
   f();
-  linear_backward(dx.data(), in, dy.data(), ldy, W.data(), N, in, out, 0.f);
-  lora_backward(dx.data(), in, t.data(), dy.data(), ldy, x.data(), in, u.data(), R, gs.data(), 2, in, out);
+  g_be->op->linear_backward(*g_be, dx.data(), in, dy.data(), ldy, W.data(), N, in, out, 0.f);
+  g_be->op->lora_backward(*g_be, dx.data(), in, t.data(), dy.data(), ldy, x.data(), in, u.data(), R, gs.data(), 2, in,
+                          out);
   fd_check(x, dx, f, "linear+lora dx");
   fd_check(A, dA, f, "lora dA");
   fd_check(B, dB, f, "lora dB");
 }
 
-void test_logsoftmax() {
-  const int n = 3, V = 11, K = 2;
-  auto z = randn(size_t(n) * V, 2.f), g = randn(size_t(n) * K);
-  std::vector<int32_t> tg = {1, 4, 0, 10, 7, 7};
-  std::vector<float> logp(size_t(n) * K), lse(n);
+// head_loss with cross-entropy terms of weight −g: the loss is Σ g·logp, so its d/d logits is the
+// log-softmax gather's backward. V = 37: a full 16-lane block and a tail.
+void test_head_loss() {
+  const int n = 3, V = 37, K = 2;
+  // Its own generator, so that the tests after it draw the same numbers as before it existed.
+  std::mt19937 own(7);
+  auto draw = [&](size_t m, float sd) {
+    std::normal_distribution<float> nd(0.f, sd);
+    std::vector<float> v(m);
+    for (auto &x : v) x = nd(own);
+    return v;
+  };
+  auto z = draw(size_t(n) * V, 2.f), g = draw(size_t(n) * K, 1.f);
+  const std::vector<int32_t> tg = {1, 4, 0, 36, 7, 7};
+  std::vector<LossTerm> terms(size_t(n) * K);
+  for (size_t i = 0; i < terms.size(); i++) terms[i] = {tg[i], TE_LOSS_CROSS_ENTROPY, -g[i], 0, 0, 0, 0, 0};
+  std::vector<float> logp(size_t(n) * K);
+  std::vector<double> loss(size_t(n) * K);
   auto f = [&] {
-    logsoftmax_gather(logp.data(), lse.data(), z.data(), tg.data(), n, V, K);
-    return dotd(logp, g);
+    std::vector<float> zz = z;
+    g_be->op->head_loss(*g_be, logp.data(), loss.data(), zz.data(), terms.data(), n, V, K, false);
+    double s = 0;
+    for (double l : loss) s += l;
+    tt::near(s, dotd(logp, g), 1e-9, 1e-6, "head_loss: cross-entropy terms sum to Σ w·(−logp)");
+    return s;
   };
   f();
   std::vector<float> dz = z;
-  logsoftmax_gather_backward(dz.data(), lse.data(), tg.data(), g.data(), n, V, K);
-  fd_check(z, dz, f, "log-softmax gather dlogits");
+  g_be->op->head_loss(*g_be, logp.data(), loss.data(), dz.data(), terms.data(), n, V, K, true);
+  fd_check(z, dz, f, "head_loss dlogits");
 }
 
 void test_losses() {
@@ -320,11 +341,13 @@ void test_losses() {
                      hi = {1.5f, 1.1f, 1.3f, 1.05f, 3.f, 1.2f};
   // ℓ chosen so that ratios fall inside and outside the clip ranges.
   std::vector<double> lp = {-1.1, -1.5, -0.9, -3.0, -2.5, -0.05};
+  const std::vector<int32_t> tg(size_t(T), 0);
   for (int loss = 0; loss <= 4; loss++)
     for (int per_token = 0; per_token < 2; per_token++) {
       te_train_item it;
       std::memset(&it, 0, sizeof it);
       it.n_tokens = T, it.k = 1, it.loss = te_loss(loss), it.weights = w.data(), it.logprobs = q.data();
+      it.targets = tg.data();
       it.advantages = adv.data(), it.clip_low_threshold = 0.8f, it.clip_high_threshold = 1.2f, it.beta = 0.05f;
       if (per_token) it.clip_low = lo.data(), it.clip_high = hi.data();
       tt::ok_status(loss_validate(it), "loss_validate " + std::to_string(loss));
@@ -333,12 +356,14 @@ void test_losses() {
         if (loss == TE_LOSS_CISPO) {  // the clipped ratio is a constant (stop-gradient): d/dℓ = −clip(r)·A
           double r = std::exp(lp[size_t(t)] - q[size_t(t)]);
           double l = per_token ? lo[size_t(t)] : 0.8, hgh = per_token ? hi[size_t(t)] : 1.2;
-          worst = std::max(worst, std::fabs(loss_token(it, t, 0, lp[size_t(t)]).dlogp + std::clamp(r, l, hgh) * adv[size_t(t)]));
+          worst = std::max(worst, std::fabs(loss_token(loss_term(it, t, 0), lp[size_t(t)]).dlogp +
+                                            std::clamp(r, l, hgh) * adv[size_t(t)]));
           continue;
         }
         const double h = 1e-6;
-        double d = loss_token(it, t, 0, lp[size_t(t)]).dlogp;
-        double fd = (loss_token(it, t, 0, lp[size_t(t)] + h).loss - loss_token(it, t, 0, lp[size_t(t)] - h).loss) / (2 * h);
+        const LossTerm term = loss_term(it, t, 0);
+        double d = loss_token(term, lp[size_t(t)]).dlogp;
+        double fd = (loss_token(term, lp[size_t(t)] + h).loss - loss_token(term, lp[size_t(t)] - h).loss) / (2 * h);
         worst = std::max(worst, std::fabs(d - fd));
       }
       tt::near(worst, 0, 1e-6, 0, "loss " + std::to_string(loss) + (per_token ? " per-token clips" : "") + " dloss/dlogprob");
@@ -364,7 +389,7 @@ void test_model_fd() {
   for (size_t i = 0; i < m.mem.size(); i++)
     if (m.mem.data()[i] != 1.f) m.mem.data()[i] *= 10.f;
   te_engine *e = nullptr;
-  te_engine_options o{2, 8, 0};
+  te_engine_options o{2, 8, 0, nullptr};
   if (!tt::ok_status(engine_create_from_model(std::move(m), &o, &e), "engine from model")) return;
   te_lora_config lc{3, 6.f, 11, 1, 1, 1};
   tt::ok_status(te_adapter_create(e, "a", &lc), "adapter");
@@ -417,13 +442,16 @@ void test_model_fd() {
 int main() {
   Pool pool(2);
   PoolScope scope(&pool);
+  BackendPtr be;
+  if (!tt::ok_status(backend_create("cpu", nullptr, 0, &be), "cpu backend")) return tt::finish("test_ops");
+  g_be = be.get();
   test_gemm();
   test_rmsnorm();
   test_rope();
   test_attention();
   test_swiglu();
   test_linear_lora();
-  test_logsoftmax();
+  test_head_loss();
   test_losses();
   test_model_fd();
   return tt::finish("test_ops");

@@ -129,7 +129,7 @@ void run_arch(const std::string &root, const std::string &arch) {
     cases.push_back(cs);
   }
 
-  te_engine_options opts{0, 8, 0};
+  te_engine_options opts{0, 8, 0, nullptr};
   te_engine *e = nullptr;
   if (!tt::ok_status(te_engine_create((dir + "/model").c_str(), &opts, &e), arch + ": create engine")) return;
   te_model_info info;
@@ -196,7 +196,7 @@ void run_arch(const std::string &root, const std::string &arch) {
       auto want_d = doubles(*pc.get("dloss_dlogprobs"));
       double worst = 0;
       for (int t = 0; t < cases[c].T(); t++) {
-        LossToken lt = loss_token(b.items[c], t, 0, lora_lp[c][size_t(t)]);
+        LossToken lt = loss_token(loss_term(b.items[c], t, 0), lora_lp[c][size_t(t)]);
         worst = std::max(worst, std::fabs(lt.dlogp - want_d[size_t(t)]) / std::max(1.0, std::fabs(want_d[size_t(t)])));
       }
       tt::near(worst, 0, 1e-4, 0, arch + ": " + kv.first + " dloss/dlogprob case " + std::to_string(c));

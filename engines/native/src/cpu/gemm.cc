@@ -1,10 +1,11 @@
 // gemm.cc — sgemm dispatch, the small-M streaming kernel and the built-in blocked GEMM.
 //
 // Dispatch: C = A·Bᵀ with at most SMALL_M rows (decode steps, the LM head of a few rows, LoRA of a
-// few rows) goes to sgemm_small, which streams B (the weight) once without packing it; everything
-// else goes to OpenBLAS (single-threaded, called from every pool thread on its own slice of C, so
-// one set of threads serves the whole engine and no BLAS thread spins while the pool works) or to
-// the built-in kernel: B is packed in KC×NR slivers per NC block, each task packs its MC×KC block
+// few rows) goes to sgemm_small, which streams B (the weight) once without packing it; mid-sized and
+// short-K shapes to their AVX-512 kernels (gemm_mid.cc); everything else to the general GEMM the
+// backend chose: OpenBLAS (single-threaded, called from every pool thread on its own slice of C, so
+// one set of threads serves the whole engine and no BLAS thread spins while the pool works) or the
+// built-in kernel: B is packed in KC×NR slivers per NC block, each task packs its MC×KC block
 // of A in MR slivers, and a 6×16 register-tile kernel (GCC vector extensions, so -march=native
 // picks AVX2/AVX-512 where the machine has it) accumulates into C.
 #include "gemm.h"
@@ -300,27 +301,10 @@ static void blas(bool ta, bool tb, int M, int N, int K, float alpha, const float
               lda, B, ldb, beta, C, ldc);
 }
 
-void sgemm(bool ta, bool tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
-           float beta, float *C, int ldc) {
-  if (M <= 0 || N <= 0) return;
-  if (K <= 0) {  // BLAS rejects lda < 1; the built-in path just scales C
-    sgemm_builtin(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-    return;
-  }
-  if (use_small(ta, tb, M, K)) {
-    sgemm_small(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-    return;
-  }
-  if (sgemm_mid_fits(ta, tb, M, N, K)) {
-    sgemm_mid(tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-    return;
-  }
-  if (!tb && sgemm_short_k_fits(M, N, K, beta)) {
-    sgemm_short_k(ta, M, N, K, alpha, A, lda, B, ldb, C, ldc);
-    return;
-  }
-  // OpenBLAS runs single-threaded; the pool splits C into one slice per thread, along N (weight rows
-  // or columns, each packed by one thread only) unless C is taller than wide.
+// OpenBLAS runs single-threaded; the pool splits C into one slice per thread, along N (weight rows
+// or columns, each packed by one thread only) unless C is taller than wide.
+static void sgemm_openblas(bool ta, bool tb, int M, int N, int K, float alpha, const float *A, int lda,
+                           const float *B, int ldb, float beta, float *C, int ldc) {
   const int nt = current_threads();
   if (nt <= 1 || double(M) * N * K < double(1 << 21)) {
     blas(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
@@ -339,19 +323,23 @@ void sgemm(bool ta, bool tb, int M, int N, int K, float alpha, const float *A, i
            ldc);
   });
 }
-const char *gemm_backend() { return "openblas"; }
-void gemm_set_threads(int) { openblas_set_num_threads(1); }
+void gemm_openblas_single_threaded() { openblas_set_num_threads(1); }
 #else
-void sgemm(bool ta, bool tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
-           float beta, float *C, int ldc) {
-  if (use_small(ta, tb, M, K) && N > 0) sgemm_small(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+void gemm_openblas_single_threaded() {}
+#endif
+
+void sgemm(GemmImpl impl, bool ta, bool tb, int M, int N, int K, float alpha, const float *A, int lda,
+           const float *B, int ldb, float beta, float *C, int ldc) {
+  if (M <= 0 || N <= 0) return;
+  if (use_small(ta, tb, M, K)) sgemm_small(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   else if (sgemm_mid_fits(ta, tb, M, N, K)) sgemm_mid(tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-  else if (!tb && K > 0 && N > 0 && sgemm_short_k_fits(M, N, K, beta))
+  else if (!tb && K > 0 && sgemm_short_k_fits(M, N, K, beta))
     sgemm_short_k(ta, M, N, K, alpha, A, lda, B, ldb, C, ldc);
+#ifdef TUFT_HAVE_OPENBLAS
+  else if (impl == GEMM_OPENBLAS && K > 0)  // BLAS rejects lda < 1; the built-in path just scales C
+    sgemm_openblas(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+#endif
   else sgemm_builtin(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
-const char *gemm_backend() { return "builtin"; }
-void gemm_set_threads(int) {}
-#endif
 
 }  // namespace tuft

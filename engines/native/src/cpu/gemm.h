@@ -1,12 +1,21 @@
-// gemm.h — the one matrix multiply every op uses (row-major, BLAS argument order):
+// gemm.h — the one matrix multiply every CPU op uses (row-major, BLAS argument order):
 //   C[M,N] = alpha · op(A)[M,K] · op(B)[K,N] + beta · C,   op(X) = X or Xᵀ.
-// sgemm() goes to OpenBLAS when the build found it (TUFT_HAVE_OPENBLAS), else to the built-in
-// cache-blocked kernel, which is always compiled (tests compare both) and runs on the current pool.
+// Small, mid-sized and short-K shapes take the kernels below whichever general GEMM is chosen; the
+// rest goes to OpenBLAS (GEMM_OPENBLAS, built when found: TUFT_HAVE_OPENBLAS) or to the built-in
+// cache-blocked kernel (GEMM_BUILTIN, always built). The two CPU backends differ only in that choice.
 #pragma once
 
 namespace tuft {
 
-void sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+enum GemmImpl { GEMM_BUILTIN, GEMM_OPENBLAS };
+#ifdef TUFT_HAVE_OPENBLAS
+constexpr bool HAVE_OPENBLAS = true;
+#else
+constexpr bool HAVE_OPENBLAS = false;
+#endif
+
+// Runs on the current pool; GEMM_OPENBLAS only where HAVE_OPENBLAS.
+void sgemm(GemmImpl impl, bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float *A, int lda,
            const float *B, int ldb, float beta, float *C, int ldc);
 void sgemm_builtin(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float *A, int lda,
                    const float *B, int ldb, float beta, float *C, int ldc);
@@ -31,9 +40,7 @@ void sgemm_mid(bool trans_b, int M, int N, int K, float alpha, const float *A, i
 bool sgemm_short_k_fits(int M, int N, int K, float beta);
 void sgemm_short_k(bool trans_a, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
                    float *C, int ldc);
-// "openblas" or "builtin".
-const char *gemm_backend();
-// Called with the engine's thread count; OpenBLAS is kept single-threaded (the pool splits its work).
-void gemm_set_threads(int n);
+// OpenBLAS is kept single-threaded: the pool splits its work (called when a backend that uses it is created).
+void gemm_openblas_single_threaded();
 
 }  // namespace tuft

@@ -10,21 +10,34 @@ namespace tuft {
 
 static double clip(double x, double lo, double hi) { return std::min(std::max(x, lo), hi); }
 
-LossToken loss_token(const te_train_item &it, int i, int kk, double logp) {
-  const int K = it.k;
-  switch (it.loss) {
+LossTerm loss_term(const te_train_item &it, int i, int kk) {
+  LossTerm t{};
+  t.target = it.targets[size_t(i) * it.k + kk];
+  t.loss = it.loss;
+  if (it.loss == TE_LOSS_CROSS_ENTROPY) {
+    t.weight = it.weights[size_t(i) * it.k + kk];
+    return t;
+  }
+  t.logprob = it.logprobs[i], t.advantage = it.advantages[i];
+  t.clip_low = it.clip_low ? it.clip_low[i] : it.clip_low_threshold;
+  t.clip_high = it.clip_high ? it.clip_high[i] : it.clip_high_threshold;
+  t.beta = it.beta;
+  return t;
+}
+
+LossToken loss_token(const LossTerm &t, double logp) {
+  switch (t.loss) {
     case TE_LOSS_CROSS_ENTROPY: {  // L = −w ℓ
-      double w = it.weights[size_t(i) * K + kk];
+      double w = t.weight;
       return {-w * logp, -w};
     }
     case TE_LOSS_IMPORTANCE_SAMPLING: {  // L = −r A,  r = exp(ℓ − q) (not detached)
-      double a = it.advantages[i], r = std::exp(logp - double(it.logprobs[i]));
+      double a = t.advantage, r = std::exp(logp - double(t.logprob));
       return {-r * a, -r * a};
     }
     case TE_LOSS_PPO: {  // L = −min(r A, clip(r, lo, hi) A)
-      double a = it.advantages[i], r = std::exp(logp - double(it.logprobs[i]));
-      double lo = it.clip_low ? it.clip_low[i] : it.clip_low_threshold;
-      double hi = it.clip_high ? it.clip_high[i] : it.clip_high_threshold;
+      double a = t.advantage, r = std::exp(logp - double(t.logprob));
+      double lo = t.clip_low, hi = t.clip_high;
       double unclipped = r * a, clipped = clip(r, lo, hi) * a;
       if (unclipped <= clipped) return {-unclipped, -unclipped};
       // The clipped branch is the minimum: it is flat in ℓ wherever the clip is active.
@@ -32,14 +45,12 @@ LossToken loss_token(const te_train_item &it, int i, int kk, double logp) {
       return {-clipped, inside ? -r * a : 0.0};
     }
     case TE_LOSS_CISPO: {  // L = −sg[clip(r, lo, hi)] ℓ A
-      double a = it.advantages[i], r = std::exp(logp - double(it.logprobs[i]));
-      double lo = it.clip_low ? it.clip_low[i] : it.clip_low_threshold;
-      double hi = it.clip_high ? it.clip_high[i] : it.clip_high_threshold;
-      double c = clip(r, lo, hi);
+      double a = t.advantage, r = std::exp(logp - double(t.logprob));
+      double c = clip(r, t.clip_low, t.clip_high);
       return {-c * logp * a, -c * a};
     }
     case TE_LOSS_DRO: {  // L = −(ℓ A − ½ β (ℓ − q)²)
-      double a = it.advantages[i], d = logp - double(it.logprobs[i]), b = it.beta;
+      double a = t.advantage, d = logp - double(t.logprob), b = t.beta;
       return {-(logp * a - 0.5 * b * d * d), -a + b * d};
     }
   }

@@ -4,7 +4,7 @@
 #include <cstring>
 #include <thread>
 
-#include "../cpu/gemm.h"
+#include "../backend/registry.h"
 #include "engine_impl.h"
 
 namespace tuft {
@@ -17,13 +17,13 @@ Adapter *find_adapter(te_engine *e, const char *id) {
 
 te_status engine_create_from_model(Model &&m, const te_engine_options *opts, te_engine **out) {
   auto e = std::make_unique<te_engine>();
-  e->model = std::move(m);
   int hw = int(std::thread::hardware_concurrency());
   e->n_threads = opts && opts->n_threads > 0 ? opts->n_threads : (hw > 0 ? hw : 1);
   e->max_lora_rank = opts && opts->max_lora_rank > 0 ? opts->max_lora_rank : 64;
+  const std::vector<OpNeed> needs = model_op_needs(m.cfg, e->max_lora_rank);
+  TE_TRY(backend_create(opts ? opts->backend : nullptr, needs.data(), int(needs.size()), &e->backend));
+  e->model = std::move(m);
   e->pool = std::make_unique<Pool>(e->n_threads);
-  gemm_set_threads(e->n_threads);
-  e->backend = std::string("cpu ") + gemm_backend() + " " + std::to_string(e->n_threads) + " threads";
   *out = e.release();
   return TE_OK;
 }
@@ -45,6 +45,7 @@ te_status te_engine_create(const char *model_dir, const te_engine_options *opts,
   *out = nullptr;
   if (opts && (opts->n_threads < 0 || opts->max_lora_rank < 0 || opts->max_seq_len < 0))
     return TE_FAIL(TE_EINVAL, "te_engine_create: negative option");
+  if (opts) TE_TRY(backend_check(opts->backend));  // before the weights are read
   te_engine *e = nullptr;
   TE_API_BEGIN(e)
   Model m;
@@ -55,12 +56,25 @@ te_status te_engine_create(const char *model_dir, const te_engine_options *opts,
 
 void te_engine_destroy(te_engine *e) { delete e; }
 
+int te_backend_count(void) { return backend_count(); }
+
+te_status te_backend_info(int i, te_backend_desc *out) {
+  if (!out || i < 0 || i >= backend_count()) return TE_FAIL(TE_EINVAL, "te_backend_info: no backend %d", i);
+  const BackendReg &r = backend_reg(i);
+  out->name = r.name;
+  out->device = r.device;
+  out->available = r.available() ? 1 : 0;
+  return TE_OK;
+}
+
 te_status te_engine_info(const te_engine *e, te_model_info *out) {
   if (!e || !out) return TE_FAIL(TE_EINVAL, "te_engine_info: engine and out are required");
   const Config &c = e->model.cfg;
   std::memset(out, 0, sizeof *out);
   std::snprintf(out->arch, sizeof out->arch, "%s", c.arch_name.c_str());
-  std::snprintf(out->backend, sizeof out->backend, "%s", e->backend.c_str());
+  std::snprintf(out->backend, sizeof out->backend, "%s", e->backend->name.c_str());
+  std::snprintf(out->device, sizeof out->device, "%s", e->backend->device.c_str());
+  out->n_threads = e->n_threads;
   out->vocab_size = c.V;
   out->hidden_size = c.C;
   out->n_layers = c.L;

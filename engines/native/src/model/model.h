@@ -1,13 +1,14 @@
-// model.h — the decoder (Qwen3 / Qwen2 / Llama) on the CPU: weights, LoRA adapters, activations and
-// the forward / backward orchestrators. This is the header the sampler (src/sample/) builds on.
+// model.h — the decoder (Qwen3 / Qwen2 / Llama): weights, LoRA adapters, activations and the forward /
+// backward orchestrators, which run every op through the engine's backend (backend/backend.h). This is
+// the header the sampler (src/sample/) builds on.
 //
 // Reusable forward pieces, for a KV-cache decode:
-//   embedding_forward (ops/embedding.h)            token rows → residual stream x [N, C]
-//   layer_forward_qkv(m, l, a, rows, x)            ln1, q/k/v projections (+LoRA), q/k norm, rope:
+//   be.op->embedding_forward                       token rows → residual stream x [N, C]
+//   layer_forward_qkv(be, m, l, a, rows)           ln1, q/k/v projections (+LoRA), q/k norm, rope:
 //                                                  a.q [N, Q], a.k [N, KV], v = a.qkv + Q + KV (ld QKV)
-//   attention_forward (ops/attention.h)            causal over spans; a decoder writes its own over
-//                                                  the cache, into a.att [N, Q]
-//   layer_forward_out(m, l, a, rows, x_next)       o-proj (+LoRA) + residual, ln2, gate/up (+LoRA),
+//   be.op->attention_forward                       causal over spans; a decoder runs kv_attention over
+//                                                  the cache instead, into a.att [N, Q]
+//   layer_forward_out(be, m, l, a, rows, x_next)   o-proj (+LoRA) + residual, ln2, gate/up (+LoRA),
 //                                                  swiglu, down (+LoRA) + residual → x_next [N, C]
 //   final_norm_forward + head_logits               final RMSNorm and logits for chosen rows [n, V]
 // A decode step sets up Rows (spans, positions, adapter groups) for its new rows and a LayerActs from
@@ -24,15 +25,14 @@
 #include <string>
 #include <vector>
 
+#include "../backend/backend.h"
 #include "../common/buffer.h"
-#include "../ops/attention.h"
-#include "../ops/linear.h"
-#include "../ops/rope.h"
 #include "config.h"
+#include "rope_table.h"
 
 namespace tuft {
 
-// ---- base weights (frozen, fp32, shared by every adapter) ----------------------------------------
+// ---- base weights (frozen, fp32, shared by every adapter; host memory, see backend.h) -----------
 
 struct LayerWeights {
   const float *ln1;     // [C]        input_layernorm
@@ -63,7 +63,7 @@ te_status model_load(Model *m, const std::string &dir, int max_seq);
 // Random weights for a given config (benchmarks, tests): uniform, std 0.02, matrices; unit norms.
 te_status model_init_random(Model *m, const Config &cfg, uint64_t seed, int max_seq);
 
-// ---- LoRA adapters ------------------------------------------------------------------------------
+// ---- LoRA adapters (host memory, see backend.h) ---------------------------------------------------
 
 enum LoraTarget { LT_Q, LT_K, LT_V, LT_O, LT_GATE, LT_UP, LT_DOWN, LT_HEAD, LT_COUNT };
 constexpr int LT_LAYER_COUNT = LT_HEAD;  // per-layer targets come first
@@ -130,7 +130,7 @@ struct Rows {
 // LoRA groups of one target for rows [r0, r1) (grads: fill dA/dB from trainable groups).
 std::vector<LoraGroup> lora_groups(const Rows &rows, int layer, int target, int r0, int r1, bool grads);
 
-// ---- activations ---------------------------------------------------------------------------------
+// ---- activations (backend memory) ----------------------------------------------------------------
 
 struct LayerActs {
   float *x;                 // [N, C]      layer input (residual stream)
@@ -164,13 +164,14 @@ void acts_carve(Acts *a, float *mem, const Config &c, int N, int RM);
 
 // ---- forward --------------------------------------------------------------------------------------
 
-void layer_forward_qkv(const Model &m, int l, LayerActs &a, const Rows &rows);
-void layer_forward_out(const Model &m, int l, LayerActs &a, const Rows &rows, float *x_next);
-void final_norm_forward(const Model &m, float *xf, float *rstdf, const float *xL, int N);
+te_status layer_forward_qkv(Backend &be, const Model &m, int l, LayerActs &a, const Rows &rows);
+te_status layer_forward_out(Backend &be, const Model &m, int l, LayerActs &a, const Rows &rows, float *x_next);
+te_status final_norm_forward(Backend &be, const Model &m, float *xf, float *rstdf, const float *xL, int N);
 // Embedding → L layers → final norm, over all rows: acts.xf ready for the head.
-void model_forward(const Model &m, Acts &acts, const Rows &rows);
+te_status model_forward(Backend &be, const Model &m, Acts &acts, const Rows &rows);
 // logits[n, V] = xf[r0:r0+n] lm_headᵀ (+ LoRA lm_head of each row's adapter). uh: [n, RM] scratch.
-void head_logits(const Model &m, float *logits, float *uh, const float *xf, const Rows &rows, int r0, int n);
+te_status head_logits(Backend &be, const Model &m, float *logits, float *uh, const float *xf, const Rows &rows, int r0,
+                      int n);
 
 // ---- backward ------------------------------------------------------------------------------------
 
@@ -178,9 +179,15 @@ void head_logits(const Model &m, float *logits, float *uh, const float *xf, cons
 size_t backward_floats(const Config &c, int Ng, int RM);
 // dxf [Ng, C]: gradient at the final norm output. Accumulates (+=) LoRA gradients of the rows'
 // adapters; nothing else is written outside scratch.
-void model_backward(const Model &m, Acts &acts, const Rows &rows, int Ng, const float *dxf, float *scratch);
+te_status model_backward(Backend &be, const Model &m, Acts &acts, const Rows &rows, int Ng, const float *dxf,
+                         float *scratch);
 // dlogits [n, V] → dxf rows (written) and the lm_head LoRA gradients (+=). t: [n, RM] scratch.
-void head_backward(const Model &m, float *dxf, float *t, const float *dlogits, const float *xf, const float *uh,
-                   const Rows &rows, int r0, int n);
+te_status head_backward(Backend &be, const Model &m, float *dxf, float *t, const float *dlogits, const float *xf,
+                        const float *uh, const Rows &rows, int r0, int n);
+
+// ---- the backend ----------------------------------------------------------------------------------
+
+// Every op the model runs, at its shapes (rows: any; LoRA up to max_rank), for the backend's supports().
+std::vector<OpNeed> model_op_needs(const Config &c, int max_rank);
 
 }  // namespace tuft

@@ -1,14 +1,13 @@
 // train.cc — te_forward_backward: validate every item, lay the items out as rows (gradient items
 // first, grouped by adapter), run the base model once over all rows, then the LM head in blocks of
-// rows (logits → log-softmax → target log-probs → loss → d logits → d hidden, then the block is
-// discarded, so B×T×V logits never exist at once), then backward through the layers.
+// rows (logits → the backend's head_loss: log-softmax, target log-probs, loss terms, d logits → d hidden;
+// then the block is discarded, so B×T×V logits never exist at once), then backward through the layers.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <numeric>
 
 #include "../loss/loss.h"
-#include "../ops/softmax.h"
 #include "engine_impl.h"
 
 namespace tuft {
@@ -52,6 +51,7 @@ extern "C" te_status te_forward_backward(te_engine *e, te_train_item *items, int
   TE_API_BEGIN(e)
   const Model &m = e->model;
   const Config &c = m.cfg;
+  Backend &be = *e->backend;
 
   // 1. Validate everything before touching any state.
   std::vector<Adapter *> ads(static_cast<size_t>(n_items));
@@ -116,25 +116,28 @@ extern "C" te_status te_forward_backward(te_engine *e, te_train_item *items, int
     const int blocks = (N + CH - 1) / CH;
     CH = (N + blocks - 1) / blocks;
   }
+  const size_t CK = size_t(CH) * Kmax;
   size_t n_acts = acts_floats(c, N, RM);
-  size_t n_head = align16(size_t(CH) * V) + 4 * align16(size_t(CH) * std::max(Kmax, RM)) + align16(CH);
+  size_t n_head = align16(size_t(CH) * V) + 2 * align16(size_t(CH) * RM) + align16(CK) + align16(2 * CK);
   size_t n_back = Ng ? backward_floats(c, Ng, RM) + align16(size_t(Ng) * c.C) : 0;
-  TE_TRY(e->work.reserve(n_acts + n_head + n_back, "training activations"));
+  TE_TRY(e->work.reserve(be, n_acts + n_head + n_back, "training activations"));
   float *w = e->work.data();
   Acts acts;
   acts_carve(&acts, w, c, N, RM);
   float *logits = w + n_acts;                                     // [CH, V]
   float *uh = logits + align16(size_t(CH) * V);                   // [CH, RM]
-  float *th = uh + align16(size_t(CH) * std::max(Kmax, RM));      // [CH, RM]
-  float *logp = th + align16(size_t(CH) * std::max(Kmax, RM));    // [CH, Kmax]
-  float *gl = logp + align16(size_t(CH) * std::max(Kmax, RM));    // [CH, Kmax] d loss / d logprob
-  float *lse = gl + align16(size_t(CH) * std::max(Kmax, RM));     // [CH]
+  float *th = uh + align16(size_t(CH) * RM);                      // [CH, RM]
+  float *logp = th + align16(size_t(CH) * RM);                    // [CH, Kmax]
+  double *tloss = reinterpret_cast<double *>(logp + align16(CK));  // [CH, Kmax] each target's loss term
   float *dxf = Ng ? w + n_acts + n_head : nullptr;                // [Ng, C]
   float *back = Ng ? dxf + align16(size_t(Ng) * c.C) : nullptr;
-  std::vector<int32_t> tgt(size_t(CH) * Kmax);                    // [CH, Kmax], padded with id 0
+  std::vector<LossTerm> terms(CK);                                // [CH, Kmax]
+  const LossTerm pad{0, TE_LOSS_CROSS_ENTROPY, 0, 0, 0, 0, 0, 0};  // weight 0: contributes nothing
+  std::vector<float> host_logp(CK);
+  std::vector<double> host_loss(CK);
 
   // 4. Forward over all rows.
-  model_forward(m, acts, rows);
+  TE_TRY(model_forward(be, m, acts, rows));
 
   // 5. LM head, loss and head backward, one block of rows at a time.
   std::vector<double> loss(size_t(n_items), 0.0);
@@ -146,36 +149,30 @@ extern "C" te_status te_forward_backward(te_engine *e, te_train_item *items, int
     for (int r = 0; r < n; r++) {
       const te_train_item &it = items[row_item[size_t(r0 + r)]];
       int t = rows.pos[size_t(r0 + r)];
-      for (int k = 0; k < Kmax; k++) tgt[size_t(r) * Kmax + k] = k < it.k ? it.targets[size_t(t) * it.k + k] : 0;
+      for (int k = 0; k < Kmax; k++)
+        terms[size_t(r) * Kmax + k] = k < it.k ? loss_term(it, t, k) : pad;
     }
-    head_logits(m, logits, uh, acts.xf, rows, r0, n);
-    logsoftmax_gather(logp, lse, logits, tgt.data(), n, V, Kmax);
+    TE_TRY(head_logits(be, m, logits, uh, acts.xf, rows, r0, n));
+    TE_TRY(be.op->head_loss(be, logp, tloss, logits, terms.data(), n, V, Kmax, grad));
+    TE_TRY(be.op->download(be, host_logp.data(), logp, sizeof(float) * size_t(n) * Kmax));
+    TE_TRY(be.op->download(be, host_loss.data(), tloss, sizeof(double) * size_t(n) * Kmax));
     for (int r = 0; r < n; r++) {
       int i = row_item[size_t(r0 + r)];
       te_train_item &it = items[i];
       int t = rows.pos[size_t(r0 + r)];
-      for (int k = 0; k < Kmax; k++) {
-        float &g = gl[size_t(r) * Kmax + k];
-        g = 0;
-        if (k >= it.k) continue;
-        float lp = logp[size_t(r) * Kmax + k];
-        if (it.out_logprobs) it.out_logprobs[size_t(t) * it.k + k] = lp;
-        LossToken lt = loss_token(it, t, k, lp);
-        loss[size_t(i)] += lt.loss;
-        g = float(lt.dlogp);
+      for (int k = 0; k < it.k; k++) {
+        if (it.out_logprobs) it.out_logprobs[size_t(t) * it.k + k] = host_logp[size_t(r) * Kmax + k];
+        loss[size_t(i)] += host_loss[size_t(r) * Kmax + k];
       }
     }
-    if (grad) {
-      logsoftmax_gather_backward(logits, lse, tgt.data(), gl, n, V, Kmax);
-      head_backward(m, dxf, th, logits, acts.xf, uh, rows, r0, n);
-    }
+    if (grad) TE_TRY(head_backward(be, m, dxf, th, logits, acts.xf, uh, rows, r0, n));
     r0 = r1;
   }
   for (int i = 0; i < n_items; i++)
     if (items[i].out_loss) *items[i].out_loss = loss[size_t(i)];
 
   // 6. Backward through the layers for the gradient rows.
-  if (Ng) model_backward(m, acts, rows, Ng, dxf, back);
+  if (Ng) TE_TRY(model_backward(be, m, acts, rows, Ng, dxf, back));
   return TE_OK;
   TE_API_END
 }

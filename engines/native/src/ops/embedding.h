@@ -2,9 +2,13 @@
 #pragma once
 #include <cstdint>
 
+#include "../common/status.h"
+
 namespace tuft {
 
-// x[N, C] = wte[tokens[n], :]
-void embedding_forward(float *x, const int32_t *tokens, const float *wte, int N, int C);
+struct Backend;
+
+// x[N, C] = wte[tokens[n], :]   (tokens: host memory, each < V)
+using EmbeddingForward = te_status(Backend &be, float *x, const int32_t *tokens, const float *wte, int N, int C);
 
 }  // namespace tuft

@@ -1,7 +1,8 @@
 // sampler.cc — one continuous-batching step: admit queued requests whose KV blocks fit, run ONE
 // batched pass (prompts of new requests + one token of every running sequence, grouped by adapter)
-// through the model's forward pieces with attention over the paged cache, then the LM head only on
-// the rows that need logits: choose tokens, record log-probabilities, apply stop rules.
+// through the model's forward pieces with the backend's attention over the paged cache, then the LM
+// head only on the rows that need logits: choose tokens, record log-probabilities, apply stop rules
+// (host code, on the logits read from the backend).
 #include "sampler.h"
 
 #include <algorithm>
@@ -9,10 +10,9 @@
 #include <cstring>
 #include <unordered_map>
 
+#include "../common/logsoftmax.h"
 #include "../common/pool.h"
 #include "../model/engine_impl.h"
-#include "../ops/embedding.h"
-#include "../ops/softmax.h"
 
 namespace tuft {
 
@@ -71,17 +71,16 @@ void on_prompt_row(Request &r, int i, const float *z, int V, const std::vector<s
                    std::vector<float> &prob, std::vector<int32_t> &idx) {
   const int P = int(r.prompt.size());
   const SampleParams &p = r.params;
-  float lse;
   if (i < P - 1) {
     int32_t target = r.prompt[size_t(i) + 1];
     float lp;
-    logsoftmax_gather(&lp, &lse, z, &target, 1, V, 1);
+    row_logprobs(&lp, z, V, &target, 1);
     if (p.prompt_logprobs) r.prompt_lp[size_t(i) + 1] = lp;
     if (p.topk_prompt > 0) {
       const int K = p.topk_prompt;
       int32_t *ids = r.topk_ids.data() + size_t(i + 1) * K;
       top_k_ids(ids, z, V, K, idx);
-      logsoftmax_gather(r.topk_lp.data() + size_t(i + 1) * K, &lse, z, ids, 1, V, K);
+      row_logprobs(r.topk_lp.data() + size_t(i + 1) * K, z, V, ids, K);
     }
     return;
   }
@@ -95,7 +94,7 @@ void on_prompt_row(Request &r, int i, const float *z, int V, const std::vector<s
   std::vector<float> lps(static_cast<size_t>(S));
   const ChooseParams cp{p.temperature, p.top_k, p.top_p};
   for (int j = 0; j < S; j++) chosen[size_t(j)] = choose_token(z, V, cp, r.seqs[size_t(j)].rng, prob, idx);
-  logsoftmax_gather(lps.data(), &lse, z, chosen.data(), 1, V, S);
+  row_logprobs(lps.data(), z, V, chosen.data(), S);
   for (int j = 0; j < S; j++) record(r.seqs[size_t(j)], p, token_bytes, chosen[size_t(j)], lps[size_t(j)]);
 }
 
@@ -105,8 +104,8 @@ void on_decode_row(Request &r, Sequence &s, const float *z, int V, const std::ve
   s.len++;  // the token fed this step is now cached
   const ChooseParams cp{p.temperature, p.top_k, p.top_p};
   int32_t t = choose_token(z, V, cp, s.rng, prob, idx);
-  float lp, lse;
-  logsoftmax_gather(&lp, &lse, z, &t, 1, V, 1);
+  float lp;
+  row_logprobs(&lp, z, V, &t, 1);
   record(s, p, token_bytes, t, lp);
 }
 
@@ -121,6 +120,8 @@ te_status sampler_step(te_engine *e, Sampler &s, int *out_active) {
   const Model &m = e->model;
   const Config &c = m.cfg;
   const int V = c.V, C = c.C, Q = c.Q(), KV = c.KV(), QKV = c.QKV();
+  Backend &be = *e->backend;
+  const KvView kv = s.kv.view();
 
   // 1. Admission, first come first served: a request starts once all its blocks are free.
   int prefill_tokens = 0;
@@ -167,7 +168,7 @@ te_status sampler_step(te_engine *e, Sampler &s, int *out_active) {
       const int pos = en.prefill ? i : sq.len;
       rows.tokens.push_back(en.prefill ? r.prompt[size_t(i)] : sq.next);
       rows.pos.push_back(pos);
-      crow.push_back({&sq.blocks, pos});
+      crow.push_back({sq.blocks.data(), pos});
       row_seq.push_back(&sq);
       row_entry.push_back(ei);
     }
@@ -186,7 +187,7 @@ te_status sampler_step(te_engine *e, Sampler &s, int *out_active) {
     const size_t n_layer = layer_acts_floats(c, N, RM);
     const size_t n_total = n_layer + 2 * align16(size_t(N) * C) + align16(size_t(N)) + align16(size_t(CH) * V) +
                            align16(size_t(CH) * RM);
-    TE_TRY(s.work.reserve(n_total, "sampling activations"));
+    TE_TRY(s.work.reserve(be, n_total, "sampling activations"));
     float *w = s.work.data();
     LayerActs a;
     layer_acts_carve(&a, w, c, N, RM);
@@ -198,30 +199,23 @@ te_status sampler_step(te_engine *e, Sampler &s, int *out_active) {
 
     // 4. Forward: each layer's new keys/values go into the cache, then attention reads the cache.
     float *xa = a.x;
-    embedding_forward(xa, rows.tokens.data(), m.wte, N, C);
+    TE_TRY(be.op->embedding_forward(be, xa, rows.tokens.data(), m.wte, N, C));
     for (int l = 0; l < c.L; l++) {
       a.x = xa;
-      layer_forward_qkv(m, l, a, rows);
-      parallel_for(size_t(N), 16, [&](size_t n0, size_t n1) {
-        for (size_t n = n0; n < n1; n++) {
-          std::memcpy(s.kv.k(*crow[n].blocks, l, crow[n].pos), a.k + n * KV, sizeof(float) * KV);
-          std::memcpy(s.kv.v(*crow[n].blocks, l, crow[n].pos), a.qkv + n * QKV + Q + KV, sizeof(float) * KV);
-        }
-      });
-      cached_attention_forward(a.att, Q, a.q, Q, s.kv, crow.data(), N, l, c.NH, c.NKV, c.HD);
-      layer_forward_out(m, l, a, rows, xb);
+      TE_TRY(layer_forward_qkv(be, m, l, a, rows));
+      TE_TRY(be.op->kv_write(be, kv, a.k, KV, a.qkv + Q + KV, QKV, crow.data(), N, l));
+      TE_TRY(be.op->kv_attention(be, a.att, Q, a.q, Q, kv, crow.data(), N, l, c.NH, c.NKV, c.HD));
+      TE_TRY(layer_forward_out(be, m, l, a, rows, xb));
       std::swap(xa, xb);
     }
-    final_norm_forward(m, xf, rstdf, xa, N);
+    TE_TRY(final_norm_forward(be, m, xf, rstdf, xa, N));
 
     // Samples 2.. of a new request share its prompt: copy the prompt's cache rows.
     for (const Entry &en : entries) {
       if (!en.prefill) continue;
       Request &r = *en.req;
       for (size_t j = 1; j < r.seqs.size(); j++)
-        for (int l = 0; l < c.L; l++)
-          for (int p = 0; p < en.n; p++)
-            std::memcpy(s.kv.k(r.seqs[j].blocks, l, p), s.kv.k(r.seqs[0].blocks, l, p), sizeof(float) * 2 * KV);
+        TE_TRY(be.op->kv_copy(be, kv, r.seqs[j].blocks.data(), r.seqs[0].blocks.data(), en.n));
     }
 
     // 5. LM head on the rows that need logits, CH rows at a time, contiguous runs only.
@@ -235,14 +229,16 @@ te_status sampler_step(te_engine *e, Sampler &s, int *out_active) {
       size_t k1 = k0 + 1;
       while (k1 < need.size() && int(k1 - k0) < CH && need[k1] == need[k1 - 1] + 1) k1++;
       const int r0 = need[k0], n = int(k1 - k0);
-      head_logits(m, logits, uh, xf, rows, r0, n);
+      TE_TRY(head_logits(be, m, logits, uh, xf, rows, r0, n));
+      const float *host_logits = nullptr;
+      TE_TRY(host_read(be, logits, size_t(n) * V, s.logits_staging, &host_logits));
       parallel_for(size_t(n), 1, [&](size_t i0, size_t i1) {
         std::vector<float> prob;
         std::vector<int32_t> idx;
         for (size_t i = i0; i < i1; i++) {
           const int row = r0 + int(i);
           const Entry &en = entries[size_t(row_entry[size_t(row)])];
-          const float *z = logits + i * V;
+          const float *z = host_logits + i * V;
           if (en.prefill) on_prompt_row(*en.req, row - en.row0, z, V, s.token_bytes, prob, idx);
           else on_decode_row(*en.req, *row_seq[size_t(row)], z, V, s.token_bytes, prob, idx);
         }
@@ -280,7 +276,7 @@ static te_status ensure_kv(te_engine *e, Sampler &s) {
   const size_t per_token = size_t(c.L) * 2 * size_t(c.KV()) * sizeof(float);
   const size_t budget = s.kv_budget > 0 ? s.kv_budget
                                         : std::min(KV_BUDGET_BYTES, KV_MAX_FULL_SEQS * size_t(e->model.max_seq) * per_token);
-  return s.kv.init(c, e->model.max_seq, budget);
+  return s.kv.init(*e->backend, c, e->model.max_seq, budget);
 }
 
 }  // namespace tuft

@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "../common/buffer.h"
+#include "../backend/buffer.h"
 #include "../model/model.h"
 #include "choose.h"
 #include "kv_cache.h"
@@ -75,7 +75,8 @@ struct Sampler {
   std::vector<std::unique_ptr<Request>> running;
   std::map<uint64_t, std::unique_ptr<Request>> finished;  // until te_sample_release
   std::deque<uint64_t> finished_order;                     // not yet reported by next_finished
-  Buffer work;                                             // step activations + logits
+  DeviceBuffer work;                                       // step activations + logits
+  std::vector<float> logits_staging;                       // logits for host code, off a device backend
 };
 
 // The engine's sampler, created on first use.
