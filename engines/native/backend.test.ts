@@ -34,7 +34,7 @@ describe('native engine backend option', () => {
       modelPath: await ensureEmbeddedModel(join(dir, 'models')),
       maxModelLen: 128,
       maxLoraRank: 8,
-      maxLoras: 8,
+      maxLoras: 4,
       maxBatchTokens: 64,
       log: pino({ level: 'info' }, sink),
     }
