@@ -110,8 +110,8 @@ async function main(): Promise<void> {
 
     // Snapshot of a training adapter to its first sampled token.
     const [, firstSeconds] = await timed(async () => {
-      const ref = await training.snapshotAdapter(ids[0]!.replace('@s', ''), 'fresh@s')
-      await sampling.loadAdapter(ref)
+      await training.snapshotAdapter!(ids[0]!.replace('@s', ''), 'fresh@s')
+      await sampling.loadAdapter({ kind: 'snapshot', id: 'fresh@s' })
       await sampling.sample(job(prompt(16, 300), 1, 'fresh@s'))
     })
     console.log(`snapshot → first token: ${fmt(firstSeconds * 1000)} ms`)
@@ -154,7 +154,7 @@ async function makeAdapters(training: TrainingEngine, n: number): Promise<string
       weightDecay: 0,
       gradClipNorm: 0,
     })
-    await training.snapshotAdapter(id, `${id}@s`)
+    await training.snapshotAdapter!(id, `${id}@s`)
     ids.push(`${id}@s`)
   }
   return ids

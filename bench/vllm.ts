@@ -110,7 +110,8 @@ async function main(): Promise<void> {
       const [, s] = await timed(async () => {
         const peft = join(dir, `snapshot-${r}`)
         await training.exportAdapter('run', peft)
-        const ref = { kind: 'peft' as const, id: `snapshot-${r}`, dir: peft }
+        const id = `snapshot-${r}`
+        const ref = { kind: 'peft' as const, id, uri: await vllm.staging!.stage(id, peft) }
         await vllm.loadAdapter(ref)
         await vllm.sample(sampleJob(prompt(16, 7), { maxTokens: 1, adapter: ref }))
       })

@@ -83,8 +83,31 @@ export interface Manifest {
   files: { name: string; bytes: number }[]
 }
 
-/** Where a sampler finds adapter weights: an in-memory snapshot or a PEFT directory on disk. */
-export type AdapterRef = { kind: 'snapshot'; id: AdapterId } | { kind: 'peft'; id: AdapterId; dir: string }
+/**
+ * Where a sampler finds adapter weights: a snapshot its own provider's training engine took in this
+ * process, or PEFT files (adapter_config.json + adapter_model.safetensors) at a URI. The URI is what the
+ * engine's AdapterStaging returned for the server's local copy: a `file:` URL when the engine has none
+ * (same host or a shared volume); an engine on another host stages the files where it can read them.
+ */
+export type AdapterRef = { kind: 'snapshot'; id: AdapterId } | { kind: 'peft'; id: AdapterId; uri: string }
+
+/**
+ * How PEFT files on the server's host reach a sampling engine. Core calls `stage` before loadAdapter and
+ * `release` after unloadAdapter. A remote engine (a vLLM server loading LoRA adapters by path or URL)
+ * copies or uploads the directory, or publishes it over HTTP, and returns the URI it will load from.
+ */
+export interface AdapterStaging {
+  /** `dir` stays unchanged until `release`; returns the URI put in the AdapterRef. */
+  stage(id: AdapterId, dir: string): Promise<string>
+  release(id: AdapterId, uri: string): Promise<void>
+}
+
+/** An engine's own view of itself; health() never throws and answers quickly (no engine work). */
+export interface EngineHealth {
+  ok: boolean
+  /** Why not ok, or a short state worth reporting (e.g. "closed"). */
+  message?: string
+}
 
 /** Who an engine call serves: one entry per request fused into the call (telemetry links, usage). */
 export interface RequestTrace {
@@ -117,8 +140,13 @@ export interface TrainingEngine {
    * taken by snapshotAdapter and not yet unloaded (a durable store persists ephemeral samplers so).
    */
   exportAdapter(id: AdapterId, dir: string, o?: StepOptions): Promise<Manifest>
-  /** Cheap in-memory copy of the current adapter weights, usable as a sampler's AdapterRef. */
-  snapshotAdapter(id: AdapterId, snapshotId: AdapterId, o?: StepOptions): Promise<AdapterRef>
+  /**
+   * Cheap in-memory copy of the current adapter weights under `snapshotId`; required when the provider
+   * declares `snapshots: 'shared-memory'` (core calls it only then). Samplers of the same provider load
+   * it as `{ kind: 'snapshot', id: snapshotId }`; exportAdapter writes it; unloadAdapter frees it.
+   */
+  snapshotAdapter?(id: AdapterId, snapshotId: AdapterId, o?: StepOptions): Promise<void>
+  health(): Promise<EngineHealth>
   close(): Promise<void>
 }
 
@@ -162,10 +190,13 @@ export interface SampleResult {
 
 export interface SamplingEngine {
   readonly info: EngineInfo
+  /** Absent: the engine reads `file:` URIs of the server's own directories. */
+  readonly staging?: AdapterStaging
   loadAdapter(ref: AdapterRef): Promise<void>
   unloadAdapter(ref: AdapterRef): Promise<void>
   /** Continuous batching inside: concurrent calls share passes over the base weights. */
   sample(job: SampleJob, o?: StepOptions): Promise<SampleResult>
+  health(): Promise<EngineHealth>
   close(): Promise<void>
 }
 
@@ -186,10 +217,38 @@ export interface EngineContext {
   log: Logger
 }
 
-/** A provider is a name, a config schema, declared capabilities and factories. */
+/**
+ * What a provider's engines can do. Core reads this (never the provider's name) and the conformance
+ * suite checks every promise in it.
+ */
+export interface EngineCapabilities {
+  /**
+   * How the training engine hands a sampler a point-in-time copy of an adapter. 'shared-memory':
+   * snapshotAdapter copies it in process. 'peft-files': core exports it (exportAdapter) to a directory
+   * and stages the files for the sampling engine.
+   */
+  snapshots: 'shared-memory' | 'peft-files'
+  /**
+   * The provider's sampling engines load `{ kind: 'snapshot' }` refs of snapshots its training engines of
+   * the same model took (same provider object, same process). Needs `snapshots: 'shared-memory'`.
+   */
+  sampleFromTrainingSnapshot: boolean
+  /** Losses forwardBackward computes; core answers other loss_fn values with a 400. */
+  losses: readonly LossFn[]
+  /** Largest LoRA rank the engines accept; config's max_lora_rank is capped to it. */
+  maxLoraRank: number
+  /**
+   * Hugging Face architectures (config.json `architectures`) the engines load, e.g. 'Qwen3ForCausalLM'.
+   * The conformance suite checks these against the PyTorch reference fixtures; empty (an engine that is
+   * not a transformer, or one checked elsewhere) runs no reference numerics.
+   */
+  architectures: readonly string[]
+}
+
+/** A provider is a name, a config schema, declared capabilities and factories (one per role it has). */
 export interface EngineProvider<S extends TSchema = TSchema> {
   name: string
-  capabilities: readonly ('training' | 'sampling')[]
+  capabilities: EngineCapabilities
   configSchema: S
   createTraining?(cfg: Static<S>, ctx: EngineContext): Promise<TrainingEngine>
   createSampling?(cfg: Static<S>, ctx: EngineContext): Promise<SamplingEngine>

@@ -27,6 +27,15 @@ const KINDS = {
 
 export type ErrorCode = keyof typeof KINDS
 
+/** Every error code (an engine may throw any of them; 4xx ones are the caller's fault). */
+export const ERROR_CODES = Object.keys(KINDS) as ErrorCode[]
+
+/**
+ * Marks TuftErrors across copies of this module: a third-party engine imports `tuft/engine` (the compiled
+ * copy) while the server may run from source, and `instanceof` only sees one copy's class.
+ */
+const BRAND = Symbol.for('tuft.error')
+
 export class TuftError extends Error {
   readonly code: ErrorCode
   readonly statusCode: number
@@ -35,6 +44,7 @@ export class TuftError extends Error {
   constructor(code: ErrorCode, message: string, options?: { cause?: unknown; category?: FailureCategory }) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause })
     this.name = 'TuftError'
+    Object.defineProperty(this, BRAND, { value: true })
     this.code = code
     this.statusCode = KINDS[code].status
     this.category = options?.category ?? KINDS[code].category
@@ -51,5 +61,9 @@ export function tuftError(
 }
 
 export function isTuftError(err: unknown): err is TuftError {
-  return err instanceof TuftError
+  return (
+    err instanceof Error &&
+    (err as unknown as Record<symbol, unknown>)[BRAND] === true &&
+    Object.hasOwn(KINDS, (err as { code?: unknown }).code as string)
+  )
 }

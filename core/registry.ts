@@ -5,28 +5,74 @@
 import { createRequire } from 'node:module'
 import { isAbsolute, join, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
-import type { EngineProvider } from './engine.js'
+import { Value } from '@sinclair/typebox/value'
+import { type EngineCapabilities, type EngineProvider, LOSS_FNS } from './engine.js'
 import { tuftError } from './errors.js'
 
 type Entry = { provider: EngineProvider } | { load: () => Promise<EngineProvider> }
 
-export function isEngineProvider(value: unknown): value is EngineProvider {
+/** What keeps `value` from being an engine provider; empty when it is one. */
+export function providerProblems(value: unknown): string[] {
   const p = value as Partial<EngineProvider> | null
-  return (
-    typeof p === 'object' &&
-    p !== null &&
-    typeof p.name === 'string' &&
-    Array.isArray(p.capabilities) &&
-    typeof p.configSchema === 'object' &&
-    (typeof p.createTraining === 'function' || typeof p.createSampling === 'function')
-  )
+  if (typeof p !== 'object' || p === null) return ['not an object']
+  const problems: string[] = []
+  if (typeof p.name !== 'string' || p.name === '') problems.push('name must be a non-empty string')
+  if (typeof p.configSchema !== 'object' || p.configSchema === null)
+    problems.push('configSchema must be a TypeBox schema')
+  if (typeof p.createTraining !== 'function' && typeof p.createSampling !== 'function')
+    problems.push('createTraining or createSampling must be a function')
+  const c = p.capabilities as Partial<EngineCapabilities> | undefined
+  if (typeof c !== 'object' || c === null || Array.isArray(c)) {
+    problems.push('capabilities must be an object (snapshots, sampleFromTrainingSnapshot, losses, ...)')
+    return problems
+  }
+  if (c.snapshots !== 'shared-memory' && c.snapshots !== 'peft-files')
+    problems.push("capabilities.snapshots must be 'shared-memory' or 'peft-files'")
+  if (typeof c.sampleFromTrainingSnapshot !== 'boolean')
+    problems.push('capabilities.sampleFromTrainingSnapshot must be a boolean')
+  else if (c.sampleFromTrainingSnapshot && c.snapshots !== 'shared-memory')
+    problems.push("capabilities.sampleFromTrainingSnapshot needs snapshots: 'shared-memory'")
+  if (!Array.isArray(c.losses) || !c.losses.every((l) => (LOSS_FNS as readonly unknown[]).includes(l)))
+    problems.push(`capabilities.losses must list losses among ${LOSS_FNS.join(', ')}`)
+  else if (typeof p.createTraining === 'function' && c.losses.length === 0)
+    problems.push('capabilities.losses is empty but the provider trains')
+  if (!Number.isInteger(c.maxLoraRank) || (c.maxLoraRank as number) < 1)
+    problems.push('capabilities.maxLoraRank must be a positive integer')
+  if (!Array.isArray(c.architectures) || !c.architectures.every((a) => typeof a === 'string'))
+    problems.push('capabilities.architectures must be a list of strings')
+  return problems
+}
+
+/** A provider's options with its schema's defaults applied, or a TUFT_CONFIG error listing what is wrong. */
+export function providerOptions(
+  provider: EngineProvider,
+  options: Record<string, unknown>,
+  what: string,
+): unknown {
+  const withDefaults = Value.Default(provider.configSchema, structuredClone(options))
+  const errors = [...Value.Errors(provider.configSchema, withDefaults)]
+  if (errors.length > 0) {
+    const list = errors.slice(0, 5).map((e) => `${e.path || '/'}: ${e.message}`)
+    throw tuftError(
+      'TUFT_CONFIG',
+      `${what}: invalid options for engine '${provider.name}': ${list.join('; ')}`,
+    )
+  }
+  return withDefaults
+}
+
+/** `value` as a provider, or a TUFT_CONFIG error naming what is wrong with it. */
+function checked(value: unknown, what: string): EngineProvider {
+  const problems = providerProblems(value)
+  if (problems.length > 0) throw tuftError('TUFT_CONFIG', `${what} ${problems.join('; ')}`)
+  return value as EngineProvider
 }
 
 export class EngineRegistry {
   private readonly entries = new Map<string, Entry>()
 
   register(provider: EngineProvider): void {
-    this.add(provider.name, { provider })
+    this.add(provider.name, { provider: checked(provider, `Engine provider '${provider.name}' is invalid:`) })
   }
 
   /** A built-in whose module is imported only when a model names it. */
@@ -46,10 +92,7 @@ export class EngineRegistry {
       this.entries.set(name, entry)
     }
     if ('provider' in entry) return entry.provider
-    const provider = await entry.load()
-    if (!isEngineProvider(provider)) {
-      throw tuftError('TUFT_CONFIG', `Built-in engine '${name}' did not load a valid provider`)
-    }
+    const provider = checked(await entry.load(), `Built-in engine '${name}' is invalid:`)
     this.entries.set(name, { provider })
     return provider
   }
@@ -85,8 +128,5 @@ async function importProvider(
       { cause: err },
     )
   }
-  if (!isEngineProvider(mod.default)) {
-    throw tuftError('TUFT_CONFIG', `Module '${specifier}' does not default-export an engine provider`)
-  }
-  return mod.default
+  return checked(mod.default, `Module '${specifier}' does not default-export an engine provider:`)
 }

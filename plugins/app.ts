@@ -16,6 +16,7 @@ import enginesPlugin from './engines.js'
 import errorHandlerPlugin from './error-handler.js'
 import oaiApi from './oai/index.js'
 import persistencePlugin from './persistence.js'
+import readinessRoutes from './readiness.js'
 import serverLoadPlugin from './server-load.js'
 import servicesPlugin from './services.js'
 import telemetryPlugin from './telemetry/index.js'
@@ -73,5 +74,6 @@ export async function buildApp(config: TuftConfig, deps: AppDeps = {}): Promise<
   await app.register(tokenizePlugin)
   await app.register(consolePlugin)
   await app.register(oaiApi)
+  await app.register(readinessRoutes, { prefix: API_PREFIX })
   return app
 }

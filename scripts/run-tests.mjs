@@ -5,7 +5,7 @@ import { readdirSync } from 'node:fs'
 import { join, relative } from 'node:path'
 
 const ROOT = new URL('..', import.meta.url).pathname
-const SKIP = new Set(['node_modules', 'build', '.git', '.tuft'])
+const SKIP = new Set(['node_modules', 'build', 'dist', '.git', '.tuft'])
 
 function findTests(dir) {
   const found = []

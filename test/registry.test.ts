@@ -1,5 +1,5 @@
 // Engine provider registry and model hosts: built-in and lazy providers, duplicates, third-party
-// modules by specifier, unknown names and invalid options failing with TUFT_CONFIG.
+// modules by specifier, unknown names, invalid declarations and invalid options failing with TUFT_CONFIG.
 
 import assert from 'node:assert/strict'
 import { mkdtempSync, writeFileSync } from 'node:fs'
@@ -8,9 +8,10 @@ import { join } from 'node:path'
 import { test } from 'node:test'
 import { pino } from 'pino'
 import type { ModelConfig } from '../config/schema.js'
+import type { EngineProvider } from '../core/engine.js'
 import { isTuftError } from '../core/errors.js'
 import { EventBus } from '../core/events.js'
-import { EngineRegistry } from '../core/registry.js'
+import { EngineRegistry, providerProblems } from '../core/registry.js'
 import { ModelHost } from '../core/services/models.js'
 import { createEngineDouble } from './helpers/engine-double.js'
 
@@ -56,6 +57,29 @@ test('unknown providers and modules without a provider fail with TUFT_CONFIG', a
   await assert.rejects(
     registry.resolve('./not-a-provider.mjs', dir),
     (e) => isConfigError(e) && /does not default-export/.test((e as Error).message),
+  )
+})
+
+test('providers are checked against the capability declaration, naming each problem', () => {
+  const double = createEngineDouble('x')
+  // The declaration before capabilities were an object: a list of roles.
+  const legacy = { ...double, capabilities: ['training', 'sampling'] } as unknown as EngineProvider
+  assert.deepEqual(providerProblems(legacy), [
+    'capabilities must be an object (snapshots, sampleFromTrainingSnapshot, losses, ...)',
+  ])
+  const caps = double.capabilities
+  const wrong = {
+    ...double,
+    capabilities: { ...caps, snapshots: 'peft-files', losses: ['cross_entropy', 'kl'], maxLoraRank: 0 },
+  } as unknown as EngineProvider
+  assert.deepEqual(providerProblems(wrong), [
+    "capabilities.sampleFromTrainingSnapshot needs snapshots: 'shared-memory'",
+    'capabilities.losses must list losses among cross_entropy, importance_sampling, ppo, cispo, dro',
+    'capabilities.maxLoraRank must be a positive integer',
+  ])
+  assert.throws(
+    () => new EngineRegistry().register(wrong),
+    (e) => isConfigError(e) && /is invalid: capabilities/.test((e as Error).message),
   )
 })
 

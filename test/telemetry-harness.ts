@@ -7,7 +7,6 @@ import { Value } from '@sinclair/typebox/value'
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify'
 import { type TelemetryConfig, type TuftConfig, TuftConfigSchema } from '../config/schema.js'
 import type {
-  AdapterRef,
   EngineInfo,
   RequestTrace,
   SampleJob,
@@ -69,8 +68,9 @@ export class FakeTraining implements TrainingEngine {
   async exportAdapter() {
     return { files: [{ name: 'adapter_model.safetensors', bytes: 4096 }] }
   }
-  async snapshotAdapter(_id: string, snapshotId: string): Promise<AdapterRef> {
-    return { kind: 'snapshot', id: snapshotId }
+  async snapshotAdapter(): Promise<void> {}
+  async health() {
+    return { ok: true }
   }
   async close(): Promise<void> {}
 }
@@ -87,6 +87,9 @@ export class FakeSampling implements SamplingEngine {
       stopReason: 'length' as const,
     }))
     return { sequences }
+  }
+  async health() {
+    return { ok: true }
   }
   async close(): Promise<void> {}
 }

@@ -1,12 +1,24 @@
-// Sampler adapters resident in one sampling engine: loaded on first use, pinned while requests use
-// them, and unloaded least-recently-used beyond a bound, so adapters never pile up (ARCHITECTURE §8).
+// Sampler adapters resident in one sampling engine: staged and loaded on first use, pinned while
+// requests use them, and unloaded least-recently-used beyond a bound, so adapters never pile up
+// (ARCHITECTURE §8). PEFT directories reach the engine through its AdapterStaging.
 
 import type { Logger } from 'pino'
-import type { AdapterRef, SamplingEngine } from '../engine.js'
+import type { AdapterId, AdapterRef, SamplingEngine } from '../engine.js'
+import { fileStaging } from '../staging.js'
+
+/** An adapter as core holds it: a snapshot inside the engine, or a PEFT directory on this host. */
+export type LocalAdapter = { kind: 'snapshot'; id: AdapterId } | { kind: 'peft'; id: AdapterId; dir: string }
+
+/** An adapter loaded and pinned for one request: the ref to sample with, and the pin's release. */
+export interface PinnedAdapter {
+  ref: AdapterRef
+  release: () => void
+}
 
 interface Entry {
-  ref: AdapterRef
-  loading: Promise<void>
+  local: LocalAdapter
+  /** Settles with the engine's ref once the adapter is staged and loaded. */
+  loading: Promise<AdapterRef>
   /** Requests currently sampling with this adapter. */
   users: number
   /** Unload as soon as the last user is done. */
@@ -23,44 +35,48 @@ export class AdapterCache {
     private readonly log: Logger,
   ) {}
 
-  /** Loads `ref` if needed and pins it for one request; call the returned function when done. */
-  async acquire(ref: AdapterRef): Promise<() => void> {
-    let entry = this.entries.get(ref.id)
+  /** Loads `local` if needed and pins it for one request. */
+  async acquire(local: LocalAdapter): Promise<PinnedAdapter> {
+    let entry = this.entries.get(local.id)
     if (entry) {
-      this.entries.delete(ref.id)
+      this.entries.delete(local.id)
     } else {
-      entry = { ref, loading: this.engine().loadAdapter(ref), users: 0, retired: false }
+      entry = { local, loading: this.load(local), users: 0, retired: false }
     }
-    this.entries.set(ref.id, entry)
+    this.entries.set(local.id, entry)
     const pinned = entry
     pinned.users++
+    let ref: AdapterRef
     try {
-      await pinned.loading
+      ref = await pinned.loading
     } catch (err) {
       pinned.users--
-      if (this.entries.get(ref.id) === pinned) this.entries.delete(ref.id)
+      if (this.entries.get(local.id) === pinned) this.entries.delete(local.id)
       throw err
     }
     this.trim()
     let released = false
-    return () => {
+    const release = () => {
       if (released) return
       released = true
       pinned.users--
       if (pinned.retired && pinned.users === 0) this.unload(pinned)
       else this.trim()
     }
+    return { ref, release }
   }
 
-  /** Frees `ref` in the engine now, or once its last request is done; later use needs a new load. */
-  retire(ref: AdapterRef): void {
-    const entry = this.entries.get(ref.id)
+  /** Frees `local` in the engine now, or once its last request is done; later use needs a new load. */
+  retire(local: LocalAdapter): void {
+    const entry = this.entries.get(local.id)
     if (!entry) {
-      // Never loaded here (e.g. a snapshot nobody sampled): the engine may still hold it.
-      this.unload({ ref, loading: Promise.resolve(), users: 0, retired: true })
+      // Never loaded here, but a snapshot nobody sampled still lives in the engine.
+      if (local.kind === 'snapshot') {
+        this.unload({ local, loading: Promise.resolve(local), users: 0, retired: true })
+      }
       return
     }
-    this.entries.delete(ref.id)
+    this.entries.delete(local.id)
     entry.retired = true
     if (entry.users === 0) this.unload(entry)
   }
@@ -69,16 +85,34 @@ export class AdapterCache {
     return this.entries.size
   }
 
+  /** Stages a PEFT directory (a staged copy whose load fails is released again), then loads it. */
+  private async load(local: LocalAdapter): Promise<AdapterRef> {
+    const engine = this.engine()
+    if (local.kind === 'snapshot') {
+      await engine.loadAdapter(local)
+      return local
+    }
+    const staging = engine.staging ?? fileStaging
+    const ref: AdapterRef = { kind: 'peft', id: local.id, uri: await staging.stage(local.id, local.dir) }
+    try {
+      await engine.loadAdapter(ref)
+    } catch (err) {
+      await staging.release(ref.id, ref.uri).catch(() => {})
+      throw err
+    }
+    return ref
+  }
+
   /**
    * In-memory snapshots are neither counted nor evicted: once unloaded they cannot be loaded again,
    * and their owner (the sampling service) bounds and retires them.
    */
   private trim(): void {
     let loadable = 0
-    for (const entry of this.entries.values()) if (entry.ref.kind !== 'snapshot') loadable++
+    for (const entry of this.entries.values()) if (entry.local.kind !== 'snapshot') loadable++
     for (const [id, entry] of this.entries) {
       if (loadable <= this.limit) return
-      if (entry.users === 0 && entry.ref.kind !== 'snapshot') {
+      if (entry.users === 0 && entry.local.kind !== 'snapshot') {
         this.entries.delete(id)
         this.unload(entry)
         loadable--
@@ -88,9 +122,13 @@ export class AdapterCache {
 
   private unload(entry: Entry): void {
     entry.loading
-      .then(() => this.engine().unloadAdapter(entry.ref))
+      .then(async (ref) => {
+        const engine = this.engine()
+        await engine.unloadAdapter(ref)
+        if (ref.kind === 'peft') await (engine.staging ?? fileStaging).release(ref.id, ref.uri)
+      })
       .catch((err: unknown) =>
-        this.log.warn({ err, adapter: entry.ref.id }, 'could not unload a sampler adapter'),
+        this.log.warn({ err, adapter: entry.local.id }, 'could not unload a sampler adapter'),
       )
   }
 }

@@ -1,12 +1,19 @@
 // Base models served by this process: for each configured model, its engines (loaded in the
 // background so boot stays bounded), its training scheduler and the facts get_info reports.
 
-import { Value } from '@sinclair/typebox/value'
 import type { Logger } from 'pino'
-import type { EngineInfo, EngineProvider, SamplingEngine, TrainingEngine } from '../engine.js'
+import type {
+  EngineContext,
+  EngineHealth,
+  EngineInfo,
+  EngineProvider,
+  LossFn,
+  SamplingEngine,
+  TrainingEngine,
+} from '../engine.js'
 import { tuftError } from '../errors.js'
 import type { EventBus } from '../events.js'
-import type { EngineRegistry } from '../registry.js'
+import { type EngineRegistry, providerOptions } from '../registry.js'
 import { TrainingScheduler } from './scheduler.js'
 
 export type ModelState = 'loading' | 'ready' | 'failed'
@@ -62,13 +69,40 @@ async function choose(
   what: string,
 ): Promise<{ provider: EngineProvider; options: unknown }> {
   const provider = await registry.resolve(name, configDir)
-  const withDefaults = Value.Default(provider.configSchema, structuredClone(options))
-  const errors = [...Value.Errors(provider.configSchema, withDefaults)]
-  if (errors.length > 0) {
-    const list = errors.slice(0, 5).map((e) => `${e.path || '/'}: ${e.message}`)
-    throw tuftError('TUFT_CONFIG', `${what}: invalid options for engine '${name}': ${list.join('; ')}`)
+  return { provider, options: providerOptions(provider, options, what) }
+}
+
+/** A model's loading state and what each of its engines says of itself. */
+export interface ModelHealth {
+  state: ModelState
+  training?: EngineHealth
+  sampling?: EngineHealth
+}
+
+/** A health() that has not answered by then counts as unhealthy (a readiness probe must not hang). */
+const HEALTH_TIMEOUT_MS = 2000
+
+async function healthOf(engine: TrainingEngine | SamplingEngine): Promise<EngineHealth> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<EngineHealth>((resolve) => {
+    timer = setTimeout(
+      () => resolve({ ok: false, message: 'health() did not answer in time' }),
+      HEALTH_TIMEOUT_MS,
+    )
+  })
+  try {
+    return await Promise.race([
+      engine.health().catch((err: unknown) => ({ ok: false, message: (err as Error).message })),
+      timeout,
+    ])
+  } finally {
+    clearTimeout(timer)
   }
-  return { provider, options: withDefaults }
+}
+
+/** The engine context with max_lora_rank capped to what the provider declares it accepts. */
+function capped(ctx: EngineContext, provider: EngineProvider): EngineContext {
+  return { ...ctx, maxLoraRank: Math.min(ctx.maxLoraRank, provider.capabilities.maxLoraRank) }
 }
 
 export class ModelHost {
@@ -77,6 +111,8 @@ export class ModelHost {
   state: ModelState = 'loading'
   private trainingEngine: TrainingEngine | null = null
   private samplingEngine: SamplingEngine | null = null
+  private trainingProvider: EngineProvider | null = null
+  private samplingProvider: EngineProvider | null = null
   private loading: Promise<void> | null = null
   private dir: string | null = null
   readonly scheduler: TrainingScheduler
@@ -99,8 +135,14 @@ export class ModelHost {
   get maxLoraRank(): number {
     return Math.min(
       this.config.max_lora_rank,
+      this.trainingProvider?.capabilities.maxLoraRank ?? Number.POSITIVE_INFINITY,
       this.trainingEngine?.info.maxLoraRank ?? Number.POSITIVE_INFINITY,
     )
+  }
+
+  /** The losses the training engine declares (none before it is loaded). */
+  losses(): readonly LossFn[] {
+    return this.trainingProvider?.capabilities.losses ?? []
   }
 
   /** Sampler adapters the sampling engine keeps resident (least recently used beyond it are unloaded). */
@@ -164,9 +206,30 @@ export class ModelHost {
     return configured === undefined ? engine : Math.min(configured, engine)
   }
 
-  /** True when training and sampling share one provider, so in-memory snapshots are visible to sampling. */
-  sharedProvider(): boolean {
-    return this.config.training.provider === this.config.sampling.provider
+  /**
+   * True when the sampling engine serves the training engine's in-memory snapshots: one provider object
+   * declaring shared-memory snapshots it samples from. Otherwise snapshots travel as PEFT files.
+   */
+  samplesTrainingSnapshots(): boolean {
+    const provider = this.trainingProvider
+    return (
+      provider !== null &&
+      provider === this.samplingProvider &&
+      provider.capabilities.snapshots === 'shared-memory' &&
+      provider.capabilities.sampleFromTrainingSnapshot
+    )
+  }
+
+  /** The loading state and, once loaded, each engine's own health. */
+  async health(): Promise<ModelHealth> {
+    const [training, sampling] = await Promise.all(
+      [this.trainingEngine, this.samplingEngine].map((e) => (e === null ? undefined : healthOf(e))),
+    )
+    return {
+      state: this.state,
+      ...(training === undefined ? {} : { training }),
+      ...(sampling === undefined ? {} : { sampling }),
+    }
   }
 
   async close(): Promise<void> {
@@ -183,7 +246,7 @@ export class ModelHost {
     try {
       const modelPath = this.opts.prepare ? await this.opts.prepare() : config.model_path
       this.dir = modelPath
-      const ctx = {
+      const ctx: EngineContext = {
         modelName: config.model_name,
         modelPath,
         maxModelLen: config.max_model_len ?? 0,
@@ -203,7 +266,15 @@ export class ModelHost {
           `Model '${this.name}' training`,
         )
         if (!provider.createTraining) throw tuftError('TUFT_CONFIG', `Engine '${provider.name}' cannot train`)
-        const engine = await provider.createTraining(options, ctx)
+        const engine = await provider.createTraining(options, capped(ctx, provider))
+        if (provider.capabilities.snapshots === 'shared-memory' && !engine.snapshotAdapter) {
+          await engine.close()
+          throw tuftError(
+            'TUFT_CONFIG',
+            `Engine '${provider.name}' declares shared-memory snapshots but has no snapshotAdapter`,
+          )
+        }
+        this.trainingProvider = provider
         this.trainingEngine = this.opts.wrapTraining?.(engine, this.name) ?? engine
       }
       if (this.supports('sampling')) {
@@ -217,7 +288,8 @@ export class ModelHost {
         )
         if (!provider.createSampling)
           throw tuftError('TUFT_CONFIG', `Engine '${provider.name}' cannot sample`)
-        const engine = await provider.createSampling(options, ctx)
+        const engine = await provider.createSampling(options, capped(ctx, provider))
+        this.samplingProvider = provider
         this.samplingEngine = this.opts.wrapSampling?.(engine, this.name) ?? engine
       }
       this.state = 'ready'

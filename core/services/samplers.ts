@@ -8,13 +8,12 @@ import type { CheckpointRecord } from '../domain/checkpoint.js'
 import { keys } from '../domain/keys.js'
 import type { SamplerRecord, SamplerSource } from '../domain/sampler.js'
 import type { TrainingRunRecord } from '../domain/training-run.js'
-import type { AdapterRef } from '../engine.js'
 import { tuftError } from '../errors.js'
 import { samplerId } from '../ids.js'
 import type { Store } from '../persistence.js'
 import { formatCheckpointId } from '../wire/paths.js'
 import type { CreateSamplingSessionRequest } from '../wire/schemas.js'
-import { AdapterCache } from './adapter-cache.js'
+import { AdapterCache, type LocalAdapter, type PinnedAdapter } from './adapter-cache.js'
 import type { CheckpointService } from './checkpoints.js'
 import type { ModelHost, ModelHosts } from './models.js'
 import { SAMPLERS_DIR, type SamplerFiles } from './sampler-files.js'
@@ -52,7 +51,7 @@ function checkpointAdapterId(runId: string, checkpointId: string): string {
 
 /** An ephemeral sampler's adapter in this process. */
 interface Snapshot {
-  ref: AdapterRef
+  ref: LocalAdapter
   /** Settles once its durable copy is written (or failed); the engine must keep the snapshot until then. */
   written: Promise<void>
   /** Its durable copy, once written. */
@@ -143,7 +142,7 @@ export class SamplerStore {
   async createFromTraining(
     run: TrainingRunRecord,
     seqId: number,
-    snapshot: (snapshotId: string) => Promise<AdapterRef>,
+    snapshot: (snapshotId: string) => Promise<LocalAdapter>,
     exportSnapshot: (snapshotId: string, dir: string) => Promise<unknown>,
   ): Promise<string> {
     const id = samplerId(run.sessionId, seqId)
@@ -286,7 +285,7 @@ export class SamplerStore {
   }
 
   /** The adapter a sampler serves, or null for the bare base model. */
-  adapterRef(s: SamplerRecord): AdapterRef | null {
+  adapterRef(s: SamplerRecord): LocalAdapter | null {
     switch (s.source.kind) {
       case 'base':
         return null
@@ -319,7 +318,7 @@ export class SamplerStore {
    * A readable checkpoint's adapter, for requests that name the checkpoint itself (the OpenAI-compatible
    * API); samplers created from the same checkpoint share its engine id, so it is loaded once.
    */
-  checkpointRef(c: CheckpointRecord): AdapterRef {
+  checkpointRef(c: CheckpointRecord): LocalAdapter {
     return {
       kind: 'peft',
       id: checkpointAdapterId(c.runId, formatCheckpointId(c.kind, c.name)),
@@ -328,12 +327,12 @@ export class SamplerStore {
   }
 
   /** Unloads `ref` from the model's sampling engine once no request uses it. */
-  retire(host: ModelHost, ref: AdapterRef): void {
+  retire(host: ModelHost, ref: LocalAdapter): void {
     this.cache(host).retire(ref)
   }
 
   /** Makes `ref` resident in the model's sampling engine for one request; call the answer when done. */
-  acquire(host: ModelHost, ref: AdapterRef): Promise<() => void> {
+  acquire(host: ModelHost, ref: LocalAdapter): Promise<PinnedAdapter> {
     return this.cache(host).acquire(ref)
   }
 

@@ -3,11 +3,12 @@
 // (SamplerStore), and dropped when their session expires or their client stops polling.
 
 import type { Logger } from 'pino'
-import type { AdapterRef, RequestTrace, SampleJob, SampleResult } from '../engine.js'
+import type { RequestTrace, SampleJob, SampleResult } from '../engine.js'
 import { tuftError } from '../errors.js'
 import type { EventBus } from '../events.js'
 import { sampleSequenceIds } from '../ids.js'
 import type { SampleFuture, SampleRequest } from '../wire/schemas.js'
+import type { LocalAdapter } from './adapter-cache.js'
 import type { FutureService } from './futures.js'
 import type { ModelHost, ModelHosts } from './models.js'
 import { storeSample } from './results.js'
@@ -39,7 +40,7 @@ export interface SampleRun {
   host: ModelHost
   job: SampleJob
   /** The adapter to sample with; null for the bare base model. */
-  ref: AdapterRef | null
+  ref: LocalAdapter | null
   trace: RequestTrace
   /** Aborted when the client went away. */
   signal?: AbortSignal
@@ -176,10 +177,12 @@ export class SamplingService {
     const { host, job, ref, signal } = run
     const engine = host.sampling()
     const dropped = () => tuftError('TUFT_BAD_REQUEST', 'Sample request dropped: its client went away')
-    const release = ref ? await this.opts.samplers.acquire(host, ref) : () => {}
+    const pinned = ref ? await this.opts.samplers.acquire(host, ref) : null
+    const release = () => pinned?.release()
     const result = await (async () => {
       if (signal?.aborted) throw dropped()
-      return engine.sample({ ...job, adapter: ref, ...(signal ? { signal } : {}) }, { requests: [run.trace] })
+      const adapter = pinned?.ref ?? null
+      return engine.sample({ ...job, adapter, ...(signal ? { signal } : {}) }, { requests: [run.trace] })
     })()
       .catch((err: unknown) => {
         // The engine stops aborted jobs with its own error; report why it was aborted.

@@ -27,6 +27,8 @@ const ALLOWED_KEYS: Record<LossFn, string[]> = {
 export interface ModelLimits {
   vocabSize: number
   maxContext: number
+  /** The losses the training engine declares; absent when replaying steps it accepted before. */
+  losses?: readonly LossFn[]
 }
 
 function bad(message: string): Error {
@@ -148,6 +150,10 @@ export function toTrainItems(
 ): TrainItem[] {
   if (!isLossFn(req.lossFn)) throw bad(`Unknown loss_fn '${req.lossFn}'. Supported: ${LOSS_FNS.join(', ')}`)
   const lossFn = req.lossFn
+  if (limits.losses && !limits.losses.includes(lossFn))
+    throw bad(
+      `loss_fn '${lossFn}' is not supported by this model's engine. Supported: ${limits.losses.join(', ')}`,
+    )
   const lossConfig: Record<string, number> = { ...LOSS_DEFAULTS[lossFn] }
   for (const [name, value] of Object.entries(req.lossFnConfig)) {
     if (!Number.isFinite(value)) throw bad(`loss_fn_config['${name}'] must be a finite number`)

@@ -6,7 +6,7 @@ import { randomInt } from 'node:crypto'
 import type { Logger } from 'pino'
 import { keys } from '../domain/keys.js'
 import type { TrainingRunRecord } from '../domain/training-run.js'
-import type { AdapterRef, LoraSpec, StepOptions } from '../engine.js'
+import type { LoraSpec, StepOptions } from '../engine.js'
 import { isTuftError, tuftError } from '../errors.js'
 import type { EventBus, FutureKind } from '../events.js'
 import { generatedCheckpointName, trainingRunId } from '../ids.js'
@@ -20,6 +20,7 @@ import type {
   SaveWeightsForSamplerRequest,
   SaveWeightsRequest,
 } from '../wire/schemas.js'
+import type { LocalAdapter } from './adapter-cache.js'
 import type { CheckpointService } from './checkpoints.js'
 import type { DurableState } from './durable-state.js'
 import type { FutureService } from './futures.js'
@@ -402,6 +403,7 @@ export class TrainingService {
         const items = toTrainItems(req, run.record.id, {
           vocabSize: run.host.info().vocabSize,
           maxContext: run.host.maxContext(),
+          losses: run.host.losses(),
         })
         return async (futureId) => {
           const ran = { fused: false }
@@ -591,9 +593,12 @@ export class TrainingService {
         const samplerId = await this.opts.samplers.createFromTraining(
           run.record,
           seq,
-          async (snapshotId): Promise<AdapterRef> => {
-            if (run.host.sharedProvider()) return training().snapshotAdapter(run.record.id, snapshotId, o)
-            // Different sampling engine: hand it a PEFT directory instead of an in-memory snapshot.
+          async (snapshotId): Promise<LocalAdapter> => {
+            if (run.host.samplesTrainingSnapshots()) {
+              await training().snapshotAdapter!(run.record.id, snapshotId, o)
+              return { kind: 'snapshot', id: snapshotId }
+            }
+            // The sampling engine cannot see this process's snapshots: hand it PEFT files instead.
             const dir = await this.opts.checkpoints.ephemeralDir(snapshotId)
             await training().exportAdapter(run.record.id, dir, o)
             return { kind: 'peft', id: snapshotId, dir }

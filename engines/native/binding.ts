@@ -5,6 +5,7 @@ import { createRequire } from 'node:module'
 import { join } from 'node:path'
 import type { LoraSpec } from '../../core/engine.js'
 import { tuftError } from '../../core/errors.js'
+import { packageRoot } from '../package-root.js'
 
 export interface NativeModelInfo {
   arch: string
@@ -125,7 +126,8 @@ export interface NativeBinding {
   backends(): NativeBackend[]
 }
 
-const BUILD_DIR = new URL('./build/', import.meta.url).pathname
+/** Beside the C++ sources, also when this file runs compiled from dist/. */
+const BUILD_DIR = join(packageRoot(), 'engines', 'native', 'build')
 const CANDIDATES = [join(BUILD_DIR, 'Release', 'tuft_engine.node'), join(BUILD_DIR, 'tuft_engine.node')]
 
 /** The addon (node's require cache loads it once); a clear TUFT_ENGINE error when it was not built. */

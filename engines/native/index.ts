@@ -2,7 +2,7 @@
 // sampling engines of one model share one native engine (one copy of the base weights).
 import { resolve } from 'node:path'
 import { type Static, Type } from '@sinclair/typebox'
-import type { EngineContext, EngineProvider } from '../../core/engine.js'
+import { type EngineContext, type EngineProvider, LOSS_FNS } from '../../core/engine.js'
 import { tuftError } from '../../core/errors.js'
 import { loadBinding, type NativeBackend } from './binding.js'
 import { NativeSamplingEngine } from './sampling.js'
@@ -109,7 +109,15 @@ export function createNativeProvider(): EngineProvider<typeof NativeConfigSchema
 
   return {
     name: 'native',
-    capabilities: ['training', 'sampling'],
+    capabilities: {
+      // Training and sampling of one model share one native engine (see acquire).
+      snapshots: 'shared-memory',
+      sampleFromTrainingSnapshot: true,
+      losses: LOSS_FNS,
+      // The config schema's bound on max_lora_rank: the engine allocates for whatever is configured.
+      maxLoraRank: 1024,
+      architectures: ['Qwen3ForCausalLM', 'Qwen2ForCausalLM', 'LlamaForCausalLM'],
+    },
     configSchema: NativeConfigSchema,
     async createTraining(cfg, ctx) {
       return new NativeTrainingEngine(await acquire(cfg, ctx))

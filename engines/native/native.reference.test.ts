@@ -6,12 +6,14 @@ import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
+import { pathToFileURL } from 'node:url'
 import { pino } from 'pino'
 import type { SampleJob, SamplingEngine, TrainItem, TrainingEngine } from '../../core/engine.js'
 import { sampleJob } from '../../test/helpers/sample-job.js'
 import { createNativeProvider } from './index.js'
 
 const REF = new URL('../../test/fixtures/reference/qwen3/', import.meta.url).pathname
+const REF_PEFT = { kind: 'peft', id: 'ref-peft', uri: pathToFileURL(join(REF, 'adapter')).href } as const
 
 interface Case {
   model_input: number[]
@@ -110,7 +112,7 @@ describe('native engine vs the PyTorch reference (qwen3)', () => {
   })
 
   it('a PEFT adapter loaded by the sampler is visible to training forward (one shared engine)', async () => {
-    await sampling.loadAdapter({ kind: 'peft', id: 'ref-peft', dir: join(REF, 'adapter') })
+    await sampling.loadAdapter(REF_PEFT)
     const out = await training.forwardBackward(expected.cases.map((c) => ceItem('ref-peft', c, true)))
     for (const [i, c] of expected.cases.entries())
       assertClose(out[i]!.logprobs, c.lora_logprobs, 1e-4, `case ${i}`)
@@ -154,9 +156,8 @@ describe('native engine vs the PyTorch reference (qwen3)', () => {
       assertClose(after2[i]!.logprobs, want, 1e-3, `case ${i}`)
     }
 
-    const ref = await training.snapshotAdapter('run', 'run-snap')
-    assert.deepEqual(ref, { kind: 'snapshot', id: 'run-snap' })
-    await sampling.loadAdapter(ref)
+    await training.snapshotAdapter!('run', 'run-snap')
+    await sampling.loadAdapter({ kind: 'snapshot', id: 'run-snap' })
     const g = expected.greedy_after_2_steps
     const res = await sampling.sample(greedy(g.prompt, g.tokens_and_logprobs.length, 'run-snap'))
     const seq = res.sequences[0]!
@@ -181,7 +182,7 @@ describe('native engine vs the PyTorch reference (qwen3)', () => {
       seed: 7n,
       promptLogprobs: true,
       topkPromptLogprobs: 3,
-      adapter: { kind: 'peft', id: 'ref-peft', dir: join(REF, 'adapter') },
+      adapter: REF_PEFT,
     })
     const gen = res.sequences[0]!
     const seqTokens = [...c.model_input, ...gen.tokens]

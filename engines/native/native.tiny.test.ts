@@ -6,6 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
+import { pathToFileURL } from 'node:url'
 import { pino } from 'pino'
 import type {
   AdamParams,
@@ -89,7 +90,8 @@ describe('native engine on the tiny generated model', () => {
     )
     assert.ok(losses.at(-1)! < losses[0]! * 0.25, `loss fell from ${losses[0]} to ${losses.at(-1)}`)
 
-    await sampling.loadAdapter(await training.snapshotAdapter('learner', 'learner@1'))
+    await training.snapshotAdapter!('learner', 'learner@1')
+    await sampling.loadAdapter({ kind: 'snapshot', id: 'learner@1' })
     const res = await sampling.sample(
       job(text.slice(0, 4), { adapter: { kind: 'snapshot', id: 'learner@1' }, maxTokens: 6 }),
     )
@@ -104,7 +106,8 @@ describe('native engine on the tiny generated model', () => {
       await training.createAdapter(id, { ...LORA, seed: 10 + i })
       await training.forwardBackward([sft(id, text.slice(i, i + 8))])
       await training.optimStep(id, ADAM)
-      await sampling.loadAdapter(await training.snapshotAdapter(id, `${id}@s`))
+      await training.snapshotAdapter!(id, `${id}@s`)
+      await sampling.loadAdapter({ kind: 'snapshot', id: `${id}@s` })
     }
     const jobs = [null, ...ids.map((id) => `${id}@s`), null, 'm1@s'].map((a, i) =>
       job(text.slice(i, i + 3 + i), {
@@ -260,10 +263,15 @@ describe('native engine on the tiny generated model', () => {
       'adapter_model.safetensors',
     ])
     // The export is loadable by a sampler and reproduces the trained continuation.
-    await sampling.loadAdapter({ kind: 'peft', id: 'learner-peft', dir: join(dir, 'ckpt', 'peft') })
+    const peftRef = {
+      kind: 'peft',
+      id: 'learner-peft',
+      uri: pathToFileURL(join(dir, 'ckpt', 'peft')).href,
+    } as const
+    await sampling.loadAdapter(peftRef)
     const res = await sampling.sample(
       job(text.slice(0, 4), {
-        adapter: { kind: 'peft', id: 'learner-peft', dir: join(dir, 'ckpt', 'peft') },
+        adapter: peftRef,
         maxTokens: 6,
       }),
     )

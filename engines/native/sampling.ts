@@ -1,7 +1,15 @@
 // SamplingEngine on the native engine: adapters from training snapshots or PEFT directories, and
 // requests submitted to the engine's continuous batcher (concurrent calls share decode steps).
-import type { AdapterRef, EngineInfo, SampleJob, SampleResult, SamplingEngine } from '../../core/engine.js'
+import type {
+  AdapterRef,
+  EngineHealth,
+  EngineInfo,
+  SampleJob,
+  SampleResult,
+  SamplingEngine,
+} from '../../core/engine.js'
 import { tuftError } from '../../core/errors.js'
+import { localDir } from '../../core/staging.js'
 import { call, type SharedEngine } from './shared.js'
 
 const encoder = new TextEncoder()
@@ -21,7 +29,7 @@ export class NativeSamplingEngine implements SamplingEngine {
 
   /** Snapshots already live in this engine (training and sampling share it); PEFT dirs are imported. */
   async loadAdapter(ref: AdapterRef): Promise<void> {
-    if (ref.kind === 'peft') await call(() => this.native.importPeft(ref.id, ref.dir))
+    if (ref.kind === 'peft') await call(() => this.native.importPeft(ref.id, localDir(ref.uri)))
   }
 
   async unloadAdapter(ref: AdapterRef): Promise<void> {
@@ -68,6 +76,10 @@ export class NativeSamplingEngine implements SamplingEngine {
     } finally {
       job.signal?.removeEventListener('abort', onAbort)
     }
+  }
+
+  async health(): Promise<EngineHealth> {
+    return this.closed ? { ok: false, message: 'closed' } : { ok: true }
   }
 
   async close(): Promise<void> {

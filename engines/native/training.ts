@@ -4,7 +4,7 @@ import { mkdir } from 'node:fs/promises'
 import type {
   AdamParams,
   AdapterId,
-  AdapterRef,
+  EngineHealth,
   EngineInfo,
   LoraSpec,
   Manifest,
@@ -88,9 +88,12 @@ export class NativeTrainingEngine implements TrainingEngine {
     return await manifestOf(dir)
   }
 
-  async snapshotAdapter(id: AdapterId, snapshotId: AdapterId): Promise<AdapterRef> {
+  async snapshotAdapter(id: AdapterId, snapshotId: AdapterId): Promise<void> {
     await call(() => this.native.snapshotAdapter(id, snapshotId))
-    return { kind: 'snapshot', id: snapshotId }
+  }
+
+  async health(): Promise<EngineHealth> {
+    return this.closed ? { ok: false, message: 'closed' } : { ok: true }
   }
 
   async close(): Promise<void> {

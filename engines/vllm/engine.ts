@@ -1,12 +1,16 @@
 // SamplingEngine on vLLM servers: each request goes to the replica with the least outstanding work;
-// adapters are staged as PEFT files and loaded on a replica on their first use there (a unique name per
-// adapter), unloaded when the server's adapter cache evicts them, and loaded again, once, when a replica
-// answers that it does not know them (it restarted).
+// core stages adapters as PEFT files through this engine's staging (a copy in adapter_dir, a unique
+// name per adapter); they are loaded on a replica on their first use there, unloaded when the server's
+// adapter cache evicts them, and loaded again, once, when a replica answers that it does not know them
+// (it restarted).
 
+import { basename } from 'node:path'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 import type {
   AdapterId,
   AdapterRef,
   EngineInfo,
+  AdapterStaging as EngineStaging,
   SampleJob,
   SampleResult,
   SamplingEngine,
@@ -40,11 +44,18 @@ export class VllmSamplingEngine implements SamplingEngine {
     this.info = opts.info
   }
 
+  /** Core stages an adapter's PEFT files into adapter_dir; the URI is the path the servers see. */
+  readonly staging: EngineStaging = {
+    stage: async (_id, dir) => pathToFileURL((await this.opts.staging.stage(dir)).path).href,
+    release: async (_id, uri) => this.opts.staging.release(basename(fileURLToPath(uri))),
+  }
+
   async loadAdapter(ref: AdapterRef): Promise<void> {
     if (ref.kind === 'snapshot') {
       throw tuftError('TUFT_ENGINE', 'vLLM loads adapters from PEFT files, not from in-process snapshots')
     }
-    if (!this.adapters.has(ref.id)) this.adapters.set(ref.id, await this.opts.staging.stage(ref.dir))
+    const path = fileURLToPath(ref.uri)
+    if (!this.adapters.has(ref.id)) this.adapters.set(ref.id, { name: basename(path), path })
   }
 
   async unloadAdapter(ref: AdapterRef): Promise<void> {
@@ -52,7 +63,6 @@ export class VllmSamplingEngine implements SamplingEngine {
     if (!staged) return
     this.adapters.delete(ref.id)
     await Promise.all(this.opts.replicas.map((r) => this.unloadFrom(r, staged.name)))
-    await this.opts.staging.release(staged.name)
   }
 
   async sample(job: SampleJob): Promise<SampleResult> {

@@ -56,7 +56,15 @@ function serveArgs(cfg: VllmConfig, ctx: EngineContext, port: number, model: str
 export function createVllmProvider(): EngineProvider<typeof VllmConfigSchema> {
   return {
     name: 'vllm',
-    capabilities: ['sampling'],
+    capabilities: {
+      // Sampling only: trained adapters arrive as PEFT files, staged into adapter_dir.
+      snapshots: 'peft-files',
+      sampleFromTrainingSnapshot: false,
+      losses: [],
+      maxLoraRank: VLLM_RANKS.at(-1)!,
+      // Whatever vLLM serves; the reference numerics need a vLLM server, so none are declared here.
+      architectures: [],
+    },
     configSchema: VllmConfigSchema,
     async createSampling(cfg, ctx) {
       if ((cfg.base_url === undefined) === (cfg.launch === undefined)) {

@@ -52,8 +52,7 @@ export default async function loraAdapterRoutes(app: FastifyInstance, ctx: OaiCo
       // A fresh engine id per load: a reload never reuses an adapter the engine is still unloading.
       const ref = { kind: 'peft' as const, id: `lora:${name}#${++loads}`, dir }
       // Loading now checks the weights, as vLLM does: a bad adapter fails here, not on its first request.
-      const release = await app.tuft.samplers.acquire(host, ref)
-      release()
+      ;(await app.tuft.samplers.acquire(host, ref)).release()
       const old = inplace ? ctx.loras.get(name) : undefined
       if (old) {
         ctx.loras.remove(name)

@@ -4,8 +4,8 @@
 
 import { realpath } from 'node:fs/promises'
 import { relative, resolve } from 'node:path'
-import type { AdapterRef } from '../../core/engine.js'
 import { tuftError } from '../../core/errors.js'
+import type { LocalAdapter } from '../../core/services/adapter-cache.js'
 import type { ModelHost } from '../../core/services/models.js'
 
 export interface RuntimeLora {
@@ -13,7 +13,7 @@ export interface RuntimeLora {
   /** The directory as the operator named it (vLLM lists it as the model card's `root`). */
   path: string
   host: ModelHost
-  ref: AdapterRef
+  ref: LocalAdapter
   createdAt: number
 }
 

@@ -5,8 +5,8 @@
 // from a missing one.
 
 import type { FastifyInstance } from 'fastify'
-import type { AdapterRef } from '../../core/engine.js'
 import { isTuftError, tuftError } from '../../core/errors.js'
+import type { LocalAdapter } from '../../core/services/adapter-cache.js'
 import type { ModelHost } from '../../core/services/models.js'
 import { isOperator } from '../auth.js'
 import type { LoraRegistry } from './lora-registry.js'
@@ -14,7 +14,7 @@ import type { LoraRegistry } from './lora-registry.js'
 export interface Target {
   host: ModelHost
   /** null: the base model alone. */
-  ref: AdapterRef | null
+  ref: LocalAdapter | null
   /** The model as the client named it (answers echo it). */
   model: string
 }

@@ -16,6 +16,7 @@ import type {
   AdamParams,
   AdapterId,
   AdapterRef,
+  EngineHealth,
   LoraSpec,
   Manifest,
   RequestTrace,
@@ -146,10 +147,19 @@ function manifestBytes(m: Manifest): Attributes {
 class InstrumentedTrainingEngine implements TrainingEngine {
   readonly #engine: TrainingEngine
   readonly #rec: Recorder
+  /** Present exactly when the wrapped engine has it (core checks it against the declaration). */
+  readonly snapshotAdapter?: (id: AdapterId, snapshotId: AdapterId, o?: StepOptions) => Promise<void>
 
   constructor(engine: TrainingEngine, recorder: Recorder) {
     this.#engine = engine
     this.#rec = recorder
+    const snapshot = engine.snapshotAdapter?.bind(engine)
+    if (snapshot) {
+      this.snapshotAdapter = (id, snapshotId, o) =>
+        this.#rec.run('snapshot_adapter', o?.requests, { [ATTR.adapterId]: id }, () =>
+          snapshot(id, snapshotId, o),
+        )
+    }
   }
 
   get info() {
@@ -223,10 +233,9 @@ class InstrumentedTrainingEngine implements TrainingEngine {
     )
   }
 
-  snapshotAdapter(id: AdapterId, snapshotId: AdapterId, o?: StepOptions) {
-    return this.#rec.run('snapshot_adapter', o?.requests, { [ATTR.adapterId]: id }, () =>
-      this.#engine.snapshotAdapter(id, snapshotId, o),
-    )
+  /** Polled by readiness probes: forwarded without a span. */
+  health(): Promise<EngineHealth> {
+    return this.#engine.health()
   }
 
   close(): Promise<void> {
@@ -245,6 +254,10 @@ class InstrumentedSamplingEngine implements SamplingEngine {
 
   get info() {
     return this.#engine.info
+  }
+
+  get staging() {
+    return this.#engine.staging
   }
 
   loadAdapter(ref: AdapterRef): Promise<void> {
@@ -280,6 +293,10 @@ class InstrumentedSamplingEngine implements SamplingEngine {
         return { 'tokens.sampled': sampled }
       },
     )
+  }
+
+  health(): Promise<EngineHealth> {
+    return this.#engine.health()
   }
 
   close(): Promise<void> {

@@ -1,29 +1,35 @@
 // A deterministic engine double for tests: a real tiny learner. The "base model" is a frozen bigram
 // logit table W[prev][next]; each adapter adds a trainable delta table D (zero at creation, so a new
 // adapter behaves like the base model). The five Tinker losses have exact gradients, optim_step is
-// AdamW with clipping, checkpoints are safetensors + adapter_config.json, sampling is seeded.
+// AdamW with clipping, checkpoints are safetensors + adapter_config.json, sampling is seeded. Bad input
+// is rejected with coded errors, as the engine contract asks; it passes the engine conformance suite.
 
 import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { type Static, Type } from '@sinclair/typebox'
-import type {
-  AdamParams,
-  AdapterId,
-  AdapterRef,
-  EngineContext,
-  EngineInfo,
-  EngineProvider,
-  LoraSpec,
-  Manifest,
-  OptimResult,
-  SampledSequence,
-  SampleJob,
-  SampleResult,
-  SamplingEngine,
-  TrainItem,
-  TrainItemResult,
-  TrainingEngine,
+import {
+  type AdamParams,
+  type AdapterId,
+  type AdapterRef,
+  type EngineCapabilities,
+  type EngineContext,
+  type EngineHealth,
+  type EngineInfo,
+  type EngineProvider,
+  LOSS_FNS,
+  type LoraSpec,
+  type Manifest,
+  type OptimResult,
+  type SampledSequence,
+  type SampleJob,
+  type SampleResult,
+  type SamplingEngine,
+  type TrainItem,
+  type TrainItemResult,
+  type TrainingEngine,
 } from '../../core/engine.js'
+import { tuftError } from '../../core/errors.js'
+import { localDir } from '../../core/staging.js'
 import { readF32Safetensors, writeF32Safetensors } from './safetensors.js'
 
 export const DoubleOptions = Type.Object(
@@ -119,7 +125,46 @@ function lossAt(item: TrainItem, i: number, k: number, lp: number): { loss: numb
       return { loss: -(lp * a - 0.5 * beta * (lp - q) ** 2), dl: -a + beta * (lp - q) }
     }
   }
-  throw new Error(`unknown loss ${item.lossFn}`)
+  throw bad(`unknown loss ${item.lossFn}`)
+}
+
+function bad(message: string): Error {
+  return tuftError('TUFT_BAD_REQUEST', message)
+}
+
+function checkIds(ids: Int32Array, v: number, what: string): void {
+  for (const t of ids)
+    if (!(t >= 0 && t < v)) throw bad(`${what}: token ${t} outside the vocabulary [0, ${v})`)
+}
+
+function checkFloats(values: Float32Array | undefined, length: number, what: string): void {
+  if (values === undefined) throw bad(`${what} is required`)
+  if (values.length !== length) throw bad(`${what} has ${values.length} values, expected ${length}`)
+  for (const x of values) if (!Number.isFinite(x)) throw bad(`${what} holds a non-finite value`)
+}
+
+/** Everything forwardBackward needs of an item, checked before any of the call's work starts. */
+function checkItem(item: TrainItem, i: number, info: EngineInfo): void {
+  const n = item.tokens.length
+  if (n === 0) throw bad(`item ${i}: no tokens`)
+  if (n > info.maxContext) throw bad(`item ${i}: ${n} tokens exceed the context of ${info.maxContext}`)
+  if (!Number.isInteger(item.k) || item.k < 1) throw bad(`item ${i}: k must be a positive integer`)
+  if (!(LOSS_FNS as readonly string[]).includes(item.lossFn))
+    throw bad(`item ${i}: unknown loss ${item.lossFn}`)
+  if (item.targets.length !== n * item.k) throw bad(`item ${i}: expected ${n} x ${item.k} targets`)
+  checkIds(item.tokens, info.vocabSize, `item ${i} tokens`)
+  checkIds(item.targets, info.vocabSize, `item ${i} targets`)
+  if (item.lossFn === 'cross_entropy') {
+    if (item.weights !== undefined) checkFloats(item.weights, n * item.k, `item ${i} weights`)
+    return
+  }
+  if (item.k !== 1) throw bad(`item ${i}: ${item.lossFn} takes one target per position`)
+  checkFloats(item.logprobs, n, `item ${i} logprobs`)
+  checkFloats(item.advantages, n, `item ${i} advantages`)
+}
+
+function closed(): Error {
+  return tuftError('TUFT_UNAVAILABLE', 'the engine double was closed')
 }
 
 export class DoubleTraining implements TrainingEngine {
@@ -127,13 +172,19 @@ export class DoubleTraining implements TrainingEngine {
   private readonly adapters = new Map<AdapterId, Adapter>()
   /** The LoRA config of each snapshot taken here (a snapshot can be exported as PEFT). */
   private readonly snapshotLora = new Map<AdapterId, LoraSpec>()
+  private closed = false
+  /** Present only when the provider declares shared-memory snapshots. */
+  readonly snapshotAdapter?: (id: AdapterId, snapshotId: AdapterId) => Promise<void>
 
   constructor(
     private readonly model: SharedModel,
     private readonly opts: Options,
     maxLoraRank: number,
     readonly calls: DoubleCall[],
+    snapshots: EngineCapabilities['snapshots'],
   ) {
+    if (snapshots === 'shared-memory')
+      this.snapshotAdapter = (id, snapshotId) => this.snapshot(id, snapshotId)
     this.info = {
       device: 'cpu-double',
       vocabSize: model.v,
@@ -144,6 +195,10 @@ export class DoubleTraining implements TrainingEngine {
   }
 
   async createAdapter(id: AdapterId, lora: LoraSpec): Promise<void> {
+    if (this.closed) throw closed()
+    if (!Number.isInteger(lora.rank) || lora.rank < 1 || lora.rank > this.info.maxLoraRank)
+      throw bad(`rank ${lora.rank} outside [1, ${this.info.maxLoraRank}]`)
+    if (this.adapters.has(id)) throw bad(`adapter ${id} already exists`)
     const n = this.model.v * this.model.v
     this.adapters.set(id, {
       lora,
@@ -161,13 +216,15 @@ export class DoubleTraining implements TrainingEngine {
 
   async forwardBackward(items: TrainItem[]): Promise<TrainItemResult[]> {
     if (this.opts.step_delay_ms > 0) await new Promise((r) => setTimeout(r, this.opts.step_delay_ms))
+    if (this.closed) throw closed()
     this.calls.push({ adapters: items.map((i) => i.adapterId), items: items.length })
     const v = this.model.v
-    for (const item of items) {
+    for (const [i, item] of items.entries()) {
       if (this.opts.poison_token !== undefined && item.tokens.includes(this.opts.poison_token)) {
         throw new Error(`engine double: poisoned input in a call of ${items.length} items`)
       }
-      if (!this.adapters.has(item.adapterId)) throw new Error(`unknown adapter ${item.adapterId}`)
+      this.require(item.adapterId)
+      checkItem(item, i, this.info)
     }
     // Compute everything first so a failing call leaves no adapter half-updated.
     const row = new Float64Array(v)
@@ -202,6 +259,8 @@ export class DoubleTraining implements TrainingEngine {
 
   async optimStep(id: AdapterId, adam: AdamParams): Promise<OptimResult> {
     const a = this.require(id)
+    for (const [name, value] of Object.entries(adam))
+      if (!Number.isFinite(value) || value < 0) throw bad(`adam ${name} must be a finite number >= 0`)
     let sq = 0
     for (const g of a.grad) sq += g * g
     const gradNorm = Math.sqrt(sq)
@@ -237,21 +296,19 @@ export class DoubleTraining implements TrainingEngine {
 
   async loadState(id: AdapterId, dir: string, opts: { optimizer: boolean }): Promise<void> {
     const a = this.require(id)
-    const delta = readF32Safetensors(join(dir, 'adapter_model.safetensors')).tensors[DELTA]
-    if (!delta || delta.data.length !== a.delta.length)
-      throw new Error(`${dir}: adapter does not fit this model`)
+    const delta = readAdapter(dir, a.delta.length)
     let m: Float32Array = new Float32Array(a.m.length)
     let s: Float32Array = new Float32Array(a.s.length)
     let step = 0
     if (opts.optimizer) {
       const path = join(dir, 'optimizer.safetensors')
-      if (!existsSync(path)) throw new Error(`${dir} holds no optimizer state`)
+      if (!existsSync(path)) throw bad(`${dir} holds no optimizer state`)
       const opt = readF32Safetensors(path)
       m = opt.tensors.exp_avg!.data
       s = opt.tensors.exp_avg_sq!.data
       step = Number(opt.metadata.step ?? 0)
     }
-    a.delta.set(delta.data)
+    a.delta.set(delta)
     a.m = m
     a.s = s
     a.step = step
@@ -262,18 +319,23 @@ export class DoubleTraining implements TrainingEngine {
   async exportAdapter(id: AdapterId, dir: string): Promise<Manifest> {
     const delta = this.adapters.get(id)?.delta ?? this.model.snapshots.get(id)
     const lora = this.adapters.get(id)?.lora ?? this.snapshotLora.get(id)
-    if (!delta || !lora) throw new Error(`unknown adapter ${id}`)
+    if (this.closed) throw closed()
+    if (!delta || !lora) throw tuftError('TUFT_NOT_FOUND', `unknown adapter ${id}`)
     return this.writePeft({ lora, delta }, dir)
   }
 
-  async snapshotAdapter(id: AdapterId, snapshotId: AdapterId): Promise<AdapterRef> {
+  private async snapshot(id: AdapterId, snapshotId: AdapterId): Promise<void> {
     const a = this.require(id)
     this.model.snapshots.set(snapshotId, new Float32Array(a.delta))
     this.snapshotLora.set(snapshotId, a.lora)
-    return { kind: 'snapshot', id: snapshotId }
+  }
+
+  async health(): Promise<EngineHealth> {
+    return this.closed ? { ok: false, message: 'closed' } : { ok: true }
   }
 
   async close(): Promise<void> {
+    this.closed = true
     this.adapters.clear()
   }
 
@@ -312,8 +374,9 @@ export class DoubleTraining implements TrainingEngine {
   }
 
   private require(id: AdapterId): Adapter {
+    if (this.closed) throw closed()
     const a = this.adapters.get(id)
-    if (!a) throw new Error(`unknown adapter ${id}`)
+    if (!a) throw tuftError('TUFT_NOT_FOUND', `unknown adapter ${id}`)
     return a
   }
 }
@@ -321,6 +384,7 @@ export class DoubleTraining implements TrainingEngine {
 export class DoubleSampling implements SamplingEngine {
   readonly info: EngineInfo
   private readonly loaded = new Map<AdapterId, Float32Array>()
+  private closed = false
 
   constructor(
     private readonly model: SharedModel,
@@ -337,16 +401,14 @@ export class DoubleSampling implements SamplingEngine {
   }
 
   async loadAdapter(ref: AdapterRef): Promise<void> {
+    if (this.closed) throw closed()
     if (ref.kind === 'snapshot') {
       const snap = this.model.snapshots.get(ref.id)
-      if (!snap) throw new Error(`unknown snapshot ${ref.id}`)
+      if (!snap) throw tuftError('TUFT_NOT_FOUND', `unknown snapshot ${ref.id}`)
       this.loaded.set(ref.id, snap)
       return
     }
-    const delta = readF32Safetensors(join(ref.dir, 'adapter_model.safetensors')).tensors[DELTA]
-    if (!delta || delta.data.length !== this.model.v * this.model.v)
-      throw new Error(`${ref.dir}: bad adapter`)
-    this.loaded.set(ref.id, delta.data)
+    this.loaded.set(ref.id, readAdapter(localDir(ref.uri), this.model.v * this.model.v))
   }
 
   /** Frees the adapter; a snapshot is gone for good (as an engine frees its memory). */
@@ -362,11 +424,11 @@ export class DoubleSampling implements SamplingEngine {
 
   async sample(job: SampleJob): Promise<SampleResult> {
     if (this.opts.step_delay_ms > 0) await new Promise((r) => setTimeout(r, this.opts.step_delay_ms))
-    if (job.signal?.aborted) throw new Error('sample request aborted')
+    if (this.closed) throw closed()
     const v = this.model.v
     const delta = job.adapter ? this.loaded.get(job.adapter.id) : null
-    if (delta === undefined) throw new Error(`adapter ${job.adapter?.id} is not loaded`)
-    for (const t of job.prompt) if (t < 0 || t >= v) throw new Error(`prompt token ${t} outside vocabulary`)
+    if (delta === undefined) throw tuftError('TUFT_NOT_FOUND', `adapter ${job.adapter?.id} is not loaded`)
+    checkSampleJob(job, this.info)
     const row = new Float64Array(v)
     const sequences: SampledSequence[] = []
     for (let s = 0; s < job.numSamples; s++) {
@@ -376,6 +438,9 @@ export class DoubleSampling implements SamplingEngine {
       let prev = job.prompt[job.prompt.length - 1] ?? 0
       let stopReason: 'stop' | 'length' = 'length'
       while (tokens.length < job.maxTokens && job.prompt.length + tokens.length < this.info.maxContext) {
+        // Yield now and then, so that an abort can land while a long request runs.
+        if (tokens.length % 256 === 0) await new Promise((r) => setImmediate(r))
+        if (job.signal?.aborted) throw tuftError('TUFT_UNAVAILABLE', 'the sample request was cancelled')
         logSoftmaxRow(this.model, delta, prev, row)
         const next = this.pick(row, job, rand)
         tokens.push(next)
@@ -410,7 +475,12 @@ export class DoubleSampling implements SamplingEngine {
     return result
   }
 
+  async health(): Promise<EngineHealth> {
+    return this.closed ? { ok: false, message: 'closed' } : { ok: true }
+  }
+
   async close(): Promise<void> {
+    this.closed = true
     this.loaded.clear()
   }
 
@@ -441,9 +511,34 @@ export class DoubleSampling implements SamplingEngine {
   }
 }
 
-/** A fresh provider (own shared state and call log); `name` lets tests register several. */
+/** PEFT adapter weights in `dir`, which must fit a table of `size` entries. */
+function readAdapter(dir: string, size: number): Float32Array {
+  const file = join(dir, 'adapter_model.safetensors')
+  if (!existsSync(file)) throw tuftError('TUFT_NOT_FOUND', `${dir} holds no adapter_model.safetensors`)
+  const delta = readF32Safetensors(file).tensors[DELTA]
+  if (!delta || delta.data.length !== size) throw bad(`${dir}: adapter does not fit this model`)
+  return delta.data
+}
+
+function checkSampleJob(job: SampleJob, info: EngineInfo): void {
+  if (job.prompt.length === 0) throw bad('empty prompt')
+  checkIds(job.prompt, info.vocabSize, 'prompt')
+  if (!Number.isInteger(job.numSamples) || job.numSamples < 1) throw bad('numSamples must be >= 1')
+  if (!Number.isInteger(job.maxTokens) || job.maxTokens < 0) throw bad('maxTokens must be >= 0')
+  if (!(job.temperature >= 0)) throw bad('temperature must be >= 0')
+  if (!(job.topP > 0 && job.topP <= 1)) throw bad('topP must be in (0, 1]')
+  if (!Number.isInteger(job.topkPromptLogprobs) || job.topkPromptLogprobs < 0)
+    throw bad('topkPromptLogprobs must be >= 0')
+  if (job.signal?.aborted) throw tuftError('TUFT_UNAVAILABLE', 'the sample request was cancelled')
+}
+
+/**
+ * A fresh provider (own shared state and call log); `name` lets tests register several, `snapshots`
+ * which snapshot path it declares (with 'peft-files' its training engines have no snapshotAdapter).
+ */
 export function createEngineDouble(
   name = 'double',
+  snapshots: EngineCapabilities['snapshots'] = 'shared-memory',
 ): EngineProvider<typeof DoubleOptions> & { calls: DoubleCall[] } {
   const models = new Map<string, SharedModel>()
   const calls: DoubleCall[] = []
@@ -462,12 +557,20 @@ export function createEngineDouble(
   }
   return {
     name,
-    capabilities: ['training', 'sampling'],
+    capabilities: {
+      snapshots,
+      sampleFromTrainingSnapshot: snapshots === 'shared-memory',
+      losses: LOSS_FNS,
+      // Its delta table does not depend on the rank, so any configured rank fits.
+      maxLoraRank: 1024,
+      // Not a transformer: it reads nothing from the model directory.
+      architectures: [],
+    },
     configSchema: DoubleOptions,
     calls,
     async createTraining(opts, ctx) {
       if (opts.load_delay_ms > 0) await new Promise((r) => setTimeout(r, opts.load_delay_ms))
-      return new DoubleTraining(shared(opts, ctx), opts, ctx.maxLoraRank, calls)
+      return new DoubleTraining(shared(opts, ctx), opts, ctx.maxLoraRank, calls, snapshots)
     },
     async createSampling(opts, ctx) {
       return new DoubleSampling(shared(opts, ctx), opts, ctx.maxLoraRank)
