@@ -14,7 +14,7 @@ import type {
 import { tuftError } from '../errors.js'
 import type { EventBus } from '../events.js'
 import { type EngineRegistry, providerOptions } from '../registry.js'
-import { TrainingScheduler } from './scheduler.js'
+import { TrainingScheduler, type UserWeight } from './scheduler.js'
 
 export type ModelState = 'loading' | 'ready' | 'failed'
 
@@ -53,6 +53,8 @@ export interface ModelHostOptions {
   log: Logger
   events: EventBus
   maxBatchTokens: number
+  /** Each user's share of training engine time (default: equal). */
+  userWeight?: UserWeight
   /** Wraps every engine once (telemetry); identity when absent. */
   wrapTraining?: (engine: TrainingEngine, modelName: string) => TrainingEngine
   wrapSampling?: (engine: SamplingEngine, modelName: string) => SamplingEngine
@@ -125,6 +127,7 @@ export class ModelHost {
       engine: () => this.training(),
       maxBatchTokens: opts.maxBatchTokens,
       events: opts.events,
+      ...(opts.userWeight ? { userWeight: opts.userWeight } : {}),
     })
   }
 
