@@ -142,6 +142,13 @@ export const ServerConfigSchema = Type.Object(
       default: 1000,
       description: 'metric points (one per forward, forward_backward, optim_step) kept per training run',
     }),
+    // Fair sharing between users (scheduler.ts, sample-admission.ts).
+    max_running_samples: Type.Integer({
+      minimum: 1,
+      default: 64,
+      description:
+        'samples per model decoding at once; more wait in per-user queues, admitted round-robin (lower: latency, higher: throughput)',
+    }),
     public_base_url: Type.Optional(
       Type.String({ description: 'external URL for archive links; default: from Host' }),
     ),

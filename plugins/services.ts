@@ -103,6 +103,7 @@ async function servicesPlugin(app: FastifyInstance): Promise<void> {
     events,
     log,
     queueLimit: config.server.sample_queue_limit,
+    runningLimit: config.server.max_running_samples,
   })
   const training = new TrainingService({
     store,

@@ -1,6 +1,7 @@
-// Sample requests (spec §3.19, §4.7, §7.5): admitted against a per-model bound (429 above it),
-// de-duplicated on (sampler, seq_id), run concurrently on the sampling engine with the sampler's adapter
-// (SamplerStore), and dropped when their session expires or their client stops polling.
+// Sample requests (spec §3.19, §4.7, §7.5): admitted fairly between users against a per-model bound
+// (429 above a user's share of it, SampleAdmission), de-duplicated on (sampler, seq_id), run concurrently
+// on the sampling engine with the sampler's adapter (SamplerStore), and dropped when their session
+// expires or their client stops polling.
 
 import type { Logger } from 'pino'
 import type { RequestTrace, SampleJob, SampleResult } from '../engine.js'
@@ -12,6 +13,7 @@ import type { LocalAdapter } from './adapter-cache.js'
 import type { FutureService } from './futures.js'
 import type { ModelHost, ModelHosts } from './models.js'
 import { storeSample } from './results.js'
+import { type Place, SampleAdmission } from './sample-admission.js'
 import { toSampleJob } from './sample-job.js'
 import type { SamplerStore } from './samplers.js'
 import type { SessionService } from './sessions.js'
@@ -23,8 +25,10 @@ export interface SamplingServiceOptions {
   models: ModelHosts
   events: EventBus
   log: Logger
-  /** Queued + running sample requests allowed per model. */
+  /** Queued + running sample requests allowed per model, shared between the users holding some. */
   queueLimit: number
+  /** Samples per model decoding on the engine at once; more wait in per-user queues (round-robin). */
+  runningLimit: number
   /** A sample request nobody has polled for this long is dropped (its client went away). */
   abandonAfterMs?: number
 }
@@ -54,7 +58,7 @@ interface Pending {
 }
 
 export class SamplingService {
-  private readonly inFlight = new Map<string, number>()
+  private readonly admissions = new Map<string, SampleAdmission>()
   private readonly pending = new Map<string, Pending>()
   private readonly seen = new Map<string, string>()
   private sweeper: NodeJS.Timeout | null = null
@@ -109,8 +113,8 @@ export class SamplingService {
     if (host.state !== 'ready') throw tuftError('TUFT_UNAVAILABLE', `Model '${host.name}' is still loading`)
     const job = toSampleJob(body, { vocabSize: host.info().vocabSize, maxContext: host.maxContext() })
     const ref = this.opts.samplers.adapterRef(sampler)
-    // Take the slot before awaiting the store, so concurrent submissions cannot all pass the bound.
-    const leave = this.enter(host)
+    // Take the place before awaiting the store, so concurrent submissions cannot all pass the bound.
+    const place = this.enter(userId, host, job.numSamples)
     const future = await this.opts.futures
       .create({
         owner: userId,
@@ -120,7 +124,7 @@ export class SamplingService {
         trace: { userId, sessionId: sampler.sessionId, samplingSessionId: sampler.id, otelContext },
       })
       .catch((err: unknown) => {
-        leave()
+        place.leave()
         throw err
       })
     if (dedupKey) this.remember(dedupKey, future.id)
@@ -129,54 +133,55 @@ export class SamplingService {
       .run(future.id, async () => {
         const trace = this.opts.futures.traceOf(future.id)
         const run = { userId, sessionId: sampler.sessionId, host, job, ref, trace, signal: abort.signal }
-        return storeSample(await this.execute(run))
+        return storeSample(await this.execute(run, place))
       })
       .finally(() => {
         this.pending.delete(future.id)
-        leave()
+        place.leave()
       })
     this.pending.set(future.id, { sessionId: sampler.sessionId, abort, done })
     return { request_id: future.id, sample_sequence_ids: sampleSequenceIds(future.id, body.num_samples) }
   }
 
   /**
-   * Runs one sample job now and answers its result (the OpenAI-compatible API): the same per-model bound
-   * (429 above it), adapter residency and usage metering as asample, without a future.
+   * Runs one sample job now and answers its result (the OpenAI-compatible API): the same fair admission
+   * (429 above the user's share), adapter residency and usage metering as asample, without a future.
    */
   async sampleNow(run: SampleRun): Promise<SampleResult> {
     if (run.host.state !== 'ready')
       throw tuftError('TUFT_UNAVAILABLE', `Model '${run.host.name}' is still loading`)
-    const leave = this.enter(run.host)
+    const place = this.enter(run.userId, run.host, run.job.numSamples)
     try {
-      return await this.execute(run)
+      return await this.execute(run, place)
     } finally {
-      leave()
+      place.leave()
     }
   }
 
-  /** Takes one of the model's sampling slots (429 when none is left); call the answer to give it back. */
-  private enter(host: ModelHost): () => void {
-    const depth = this.inFlight.get(host.name) ?? 0
-    if (depth >= this.opts.queueLimit) {
-      throw tuftError(
-        'TUFT_BUSY',
-        `Too many sampling requests in flight for '${host.name}' (${depth}); retry shortly`,
-      )
+  /** Takes a place on the model for the user (429 above their share of the bound). */
+  private enter(userId: string, host: ModelHost, samples: number): Place {
+    let admission = this.admissions.get(host.name)
+    if (!admission) {
+      admission = new SampleAdmission({
+        modelName: host.name,
+        queueLimit: this.opts.queueLimit,
+        runningLimit: this.opts.runningLimit,
+        onDepth: (depth) =>
+          this.opts.events.emit('queue.depth', { modelName: host.name, kind: 'sampling', depth }),
+      })
+      this.admissions.set(host.name, admission)
     }
-    this.setDepth(host, depth + 1)
-    let left = false
-    return () => {
-      if (left) return
-      left = true
-      this.setDepth(host, (this.inFlight.get(host.name) ?? 1) - 1)
-    }
+    return admission.enter(userId, samples)
   }
 
-  /** Makes the adapter resident, samples, and meters what was consumed. */
-  private async execute(run: SampleRun): Promise<SampleResult> {
+  /** Waits for the request's turn, makes the adapter resident, samples, and meters what was consumed. */
+  private async execute(run: SampleRun, place: Place): Promise<SampleResult> {
     const { host, job, ref, signal } = run
     const engine = host.sampling()
     const dropped = () => tuftError('TUFT_BAD_REQUEST', 'Sample request dropped: its client went away')
+    await place.start(signal).catch(() => {
+      throw dropped()
+    })
     const pinned = ref ? await this.opts.samplers.acquire(host, ref) : null
     const release = () => pinned?.release()
     const result = await (async () => {
@@ -188,7 +193,11 @@ export class SamplingService {
         // The engine stops aborted jobs with its own error; report why it was aborted.
         throw signal?.aborted ? dropped() : err
       })
-      .finally(release)
+      .finally(() => {
+        release()
+        // The engine's share goes to the next request now, not once the result is stored.
+        place.leave()
+      })
     const sampled = result.sequences.reduce((n, s) => n + s.tokens.length, 0)
     const billed = {
       userId: run.userId,
@@ -208,10 +217,5 @@ export class SamplingService {
   private remember(key: string, futureId: string): void {
     this.seen.set(key, futureId)
     if (this.seen.size > 100_000) this.seen.delete(this.seen.keys().next().value!)
-  }
-
-  private setDepth(host: ModelHost, depth: number): void {
-    this.inFlight.set(host.name, depth)
-    this.opts.events.emit('queue.depth', { modelName: host.name, kind: 'sampling', depth })
   }
 }
