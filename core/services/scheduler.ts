@@ -104,7 +104,9 @@ export class TrainingScheduler {
     this.running = true
     this.execute(this.nextBatch()).finally(() => {
       this.running = false
-      this.pump()
+      // One turn of the event loop first: a user whose work just finished submits its next engine call
+      // (the optim_step the SDK pipelined) before the next slice, instead of waiting behind it.
+      setImmediate(() => this.pump())
     })
   }
 
