@@ -12,11 +12,11 @@ let t: TestApp
 let base: string
 
 before(async () => {
-  // Every engine call takes 40 ms; 8 tokens per training call; one sample at a time on the engine;
+  // Every engine call takes 150 ms; 8 tokens per training call; one sample at a time on the engine;
   // four sample requests per model.
   t = await startTestApp(
     { server: { max_batch_tokens: 8, max_running_samples: 1, sample_queue_limit: 4 } },
-    { step_delay_ms: 40 },
+    { step_delay_ms: 150 },
   )
   base = await listen(t.app)
 })
@@ -44,7 +44,7 @@ function bigRequest(modelId: string, seqId: number, n: number): ForwardBackwardR
 test("a large training request runs in slices; another user's small step finishes first", async () => {
   const [aliceRun, bobRun] = await Promise.all([newRun(ALICE), newRun(BOB)])
   const finished: string[] = []
-  const big = await postFwdBwd(base, ALICE, bigRequest(aliceRun, 1, 30))
+  const big = await postFwdBwd(base, ALICE, bigRequest(aliceRun, 1, 12))
   assert.equal(big.status, 200)
   const bigResult = result(base, ALICE, big.json.request_id).then((a) => {
     finished.push('alice forward_backward')
@@ -64,10 +64,10 @@ test("a large training request runs in slices; another user's small step finishe
   assert.equal(alice.status, 200, alice.text)
   assert.deepEqual(finished, ['bob optim_step', 'alice forward_backward'])
   // Every datum's output came back, in order (the last target differs per datum).
-  assert.equal(alice.json.loss_fn_outputs.length, 30)
-  // 30 datums of 8 tokens with a budget of 8: 30 calls for alice, none larger than the budget.
+  assert.equal(alice.json.loss_fn_outputs.length, 12)
+  // 12 datums of 8 tokens with a budget of 8: 12 calls for alice, none larger than the budget.
   const aliceCalls = t.calls.filter((c) => c.adapters.includes(aliceRun))
-  assert.equal(aliceCalls.length, 30)
+  assert.equal(aliceCalls.length, 12)
   for (const c of aliceCalls) assert.equal(c.items, 1)
 })
 
@@ -93,9 +93,10 @@ test("a sampling flood gets 429 beyond its share; another user's request is acce
         sampling_params: { max_tokens: 4 },
       },
     })
-  const flood = await Promise.all(Array.from({ length: 6 }, (_, i) => ask(ALICE, aliceSampler, i)))
+  const flood = await Promise.all(Array.from({ length: 8 }, (_, i) => ask(ALICE, aliceSampler, i)))
   const statuses = flood.map((a) => a.status)
-  assert.deepEqual(statuses.filter((s) => s === 200).length, 4, statuses.join(','))
+  // Four at once (more only if one finished while the others were still arriving).
+  assert.ok(statuses.filter((s) => s === 200).length >= 4, statuses.join(','))
   assertError(flood.find((a) => a.status === 429)!, 429, /sample_queue_limit 4/)
   const finished: string[] = []
   const aliceDone = flood
