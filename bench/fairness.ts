@@ -115,13 +115,20 @@ async function main(): Promise<void> {
     // (a) training
     const bRun = await b.createLoraTrainingClient(MODEL, { rank: 8, seed: 1 })
     const aRun = await a.createLoraTrainingClient(MODEL, { rank: 8, seed: 2 })
-    const bStep = (i: number) =>
-      Promise.all([
-        bRun.forwardBackward([datumFromTokens(tokens(17, i))], 'cross_entropy'),
+    /** How long B's forward_backward alone took, per step: tells queueing before it from after it. */
+    const fbMs: number[] = []
+    const bStep = (i: number) => {
+      const t0 = performance.now()
+      return Promise.all([
+        bRun
+          .forwardBackward([datumFromTokens(tokens(17, i))], 'cross_entropy')
+          .then(() => fbMs.push(performance.now() - t0)),
         bRun.optimStep({ learning_rate: 1e-4 }),
       ])
+    }
     await timedRuns(2, bStep) // warm-up
     const idleTrain = await timedRuns(STEPS, bStep)
+    const idleFb = fbMs.splice(0).slice(2)
 
     const aRequest = (k: number): Datum[] =>
       Array.from({ length: A_REQUEST_DATUMS }, (_, i) => datumFromTokens(tokens(A_DATUM + 1, k * 1000 + i)))
@@ -138,6 +145,9 @@ async function main(): Promise<void> {
       `user A: ${inFlight} forward_backward requests of ${requestTokens} tokens kept queued (${inFlight * requestTokens} tokens), datums of ${A_DATUM}`,
     )
     report("training, B's 16-token forward_backward + optim_step", idleTrain, loadedTrain, { p50: 3, p99: 5 })
+    console.log(
+      `  of which forward_backward p50: idle ${ms(quantile(idleFb, 0.5))}, loaded ${ms(quantile(fbMs, 0.5))}`,
+    )
   } finally {
     stopping = true
     await a.close()
