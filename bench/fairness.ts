@@ -8,9 +8,9 @@
 // are (the test suite checks the behaviour; speed is this machine's).
 // The latency one user adds to another's is bounded by the slice of work in one engine call: on a CPU
 // engine a call's time grows with its tokens and samples, so this runs with small bounds
-// (max_batch_tokens 32, max_running_samples 8); on a GPU larger ones cost little latency.
-// BENCH_PRESET: bench (Qwen3-0.6B dimensions, default) or tiny; BENCH_STEPS: B's steps per phase (12);
-// BENCH_MAX_BATCH_TOKENS: server.max_batch_tokens (32); BENCH_RUNNING_SAMPLES:
+// (max_batch_tokens 16, max_running_samples 8); on a GPU larger ones cost little latency.
+// BENCH_PRESET: bench (Qwen3-0.6B dimensions, default) or tiny; BENCH_STEPS: B's steps per phase (8);
+// BENCH_MAX_BATCH_TOKENS: server.max_batch_tokens (16); BENCH_RUNNING_SAMPLES:
 // server.max_running_samples (8); BENCH_THREADS: engine threads (0: all cores).
 
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
@@ -24,8 +24,8 @@ import { EMBEDDED_TOKENIZER_ID, ensureGeneratedModel, type PresetName } from '..
 import { startTuft } from '../test/helpers/tuft-process.js'
 
 const PRESET = (process.env.BENCH_PRESET ?? 'bench') as PresetName
-const STEPS = Math.max(3, Number(process.env.BENCH_STEPS ?? 12))
-const MAX_BATCH_TOKENS = Number(process.env.BENCH_MAX_BATCH_TOKENS ?? 32)
+const STEPS = Math.max(3, Number(process.env.BENCH_STEPS ?? 8))
+const MAX_BATCH_TOKENS = Number(process.env.BENCH_MAX_BATCH_TOKENS ?? 16)
 const RUNNING_SAMPLES = Number(process.env.BENCH_RUNNING_SAMPLES ?? 8)
 const THREADS = Number(process.env.BENCH_THREADS ?? 0)
 /** A's queued training tokens never drop below this. */
