@@ -9,6 +9,13 @@ import { tuftError } from '../core/errors.js'
 
 export const PROTOBUF_TYPES = ['application/x-protobuf', 'application/protobuf']
 
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** The route takes a protobuf body (spec §1.5: only forward_backward); elsewhere protobuf is 415. */
+    protobuf?: boolean
+  }
+}
+
 async function contentParsersPlugin(app: FastifyInstance): Promise<void> {
   const strictJson = app.getDefaultJsonParser('error', 'error')
   // The Tinker API is JSON and protobuf only: other media types are 415.
@@ -20,7 +27,17 @@ async function contentParsersPlugin(app: FastifyInstance): Promise<void> {
     }
     strictJson(request, body as string, done)
   })
-  app.addContentTypeParser(PROTOBUF_TYPES, { parseAs: 'buffer' }, (_request, body, done) => done(null, body))
+  app.addContentTypeParser(PROTOBUF_TYPES, { parseAs: 'buffer' }, (request, body, done) => {
+    // A Buffer would pass a JSON route's object schema, so e.g. create_session would accept protobuf bytes.
+    if (request.routeOptions.config?.protobuf) done(null, body)
+    else
+      done(
+        tuftError(
+          'TUFT_UNSUPPORTED_MEDIA_TYPE',
+          `${request.method} ${request.url.split('?')[0]} takes a JSON body (Content-Type: application/json)`,
+        ),
+      )
+  })
 
   // Ajv coerces `Infinity` or `1e400` in a query string to the number Infinity and then skips its range
   // checks (minimum, maximum) for non-finite numbers, so no schema can refuse them: this hook runs

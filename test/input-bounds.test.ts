@@ -29,3 +29,25 @@ test('paging offset/limit that are infinite, negative or fractional are 400 on e
     assert.equal((await call(base, 'GET', `${path}?offset=0&limit=5`, { key: ALICE })).status, 200)
   }
 })
+
+test('a protobuf body is 415 on the JSON routes (only forward_backward takes protobuf) and creates nothing', async () => {
+  const sessions = async () => (await call(base, 'GET', '/sessions?limit=1000', { key: ALICE })).json.sessions
+  const before = await sessions()
+  for (const type of ['application/x-protobuf', 'application/protobuf']) {
+    const a = await call(base, 'POST', '/create_session', {
+      key: ALICE,
+      body: new Uint8Array([10, 2, 8, 1, 18, 3, 97, 98, 99]),
+      headers: { 'content-type': type },
+    })
+    assertError(a, 415, /create_session takes a JSON body/)
+  }
+  assertError(
+    await call(base, 'POST', '/optim_step', {
+      key: ALICE,
+      body: new Uint8Array([8, 1]),
+      headers: { 'content-type': 'application/x-protobuf' },
+    }),
+    415,
+  )
+  assert.deepEqual(await sessions(), before)
+})
