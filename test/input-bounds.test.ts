@@ -3,8 +3,10 @@
 
 import assert from 'node:assert/strict'
 import { after, before, test } from 'node:test'
+import type { ForwardBackwardRequest } from '../core/wire/proto.js'
 import { ALICE, startTestApp, type TestApp } from './helpers/app.js'
-import { assertError, call, listen } from './helpers/http.js'
+import { createRun } from './helpers/conformance.js'
+import { assertError, call, ceRequest, listen, postFwdBwd, result } from './helpers/http.js'
 
 let t: TestApp
 let base: string
@@ -50,4 +52,37 @@ test('a protobuf body is 415 on the JSON routes (only forward_backward takes pro
     415,
   )
   assert.deepEqual(await sessions(), before)
+})
+
+test('loss_fn_inputs of another built-in loss are accepted and ignored; keys no loss knows are 400', async () => {
+  const { modelId } = await createRun(base, ALICE)
+  let seq = 1
+  /** Runs a forward pass (weights unchanged) of [1..5] with extra inputs; answers its loss. */
+  const lossWith = async (extra: Record<string, Float32Array>, lossFn = 'cross_entropy') => {
+    const req: ForwardBackwardRequest = { ...ceRequest(modelId, seq++, [1, 2, 3, 4, 5], true), lossFn }
+    const inputs = req.data[0]!.lossFnInputs
+    for (const [name, data] of Object.entries(extra))
+      inputs[name] = { dtype: 'float32', shape: [data.length], data }
+    const submitted = await postFwdBwd(base, ALICE, req)
+    if (submitted.status !== 200) return submitted
+    const done = await result(base, ALICE, submitted.json.request_id)
+    assert.equal(done.status, 200, done.text)
+    return done.json.metrics['loss:sum'] as number
+  }
+  const zeros = new Float32Array(4)
+  const plain = await lossWith({})
+  assert.equal(typeof plain, 'number')
+  // What a public black-box suite sends with every cross_entropy datum, and PPO's per-token clips.
+  const extras = {
+    logprobs: zeros,
+    advantages: zeros,
+    clip_low_threshold: Float32Array.from([0.8, 0.8, 0.8, 0.8]),
+    clip_high_threshold: Float32Array.from([1.2, 1.2, 1.2, 1.2]),
+  }
+  assert.equal(await lossWith(extras), plain)
+  // importance_sampling reads logprobs and advantages but not the clips (nor weights).
+  assert.equal(typeof (await lossWith(extras, 'importance_sampling')), 'number')
+  const unknown = await lossWith({ mask: zeros })
+  assert.ok(typeof unknown === 'object')
+  assertError(unknown, 400, /unknown key 'mask' \(the built-in losses know: target_tokens, weights, logprobs/)
 })
