@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict'
 import { after, before, test } from 'node:test'
 import type { ForwardBackwardRequest } from '../core/wire/proto.js'
-import { ALICE, startTestApp, type TestApp } from './helpers/app.js'
+import { ALICE, MODEL, startTestApp, type TestApp } from './helpers/app.js'
 import { createRun } from './helpers/conformance.js'
 import { assertError, call, ceRequest, listen, postFwdBwd, result } from './helpers/http.js'
 
@@ -85,4 +85,47 @@ test('loss_fn_inputs of another built-in loss are accepted and ignored; keys no 
   const unknown = await lossWith({ mask: zeros })
   assert.ok(typeof unknown === 'object')
   assertError(unknown, 400, /unknown key 'mask' \(the built-in losses know: target_tokens, weights, logprobs/)
+})
+
+test('session tags, project_id and user_metadata are bounded: 400 naming the bound beyond it', async () => {
+  const create = (json: object) => call(base, 'POST', '/create_session', { key: ALICE, json })
+  const most = { tags: Array(64).fill('t'.repeat(128)), project_id: 'p'.repeat(256) }
+  const ok = await create({ ...most, user_metadata: { note: 'x'.repeat(16 * 1024 - 20) } })
+  assert.equal(ok.status, 200, ok.text)
+  assertError(await create({ tags: Array(65).fill('t') }), 400, /body\/tags must NOT have more than 64 items/)
+  assertError(await create({ tags: ['t'.repeat(129)] }), 400, /body\/tags\/0 must NOT have more than 128/)
+  assertError(
+    await create({ project_id: 'p'.repeat(257) }),
+    400,
+    /body\/project_id must NOT have more than 256/,
+  )
+  assertError(
+    await create({ user_metadata: { note: 'x'.repeat(16 * 1024) } }),
+    400,
+    /user_metadata is \d+ bytes as JSON; at most 16384/,
+  )
+  assertError(
+    await call(base, 'PUT', `/sessions/${ok.json.session_id}/project`, {
+      key: ALICE,
+      json: { project_id: 'p'.repeat(257) },
+    }),
+    400,
+    /project_id/,
+  )
+  // create_model's user_metadata too, refused before anything is created: the same model_seq_id works after.
+  const model = (user_metadata: object) =>
+    call(base, 'POST', '/create_model', {
+      key: ALICE,
+      json: {
+        session_id: ok.json.session_id,
+        model_seq_id: 0,
+        base_model: MODEL,
+        lora_config: { rank: 4 },
+        user_metadata,
+      },
+    })
+  assertError(await model({ big: 'x'.repeat(20_000) }), 400, /user_metadata is \d+ bytes/)
+  const created = await model({ small: 'x' })
+  assert.equal(created.status, 200, created.text)
+  assert.equal((await result(base, ALICE, created.json.request_id)).status, 200)
 })

@@ -127,6 +127,7 @@ export class TrainingService {
       if (existing.owner !== userId) throw tuftError('TUFT_NOT_FOUND', `Unknown session '${body.session_id}'`)
       return { request_id: existing.createFutureId, model_id: id }
     }
+    const userMetadata = body.user_metadata ? stringMap(body.user_metadata) : null
     const host = this.opts.models.get(body.base_model)
     if (!host.supports('training'))
       throw tuftError('TUFT_BAD_REQUEST', `Model '${host.name}' is configured for sampling only`)
@@ -166,7 +167,7 @@ export class TrainingService {
       modelSeqId: body.model_seq_id,
       baseModel: host.name,
       lora,
-      userMetadata: body.user_metadata ? stringMap(body.user_metadata) : null,
+      userMetadata,
       projectId: session.projectId,
       state: 'creating',
       createFutureId: future.id,

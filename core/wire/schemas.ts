@@ -16,10 +16,12 @@ import {
   ModelInput,
   Nullable,
   Paging,
+  ProjectId,
   RequestType,
   SampleFuture,
   SamplingParams,
   StringMap,
+  Tags,
   TrainingRun,
   TryAgain,
   UntypedAPIFuture,
@@ -63,10 +65,10 @@ export type DynamicConfigResponse = Static<typeof DynamicConfigResponse>
 export const DynamicConfigRoute = { body: SdkVersionBody, response: ok(DynamicConfigResponse) }
 
 export const CreateSessionRequest = Type.Object({
-  tags: Type.Optional(Type.Array(Type.String())),
+  tags: Type.Optional(Tags),
   user_metadata: Type.Optional(Nullable(Type.Record(Type.String(), Type.Unknown()))),
   sdk_version: Type.Optional(Type.String()),
-  project_id: Type.Optional(Nullable(Type.String())),
+  project_id: Type.Optional(Nullable(ProjectId)),
   type: RequestType,
 })
 export type CreateSessionRequest = Static<typeof CreateSessionRequest>
@@ -362,7 +364,7 @@ export const AccessQuery = Type.Object({ access_scope: Type.Optional(AccessScope
 export const ListTrainingRunsQuery = Type.Object({
   ...Paging(20),
   access_scope: Type.Optional(AccessScope),
-  project_id: Type.Optional(Type.String()),
+  project_id: Type.Optional(ProjectId),
 })
 export type ListTrainingRunsQuery = Static<typeof ListTrainingRunsQuery>
 export const TrainingRunsResponse = Type.Object({ training_runs: Type.Array(TrainingRun), cursor: Cursor })
@@ -430,7 +432,7 @@ export const GetSessionRoute = {
   querystring: AccessQuery,
   response: ok(SessionResponse),
 }
-export const SessionProjectRequest = Type.Object({ project_id: Type.String() })
+export const SessionProjectRequest = Type.Object({ project_id: ProjectId })
 export const SessionProjectRoute = {
   params: SessionParams,
   body: SessionProjectRequest,
