@@ -3,7 +3,8 @@
 
 import assert from 'node:assert/strict'
 import { after, before, test } from 'node:test'
-import type { ForwardBackwardRequest } from '../core/wire/proto.js'
+import { encodeForwardBackwardRequest, type ForwardBackwardRequest } from '../core/wire/proto.js'
+import { encodeMessage, pb } from '../core/wire/proto-root.js'
 import { ALICE, MODEL, startTestApp, type TestApp } from './helpers/app.js'
 import { createRun } from './helpers/conformance.js'
 import { assertError, call, ceRequest, listen, postFwdBwd, result } from './helpers/http.js'
@@ -128,4 +129,37 @@ test('session tags, project_id and user_metadata are bounded: 400 naming the bou
   const created = await model({ small: 'x' })
   assert.equal(created.status, 200, created.text)
   assert.equal((await result(base, ALICE, created.json.request_id)).status, 200)
+})
+
+test('empty protobuf chunks and tensors: an empty chunk adds no tokens, errors name the datum and the key', async () => {
+  const { modelId } = await createRun(base, ALICE)
+  let seq = 1
+  const tokens = [1, 2, 3, 4, 5]
+  const plain = await postFwdBwd(base, ALICE, ceRequest(modelId, seq++, tokens, true))
+  const plainLoss = (await result(base, ALICE, plain.json.request_id)).json.metrics['loss:sum']
+  // An empty encoded_text chunk next to real ones: the same input, the same loss.
+  const padded = ceRequest(modelId, seq++, tokens, true)
+  padded.data[0]!.chunks.unshift({ type: 'encoded_text', tokens: new Int32Array(0) })
+  const a = await postFwdBwd(base, ALICE, padded)
+  assert.equal(a.status, 200, a.text)
+  assert.equal((await result(base, ALICE, a.json.request_id)).json.metrics['loss:sum'], plainLoss)
+  // Only empty chunks: no input at all.
+  const none = ceRequest(modelId, seq++, tokens, true)
+  none.data[0]!.chunks = [{ type: 'encoded_text', tokens: new Int32Array(0) }]
+  assertError(await postFwdBwd(base, ALICE, none), 400, /^data\[0\]\.model_input is empty$/)
+  // A tensor whose data bytes are empty (unset in protobuf) while its shape says 4 elements.
+  const message = pb.ForwardBackwardRequest.decode(
+    encodeForwardBackwardRequest(ceRequest(modelId, seq++, tokens, true)),
+  ) as unknown as { data: { loss_fn_inputs: Record<string, { dense: Uint8Array }> }[] }
+  message.data[0]!.loss_fn_inputs.weights!.dense = new Uint8Array(0)
+  const emptyWeights = await call(base, 'POST', '/forward_backward', {
+    key: ALICE,
+    body: encodeMessage(pb.ForwardBackwardRequest, message),
+    headers: { 'content-type': 'application/x-protobuf' },
+  })
+  assertError(
+    emptyWeights,
+    400,
+    /^data\[0\]\.loss_fn_inputs\['weights'\]: shape \[4\] needs 4 elements but 0 were sent$/,
+  )
 })
