@@ -127,7 +127,8 @@ export class TrainingService {
       if (existing.owner !== userId) throw tuftError('TUFT_NOT_FOUND', `Unknown session '${body.session_id}'`)
       return { request_id: existing.createFutureId, model_id: id }
     }
-    const userMetadata = body.user_metadata ? stringMap(body.user_metadata) : null
+    // Oversized user_metadata is a 400 before anything is claimed (stringMap refuses it).
+    if (body.user_metadata) stringMap(body.user_metadata)
     const host = this.opts.models.get(body.base_model)
     if (!host.supports('training'))
       throw tuftError('TUFT_BAD_REQUEST', `Model '${host.name}' is configured for sampling only`)
@@ -167,7 +168,7 @@ export class TrainingService {
       modelSeqId: body.model_seq_id,
       baseModel: host.name,
       lora,
-      userMetadata,
+      userMetadata: body.user_metadata ? stringMap(body.user_metadata) : null,
       projectId: session.projectId,
       state: 'creating',
       createFutureId: future.id,
