@@ -4,14 +4,14 @@
 // the sweep of files no record names. Sample requests themselves are admitted by SamplingService.
 
 import type { Logger } from 'pino'
-import type { CheckpointRecord } from '../domain/checkpoint.js'
+import { type CheckpointRecord, canReadCheckpoint } from '../domain/checkpoint.js'
 import { keys } from '../domain/keys.js'
 import type { SamplerRecord, SamplerSource } from '../domain/sampler.js'
 import type { TrainingRunRecord } from '../domain/training-run.js'
 import { tuftError } from '../errors.js'
 import { samplerId } from '../ids.js'
 import type { Store } from '../persistence.js'
-import { formatCheckpointId } from '../wire/paths.js'
+import { type CheckpointKind, formatCheckpointId } from '../wire/paths.js'
 import type { CreateSamplingSessionRequest } from '../wire/schemas.js'
 import { AdapterCache, type LocalAdapter, type PinnedAdapter } from './adapter-cache.js'
 import type { CheckpointService } from './checkpoints.js'
@@ -108,7 +108,13 @@ export class SamplerStore {
           if (err.code !== 'ENOENT') throw err
           throw tuftError('TUFT_NOT_FOUND', `Checkpoint '${body.model_path}' not found`, { cause: err })
         })
-      source = { kind: 'checkpoint', runId: c.runId, checkpointId: formatCheckpointId(c.kind, c.name), dir }
+      source = {
+        kind: 'checkpoint',
+        runId: c.runId,
+        checkpointId: formatCheckpointId(c.kind, c.name),
+        dir,
+        ...(c.owner === userId ? {} : { publishedBy: c.owner }),
+      }
       baseModel = c.baseModel
     } else if (body.base_model) {
       baseModel = body.base_model
@@ -276,7 +282,25 @@ export class SamplerStore {
   async getSampler(userId: string, id: string): Promise<SamplerRecord> {
     const doc = await this.opts.store.get<SamplerRecord>(keys.sampler(id))
     if (!doc || doc.value.owner !== userId) throw tuftError('TUFT_NOT_FOUND', `Unknown sampler '${id}'`)
+    await this.checkStillPublished(doc.value)
     return doc.value
+  }
+
+  /**
+   * A sampler on another user's checkpoint serves only while its owner keeps it published: once
+   * unpublished, deleted or expired, the sampler answers 404 (its own files go with its session).
+   */
+  private async checkStillPublished(s: SamplerRecord): Promise<void> {
+    if (s.source.kind !== 'checkpoint' || s.source.publishedBy === undefined) return
+    // Recorded as formatCheckpointId wrote it: `<kind>/<name>`, not checked again.
+    const [kind, ...name] = s.source.checkpointId.split('/')
+    const ref = { kind: kind as CheckpointKind, name: name.join('/') }
+    const c = await this.opts.checkpoints.find(s.source.runId, ref)
+    if (c && canReadCheckpoint(c, s.owner)) return
+    throw tuftError(
+      'TUFT_NOT_FOUND',
+      `Sampler '${s.id}' was created from ${s.modelPath ?? s.source.checkpointId}, which is no longer published`,
+    )
   }
 
   async listSamplers(userId: string, sessionId: string): Promise<SamplerRecord[]> {
