@@ -38,12 +38,6 @@ export const SNAPSHOTS_KEPT_PER_RUN = 4
  */
 const SNAPSHOT_WRITE_GRACE_MS = 60_000
 
-/**
- * Sampler files no record names are swept once this old: far beyond any export another server sharing
- * checkpoint_dir could still be writing or about to record.
- */
-const ORPHAN_GRACE_MS = 3_600_000
-
 /** The engine id of a checkpoint's adapter. */
 function checkpointAdapterId(runId: string, checkpointId: string): string {
   return `${runId}/${checkpointId}`
@@ -79,15 +73,15 @@ export class SamplerStore {
 
   /**
    * Removes sampler files no record names any more (a crash between writing them and recording them)
-   * once they are `graceMs` old; returns their paths.
+   * last modified before `before`; returns their paths.
    */
-  async sweepOrphanFiles(graceMs = ORPHAN_GRACE_MS): Promise<string[]> {
+  async sweepOrphanFiles(before: number): Promise<string[]> {
     const referenced = new Set<string>()
     for (const { doc } of await this.opts.store.scan<SamplerRecord>(keys.samplers())) {
       const source = doc.value.source
       if (source.kind !== 'base' && source.dir !== undefined) referenced.add(source.dir)
     }
-    const removed = await this.opts.files.sweep(referenced, graceMs)
+    const removed = await this.opts.files.sweep(referenced, before)
     if (removed.length > 0) this.opts.log.info({ removed }, 'removed sampler files no sampler records')
     return removed
   }
