@@ -197,12 +197,14 @@ export class RedisStore implements Store {
 }
 
 /**
- * An error Redis answered (a ReplyError: a script or command it refused) is a server fault; any other
- * (timed out, connection closed or refused, retries exhausted) means Redis is not reachable now.
+ * An error Redis answered (a ReplyError: a script or command it refused) or a fault of this code is a
+ * server fault; any other (timed out, connection closed or refused, retries exhausted) means Redis is
+ * not reachable now.
  */
 function failure(op: string, err: Error): Error {
-  if (err.name !== 'ReplyError') return tuftError('TUFT_UNAVAILABLE', UNREACHABLE, { cause: err })
-  return tuftError('TUFT_PERSISTENCE', `Redis ${op} failed: ${err.message}`, { cause: err })
+  if (err.name === 'ReplyError' || err instanceof TypeError || err instanceof RangeError)
+    return tuftError('TUFT_PERSISTENCE', `Redis ${op} failed: ${err.message}`, { cause: err })
+  return tuftError('TUFT_UNAVAILABLE', UNREACHABLE, { cause: err })
 }
 
 function opt(n: number | undefined): string {
