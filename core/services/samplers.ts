@@ -1,7 +1,8 @@
 // The sampler store (spec §3.16, §3.18, §3.20): sampler records and the adapters they serve — base
 // model, a checkpoint's files, or an in-memory snapshot of a training run with its durable copy — with
-// their lifecycle: creation, the newest few snapshots kept per run, release when a session expires, and
-// the sweep of files no record names. Sample requests themselves are admitted by SamplingService.
+// their lifecycle: creation, the newest few snapshots kept per run, release when a session expires,
+// revocation of samplers on another user's checkpoint once it is no longer published, and the sweep of
+// files no record names. Sample requests themselves are admitted by SamplingService.
 
 import type { Logger } from 'pino'
 import { type CheckpointRecord, canReadCheckpoint } from '../domain/checkpoint.js'
