@@ -11,7 +11,7 @@ import { isTuftError, tuftError } from '../errors.js'
 import type { EventBus, FutureKind } from '../events.js'
 import { generatedCheckpointName, trainingRunId } from '../ids.js'
 import type { Json, Store } from '../persistence.js'
-import { formatTinkerPath, parseTinkerPath } from '../wire/paths.js'
+import { checkCheckpointName, formatTinkerPath, parseTinkerPath } from '../wire/paths.js'
 import type { ForwardBackwardBody } from '../wire/proto.js'
 import type {
   CreateModelRequest,
@@ -492,8 +492,8 @@ export class TrainingService {
   }
 
   async saveWeights(userId: string, body: SaveWeightsRequest, sub: Submission): Promise<FutureRef> {
+    const name = body.path != null ? checkCheckpointName(body.path) : generatedCheckpointName()
     return this.sequenced(userId, body.model_id, body.seq_id, 'save_weights', sub, (run) => {
-      const name = body.path ?? generatedCheckpointName()
       return async (futureId) => {
         const c = await this.opts.checkpoints.save(
           run.record,
@@ -572,6 +572,7 @@ export class TrainingService {
     body: SaveWeightsForSamplerRequest,
     sub: Submission,
   ): Promise<FutureRef> {
+    if (body.path != null) checkCheckpointName(body.path)
     return this.sequenced(userId, body.model_id, body.seq_id, 'save_weights_for_sampler', sub, (run) => {
       const training = () => run.host.training()
       if (body.path) {

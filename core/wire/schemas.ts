@@ -4,7 +4,6 @@
 
 import { type Static, Type } from '@sinclair/typebox'
 import { OptimizerConfig, OptimParams } from './optimizer.js'
-import { CHECKPOINT_NAME_PATTERN } from './paths.js'
 import {
   AccessScope,
   AdamParams,
@@ -175,8 +174,11 @@ const SeqId = Type.Integer({ minimum: 1 })
 export const MAX_TTL_SECONDS = 100 * 366 * 86_400
 const TtlValue = Type.Integer({ minimum: 1, maximum: MAX_TTL_SECONDS })
 const TtlSeconds = Type.Optional(Nullable(TtlValue))
-/** A checkpoint name: it becomes the last segment of a tinker:// path (spec §3.14). */
-const CheckpointName = Type.String({ pattern: CHECKPOINT_NAME_PATTERN })
+/**
+ * A checkpoint name: it becomes the last segment of a tinker:// path (spec §3.14). The service checks
+ * it (checkCheckpointName in paths.ts), counting UTF-8 bytes, which a schema cannot.
+ */
+const CheckpointName = Type.String()
 
 /** SDK 0.25 sends `adam_params`, SDK ≥ 0.29.1 `optim_params` (core/wire/optimizer.ts reads either). */
 export const OptimStepRequest = Type.Object({
