@@ -33,11 +33,10 @@ export function toOaiError(err: FastifyError): {
   body: { error: OaiError }
   correlationId: string | null
 } {
-  let param: string | null = null
   if (!isTuftError(err) && err.validation) {
     const first = err.validation[0]
     const path = first?.instancePath.replace(/^\//, '').split('/')[0]
-    param = path || ((first?.params as { missingProperty?: string })?.missingProperty ?? null)
+    const param = path || ((first?.params as { missingProperty?: string })?.missingProperty ?? null)
     const message = `Invalid request: ${err.message}`
     return {
       status: 400,
@@ -51,7 +50,7 @@ export function toOaiError(err: FastifyError): {
     const code = status === 413 ? 'TUFT_PAYLOAD_TOO_LARGE' : 'TUFT_BAD_REQUEST'
     return {
       status,
-      body: { error: { message: err.message, type: typeOf(status), param, code } },
+      body: { error: { message: err.message, type: typeOf(status), param: null, code } },
       correlationId: null,
     }
   }
@@ -59,7 +58,9 @@ export function toOaiError(err: FastifyError): {
   const shown = clientError(err)
   return {
     status: shown.status,
-    body: { error: { message: shown.message, type: typeOf(shown.status), param, code: shown.code } },
+    body: {
+      error: { message: shown.message, type: typeOf(shown.status), param: null, code: shown.code },
+    },
     correlationId: shown.correlationId,
   }
 }
