@@ -2,7 +2,6 @@
 // the model hosts, starts their timers (session reaper, checkpoint TTL collection) and, on close,
 // lets queued training work finish before the engines go away.
 
-import type { AddressInfo } from 'node:net'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Logger } from 'pino'
@@ -19,6 +18,7 @@ import { SamplerStore } from '../core/services/samplers.js'
 import { SamplingService } from '../core/services/sampling.js'
 import { SessionService } from '../core/services/sessions.js'
 import { TrainingService } from '../core/services/training.js'
+import { selfUrl } from './base-url.js'
 
 export interface Services {
   futures: FutureService
@@ -49,15 +49,6 @@ const SWEEP_INTERVAL_MS = 30_000
  * store is shared: another server may be writing one into the same checkpoint_dir.
  */
 const SHARED_LEFTOVER_GRACE_MS = 3_600_000
-
-/** This process's base URL as peers reach it: public_base_url, else the address it listens on. */
-function selfUrl(app: FastifyInstance): string | null {
-  if (app.tuftConfig.server.public_base_url) return app.tuftConfig.server.public_base_url.replace(/\/$/, '')
-  const address = app.server.address() as AddressInfo | string | null
-  if (address === null || typeof address === 'string') return null
-  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address
-  return `http://${host}:${address.port}`
-}
 
 async function servicesPlugin(app: FastifyInstance): Promise<void> {
   const config = app.tuftConfig
