@@ -3,7 +3,7 @@
 // given TTLs, garbage-collected when expired, and exported as .tar.gz archives behind signed URLs. The
 // temp dirs a crash left in a run's directory are swept at boot.
 
-import { createHmac, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto'
+import { randomUUID } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -17,6 +17,7 @@ import type { Manifest } from '../engine.js'
 import { tuftError } from '../errors.js'
 import type { EventBus } from '../events.js'
 import type { Store } from '../persistence.js'
+import { LinkSigner } from '../signed-links.js'
 import {
   type CheckpointKind,
   type CheckpointRef,
@@ -46,7 +47,7 @@ const PEFT_FILES = ['adapter_model.safetensors', 'adapter_config.json']
 
 export class CheckpointService {
   /** Signs archive URLs; per process, so links die with it (they are valid for minutes anyway). */
-  private readonly signingKey = randomBytes(32)
+  private readonly links = new LinkSigner()
   private gcTimer: NodeJS.Timeout | null = null
 
   constructor(private readonly opts: CheckpointServiceOptions) {}
@@ -281,30 +282,15 @@ export class CheckpointService {
 
   /** A self-authorising token for downloading `c` as the reader `userId`, valid until `expiresAt`. */
   signArchive(userId: string, c: CheckpointRecord, expiresAt: number): string {
-    const payload = Buffer.from(
-      JSON.stringify([userId, c.runId, formatCheckpointId(c.kind, c.name), expiresAt]),
-    ).toString('base64url')
-    return `${payload}.${this.sign(payload)}`
+    return this.links.sign([userId, c.runId, formatCheckpointId(c.kind, c.name)], expiresAt)
   }
 
   /** The checkpoint a token grants, re-checking that the reader may still read it. */
   async verifyArchive(token: string): Promise<CheckpointRecord> {
     const invalid = () => tuftError('TUFT_NOT_FOUND', 'Unknown or expired archive link')
-    // Exactly `<payload>.<signature>`, both base64url: nothing before, between or after them.
-    const parts = /^([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)$/.exec(token)
-    if (!parts) throw invalid()
-    const [, payload, sig] = parts as unknown as [string, string, string]
-    const expected = Buffer.from(this.sign(payload))
-    const given = Buffer.from(sig)
-    if (expected.length !== given.length || !timingSafeEqual(expected, given)) throw invalid()
-    let fields: unknown
-    try {
-      fields = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8'))
-    } catch {
-      throw invalid()
-    }
-    const [userId, runId, id, expiresAt] = fields as [string, string, string, number]
-    if (Date.now() > expiresAt) throw invalid()
+    const fields = this.links.open(token)
+    if (!fields) throw invalid()
+    const [userId, runId, id] = fields as [string, string, string]
     const [kind, ...rest] = id.split('/')
     const c = await this.find(runId, { kind: kind as CheckpointKind, name: rest.join('/') })
     if (!c || !canReadCheckpoint(c, userId)) throw invalid()
@@ -331,9 +317,5 @@ export class CheckpointService {
   private async update(c: CheckpointRecord, patch: Partial<CheckpointRecord>): Promise<void> {
     Object.assign(c, patch)
     await this.opts.store.put(keys.checkpoint(c.runId, formatCheckpointId(c.kind, c.name)), c)
-  }
-
-  private sign(payload: string): string {
-    return createHmac('sha256', this.signingKey).update(payload).digest('base64url')
   }
 }
