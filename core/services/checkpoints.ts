@@ -27,6 +27,7 @@ import {
 } from '../wire/paths.js'
 import { MAX_TTL_SECONDS } from '../wire/schemas.js'
 import { STATE_DIR } from './durable-state.js'
+import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, stageTiedArchive } from './tied-archive.js'
 
 export interface CheckpointServiceOptions {
   store: Store
@@ -43,7 +44,7 @@ export interface CheckpointServiceOptions {
 const LEFTOVER = /^\.(tmp|old)-/
 
 /** Files an archive must hold at its root (spec §3.23.7). */
-const PEFT_FILES = ['adapter_model.safetensors', 'adapter_config.json']
+const PEFT_FILES = [ADAPTER_WEIGHTS, ADAPTER_CONFIG]
 
 export class CheckpointService {
   /** Signs archive URLs; per process, so links die with it (they are valid for minutes anyway). */
@@ -297,8 +298,11 @@ export class CheckpointService {
     return c
   }
 
-  /** A gzip'd tar of the checkpoint's files, all at the archive root. */
-  async archive(c: CheckpointRecord): Promise<Readable> {
+  /**
+   * A gzip'd tar of the checkpoint's files, all at the archive root; for a model with tied embeddings,
+   * laid out by stageTiedArchive in a temp dir beside the run's checkpoints, removed once it is sent.
+   */
+  async archive(c: CheckpointRecord, opts: { tiedEmbeddings: boolean }): Promise<Readable> {
     const dir = this.absDir(c)
     const files: string[] = []
     for (const entry of await readdir(dir, { withFileTypes: true }))
@@ -311,7 +315,35 @@ export class CheckpointService {
         )
       }
     }
-    return createTar({ gzip: true, cwd: dir, portable: true }, files.sort()) as unknown as Readable
+    files.sort()
+    if (opts.tiedEmbeddings) {
+      // A .tmp- name: the boot's sweep of leftovers removes it if the process dies while sending.
+      const staging = join(
+        this.opts.root,
+        encodeURIComponent(c.owner),
+        c.runId,
+        `.tmp-archive-${randomUUID()}`,
+      )
+      const removeStaging = () => rm(staging, { recursive: true, force: true })
+      const packed = await stageTiedArchive(dir, files, staging).catch(async (err: unknown) => {
+        await removeStaging()
+        throw err
+      })
+      if (packed) {
+        const stream = createTar({ gzip: true, cwd: staging, portable: true }, packed) as unknown as Readable
+        let removed = false
+        const cleanUp = () => {
+          if (removed) return
+          removed = true
+          removeStaging().catch((err) =>
+            this.opts.log.warn({ err }, 'could not remove an archive staging dir'),
+          )
+        }
+        for (const event of ['end', 'close', 'error']) stream.once(event, cleanUp)
+        return stream
+      }
+    }
+    return createTar({ gzip: true, cwd: dir, portable: true }, files) as unknown as Readable
   }
 
   private async update(c: CheckpointRecord, patch: Partial<CheckpointRecord>): Promise<void> {
