@@ -10,8 +10,13 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, wr
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
+import pino from 'pino'
 import { extract } from 'tar'
+import type { CheckpointRecord } from '../core/domain/checkpoint.js'
+import { EventBus } from '../core/events.js'
+import { CheckpointService } from '../core/services/checkpoints.js'
 import { hasTiedEmbeddings, stageTiedArchive } from '../core/services/tied-archive.js'
+import { MemoryStore } from '../persistence/memory.js'
 import { embeddedModelDir, NATIVE_MODEL, startNativeTuft, USERS } from './helpers/native-server.js'
 import { writeF32Safetensors } from './helpers/safetensors.js'
 
@@ -87,6 +92,51 @@ test('a tied adapter is staged with the head renamed at the root and the saved f
     })
     assert.equal(await stageTiedArchive(dir, files, join(root, '.tmp-archive-y')), null)
   } finally {
+    rmSync(root, { recursive: true, force: true })
+  }
+})
+
+test('the staging dir of a tied archive goes when the download is cut off', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'tuft-tied-abort-'))
+  const store = new MemoryStore()
+  try {
+    const checkpoints = new CheckpointService({
+      store,
+      root,
+      log: pino({ level: 'silent' }),
+      events: new EventBus(),
+    })
+    const rel = join('alice', 'run-1', 'sampler_weights', 'w')
+    mkdirSync(join(root, rel), { recursive: true })
+    writeF32Safetensors(join(root, rel, 'adapter_model.safetensors'), {
+      'base_model.model.lm_head.lora_A.weight': t(2, 4, 0),
+      'base_model.model.lm_head.lora_B.weight': t(8, 2, 0),
+    })
+    writeFileSync(join(root, rel, 'adapter_config.json'), JSON.stringify({ r: 2, lora_alpha: 2 }))
+    const record: CheckpointRecord = {
+      runId: 'run-1',
+      owner: 'alice',
+      kind: 'sampler_weights',
+      name: 'w',
+      baseModel: 'm',
+      lora: { rank: 2, alpha: 2, seed: 0, trainAttn: false, trainMlp: false, trainUnembed: true },
+      hasOptimizer: false,
+      dir: rel,
+      createdAt: 0,
+      sizeBytes: 0,
+      public: false,
+      expiresAt: null,
+    }
+    const stream = await checkpoints.archive(record, { tiedEmbeddings: true })
+    const runDir = join(root, 'alice', 'run-1')
+    assert.equal(readdirSync(runDir).filter((n) => n.startsWith('.tmp-archive-')).length, 1)
+    stream.destroy()
+    for (let i = 0; readdirSync(runDir).some((n) => n.startsWith('.tmp-')); i++) {
+      assert.ok(i < 200, 'the staging dir is removed')
+      await new Promise((r) => setTimeout(r, 10))
+    }
+  } finally {
+    await store.close()
     rmSync(root, { recursive: true, force: true })
   }
 })

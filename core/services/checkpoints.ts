@@ -7,7 +7,8 @@ import { randomUUID } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises'
 import { join } from 'node:path'
-import type { Readable } from 'node:stream'
+import { PassThrough, type Readable } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
 import type { Logger } from 'pino'
 import { create as createTar } from 'tar'
 import { type CheckpointRecord, canReadCheckpoint, isCheckpointExpired } from '../domain/checkpoint.js'
@@ -330,17 +331,14 @@ export class CheckpointService {
         throw err
       })
       if (packed) {
-        const stream = createTar({ gzip: true, cwd: staging, portable: true }, packed) as unknown as Readable
-        let removed = false
-        const cleanUp = () => {
-          if (removed) return
-          removed = true
-          removeStaging().catch((err) =>
-            this.opts.log.warn({ err }, 'could not remove an archive staging dir'),
-          )
-        }
-        for (const event of ['end', 'close', 'error']) stream.once(event, cleanUp)
-        return stream
+        // Through a Node stream, so that the staging dir goes however the answer ends: sent, failed or
+        // cut off by the client (the tar stream itself reports no 'close' when destroyed).
+        const out = new PassThrough()
+        pipeline(createTar({ gzip: true, cwd: staging, portable: true }, packed), out)
+          .catch(() => {})
+          .then(removeStaging)
+          .catch((err) => this.opts.log.warn({ err }, 'could not remove an archive staging dir'))
+        return out
       }
     }
     return createTar({ gzip: true, cwd: dir, portable: true }, files) as unknown as Readable
