@@ -48,8 +48,9 @@ declare module 'fastify' {
 const SWEEP_INTERVAL_MS = 30_000
 
 /**
- * Checkpoint temp dirs a crash left are removed at boot if older than the boot, or than this when the
- * store is shared: another server may be writing one into the same checkpoint_dir.
+ * Files a crash left (checkpoint temp dirs, unrecorded sampler files) are removed at boot if older than
+ * the boot, or than this when the store is shared: another server may be writing into the same
+ * checkpoint_dir, or about to record what it wrote there.
  */
 const SHARED_LEFTOVER_GRACE_MS = 3_600_000
 
@@ -139,12 +140,11 @@ async function servicesPlugin(app: FastifyInstance): Promise<void> {
     checkpoints.startGc(SWEEP_INTERVAL_MS)
     sampling.startSweeper(SWEEP_INTERVAL_MS / 6)
     // Leftovers of a crash: in the background, boot does not wait for a directory scan.
-    const leftovers = checkpoints
-      .sweepLeftovers(store.shared ? Date.now() - SHARED_LEFTOVER_GRACE_MS : bootedAt)
-      .then((removed) => {
-        if (removed.length > 0) log.info({ removed }, 'removed checkpoint temp dirs a crash left')
-      })
-    orphanSweep = Promise.all([samplers.sweepOrphanFiles(), leftovers]).then(
+    const before = store.shared ? Date.now() - SHARED_LEFTOVER_GRACE_MS : bootedAt
+    const leftovers = checkpoints.sweepLeftovers(before).then((removed) => {
+      if (removed.length > 0) log.info({ removed }, 'removed checkpoint temp dirs a crash left')
+    })
+    orphanSweep = Promise.all([samplers.sweepOrphanFiles(before), leftovers]).then(
       () => undefined,
       (err: unknown) => log.warn({ err }, 'sweep of files a crash left failed'),
     )
