@@ -5,6 +5,7 @@
 
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
+import { ServiceClient } from '../client/index.js'
 import { EventBus, type FutureKind } from '../core/events.js'
 import { SessionTraces } from '../core/services/session-traces.js'
 import { SessionService } from '../core/services/sessions.js'
@@ -47,6 +48,14 @@ test("the owner exports a session's futures as a Perfetto-readable trace behind 
     assert.equal(asked.json.status, 'ready')
     const url: string = asked.json.url
     assert.ok(url.startsWith(`${base}/api/v1/session_traces/`), url)
+
+    const client = new ServiceClient({ baseUrl: base, apiKey: ALICE, telemetry: false })
+    try {
+      const viaClient = await client.createRestClient().exportSessionTrace(sessionId)
+      assert.ok(viaClient.startsWith(`${base}/api/v1/session_traces/`), viaClient)
+    } finally {
+      await client.close()
+    }
 
     // A plain GET, as the CLI downloads it: no API key.
     const res = await fetch(url)
