@@ -451,3 +451,10 @@ export const SessionProjectRoute = {
   body: SessionProjectRequest,
   response: { ...NoContent, ...ErrorResponses },
 }
+/** The SDK's `_SessionTraceExportPollResponse` (polled every 5 s until ready or failed). */
+export const SessionTraceExportResponse = Type.Object({
+  status: Type.Union([Type.Literal('pending'), Type.Literal('ready'), Type.Literal('failed')]),
+  url: Type.Optional(Type.String()),
+  error: Type.Optional(Type.String()),
+})
+export const SessionTraceExportRoute = { params: SessionParams, response: ok(SessionTraceExportResponse) }
