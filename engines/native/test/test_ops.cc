@@ -156,6 +156,31 @@ void test_gemm() {
                                         got.begin() + size_t(i + 5) * ldc);
           tt::check(same, s + ": rows in a smaller batch equal themselves, bit for bit");
         }
+  // More rows than MID_M: blocks of rows (3 here, the last shorter), each against the whole weight;
+  // forward rows equal themselves computed in a batch of 45, bit for bit, wherever their block starts.
+  if (sgemm_mid_fits(false, true, 45, 300, 1100))
+    for (int tb = 0; tb < 2; tb++) {
+      const int M = 2 * MID_M + 76, N = 260, K = 270, lda = K + 1, ldb = tb ? K : N + 3, ldc = N;
+      auto A = mid_randn(size_t(M) * lda), B = mid_randn(size_t(tb ? N : K) * ldb);
+      std::vector<float> got(size_t(M) * ldc, NAN);
+      sgemm_mid(tb, M, N, K, 1.f, A.data(), lda, B.data(), ldb, 0.f, got.data(), ldc);
+      double err = 0;
+      for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+          double s = 0;
+          for (int k = 0; k < K; k++)
+            s += double(A[size_t(i) * lda + k]) * (tb ? B[size_t(j) * ldb + k] : B[size_t(k) * ldb + j]);
+          err = std::max(err, std::fabs(got[size_t(i) * ldc + j] - s));
+        }
+      const std::string s = std::string("gemm mid tb=") + char('0' + tb) + " M=" + std::to_string(M);
+      tt::near(err, 0, 2e-3, 0, s + " (row blocks)");
+      if (!tb) continue;
+      const int r0 = MID_M - 20;  // across the first block boundary
+      std::vector<float> part(size_t(45) * ldc);
+      sgemm_mid(tb, 45, N, K, 1.f, A.data() + size_t(r0) * lda, lda, B.data(), ldb, 0.f, part.data(), ldc);
+      tt::check(std::equal(part.begin(), part.end(), got.begin() + size_t(r0) * ldc),
+                s + ": rows across a block boundary equal themselves in a batch of 45, bit for bit");
+    }
   // LoRA's t = dy·B through it: 16 rows (a 12- and a 4-row tile), B one dense panel [K][32] read in
   // place, and a K off the chunk size (the last block packed).
   for (int K : {2048, 2050}) {

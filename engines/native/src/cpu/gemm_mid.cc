@@ -311,12 +311,12 @@ void short_k(bool ta, int M, int N, int K, float alpha, const float *A, int lda,
 }  // namespace
 
 bool sgemm_mid_fits(bool ta, bool tb, int M, int N, int K) {
-  if (ta || M > MID_M) return false;
+  if (ta) return false;
   if (M > SMALL_M && N >= 256 && K >= 256) return true;
   // LoRA's t = dy·B (N = rank) for one group's rows, from inside a task (one group per thread):
   // a single panel wide, so a call with the pool to itself keeps its split of the general path; below
   // 2048 rows of B the general path is as fast.
-  return !tb && N <= VW && K >= 2048 && current_threads() == 1;
+  return M <= MID_M && !tb && N <= VW && K >= 2048 && current_threads() == 1;
 }
 
 bool sgemm_short_k_fits(int M, int N, int K, float beta) {
@@ -333,8 +333,18 @@ void sgemm_short_k(bool trans_a, int M, int N, int K, float alpha, const float *
 
 void sgemm_mid(bool tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
                float beta, float *C, int ldc) {
-  if (tb) mid_nt(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-  else mid_nn(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  // More rows than MID_M (a training call of long data, a prefill): blocks of equal height, a multiple
+  // of the forward tile's VW rows, one after another. Each re-reads the weight, which a block of a few
+  // hundred rows repays many times over, while its packed rows stay within L2; a row's result does
+  // not depend on the block it falls in.
+  const int blocks = (M + MID_M - 1) / MID_M, rows = round_up((M + blocks - 1) / blocks, VW);
+  for (int m0 = 0; m0 < M; m0 += rows) {
+    const int mb = std::min(rows, M - m0);
+    const float *a = A + size_t(m0) * lda;
+    float *c = C + size_t(m0) * ldc;
+    if (tb) mid_nt(mb, N, K, alpha, a, lda, B, ldb, beta, c, ldc);
+    else mid_nn(mb, N, K, alpha, a, lda, B, ldb, beta, c, ldc);
+  }
 }
 
 #else  // no AVX-512: the general path serves every shape
