@@ -288,6 +288,27 @@ void test_attention() {
   tt::check(std::equal(before.begin(), before.end(), out.begin()), "attention: items do not see each other");
 }
 
+// The sampler's attention over the KV cache equals training's attention bit for bit, row by row (a
+// sampled token's log-probability is the one training computes): 45 rows (tiles of 8 and groups of
+// 16 keys with tails), a head size with a tail past its 16-float chunks.
+void test_kv_attention_matches_training() {
+  const int NH = 4, NKV = 2, HD = 40, Q = NH * HD, KV = NKV * HD, T = 45;
+  auto q = randn(size_t(T) * Q), k = randn(size_t(T) * KV), v = randn(size_t(T) * KV);
+  std::vector<float> out(size_t(T) * Q), lse(size_t(T) * NH), cached(size_t(T) * Q);
+  std::vector<Span> span = {{0, T}};
+  g_be->op->attention_forward(*g_be, out.data(), Q, lse.data(), q.data(), Q, k.data(), KV, v.data(), KV, span.data(),
+                              1, NH, NKV, HD);
+  const int blocks = (T + KV_BLOCK - 1) / KV_BLOCK;
+  std::vector<float> cache(size_t(blocks) * KV_BLOCK * 2 * KV);
+  std::vector<int32_t> table(static_cast<size_t>(blocks));
+  for (int b = 0; b < blocks; b++) table[size_t(b)] = blocks - 1 - b;  // scattered
+  std::vector<CacheRow> rows;
+  for (int t = 0; t < T; t++) rows.push_back({table.data(), t});
+  g_be->op->kv_write(*g_be, {cache.data(), 1, KV}, k.data(), KV, v.data(), KV, rows.data(), T, 0);
+  g_be->op->kv_attention(*g_be, cached.data(), Q, q.data(), Q, {cache.data(), 1, KV}, rows.data(), T, 0, NH, NKV, HD);
+  tt::check(cached == out, "kv_attention equals attention_forward bit for bit");
+}
+
 // The blocked backward over spans longer than its chunks (64 query rows, 256 keys) and a head size
 // off its 16-float tiles, against the textbook formulas in double.
 void test_attention_backward_blocks() {
@@ -530,6 +551,7 @@ int main() {
   test_rope();
   test_attention();
   test_attention_backward_blocks();
+  test_kv_attention_matches_training();
   test_swiglu();
   test_linear_lora();
   test_head_loss();

@@ -1,22 +1,26 @@
-// attention.cc — CPU attention. Forward: one task per (span, head, block of query rows), dot products
-// and axpys over HD (dot.h, the arithmetic the sampler's kv_attention repeats, so that sampling matches
-// training). Backward: register-tiled blocks, below.
+// attention.cc — CPU attention in register-tiled blocks: forward with the per-row arithmetic of the
+// sampler's attention over the KV cache (dot.h), so that sampling matches training; backward below.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <vector>
 
 #include "../common/pool.h"
-#include "../common/vexp.h"
 #include "cpu.h"
 #include "dot.h"
 
 namespace tuft {
 
+// ---- forward ---------------------------------------------------------------------------------------------
+// One task per (span, head, block of ROWS query rows): the keys up to the block's last row transposed
+// into groups of 16 ([group][HD][16]), then RB rows at a time: their scores against every group
+// (scores16), each row's softmax (softmax_row), and the output as register-tiled sums over the keys of
+// (p_j / Σp) · v_j in key order, a row's later keys weighing exactly 0. Per row, the same arithmetic as
+// the sampler's kv_attention (dot.h).
 te_status cpu::attention_forward(Backend &, float *out, int ldo, float *lse, const float *q, int ldq, const float *k,
                                  int ldk, const float *v, int ldv, const Span *spans, int n_spans, int NH, int NKV,
                                  int HD) {
-  constexpr int ROWS = 32;
+  constexpr int ROWS = 32, RB = 8;
   struct Task {
     int span, head, t0, t1;
   };
@@ -25,29 +29,52 @@ te_status cpu::attention_forward(Backend &, float *out, int ldo, float *lse, con
     for (int h = 0; h < NH; h++)
       for (int t0 = 0; t0 < spans[s].T; t0 += ROWS) tasks.push_back({s, h, t0, std::min(spans[s].T, t0 + ROWS)});
   const float scale = 1.f / std::sqrt(float(HD));
-  const int group = NH / NKV;
+  const int group = NH / NKV, HD16 = HD / 16 * 16;
   parallel_for(tasks.size(), 1, [&](size_t a, size_t b) {
-    std::vector<float> p;
+    thread_local std::vector<float> kt, p;
     for (size_t ti = a; ti < b; ti++) {
       const Task &tk = tasks[ti];
       const Span &sp = spans[tk.span];
-      const int h = tk.head, kvh = h / group;
-      p.resize(size_t(sp.T));
-      for (int t = tk.t0; t < tk.t1; t++) {
-        size_t n = size_t(sp.row0 + t);
-        const float *qn = q + n * ldq + size_t(h) * HD;
-        float mx = -INFINITY;
-        for (int j = 0; j <= t; j++) {
-          p[j] = scale * dot(qn, k + size_t(sp.row0 + j) * ldk + size_t(kvh) * HD, HD);
-          mx = std::max(mx, p[j]);
+      const int h = tk.head, kvh = h / group, groups = (tk.t1 + 15) / 16, W = groups * 16;
+      const float *k0 = k + size_t(sp.row0) * ldk + size_t(kvh) * HD, *v0 = v + size_t(sp.row0) * ldv + size_t(kvh) * HD;
+      kt.assign(size_t(groups) * HD * 16, 0.f);
+      for (int j = 0; j < tk.t1; j++)
+        for (int d = 0; d < HD; d++) kt[(size_t(j / 16) * HD + size_t(d)) * 16 + size_t(j % 16)] = k0[size_t(j) * ldk + d];
+      p.resize(size_t(RB) * W);
+      for (int r0 = tk.t0; r0 < tk.t1; r0 += RB) {
+        const int nr = std::min(RB, tk.t1 - r0), last = r0 + nr - 1, keys = last + 1;
+        const float *qr[RB];
+        for (int r = 0; r < RB; r++) qr[r] = q + size_t(sp.row0 + r0 + std::min(r, nr - 1)) * ldq + size_t(h) * HD;
+        for (int g = 0; g * 16 < keys; g++) {
+          v16 s[RB];
+          scores16<RB>(qr, &kt[size_t(g) * HD * 16], HD, scale, s);
+          for (int r = 0; r < RB; r++) std::memcpy(&p[size_t(r) * W + size_t(g) * 16], &s[r], sizeof(v16));
         }
-        double sum = 0;
-        for (int j = 0; j <= t; j++) sum += (p[j] = std::exp(p[j] - mx));
-        float *o = out + n * ldo + size_t(h) * HD;
-        std::memset(o, 0, sizeof(float) * HD);
-        float inv = float(1.0 / sum);
-        for (int j = 0; j <= t; j++) axpy(o, p[j] * inv, v + size_t(sp.row0 + j) * ldv + size_t(kvh) * HD, HD);
-        lse[n * NH + h] = mx + float(std::log(sum));
+        for (int r = 0; r < nr; r++) {
+          const int t = r0 + r;
+          float *pr = &p[size_t(r) * W], mx;
+          const double sum = softmax_row(pr, t + 1, &mx);
+          const float inv = float(1.0 / sum);
+          for (int j = 0; j <= t; j++) pr[j] *= inv;
+          for (int j = t + 1; j < keys; j++) pr[j] = 0.f;
+          lse[size_t(sp.row0 + t) * NH + h] = mx + float(std::log(sum));
+        }
+        for (int c = 0; c < HD16; c += 16) {
+          v16 acc[RB] = {};
+          for (int j = 0; j < keys; j++) {
+            v16 x;
+            std::memcpy(&x, v0 + size_t(j) * ldv + c, sizeof x);
+            for (int r = 0; r < RB; r++) acc[r] += p[size_t(r) * W + size_t(j)] * x;
+          }
+          for (int r = 0; r < nr; r++)
+            std::memcpy(out + size_t(sp.row0 + r0 + r) * ldo + size_t(h) * HD + c, &acc[r], sizeof(v16));
+        }
+        if (HD16 < HD)  // the columns past the last 16
+          for (int r = 0; r < nr; r++) {
+            float *o = out + size_t(sp.row0 + r0 + r) * ldo + size_t(h) * HD + HD16;
+            std::memset(o, 0, sizeof(float) * size_t(HD - HD16));
+            for (int j = 0; j <= r0 + r; j++) axpy(o, p[size_t(r) * W + size_t(j)], v0 + size_t(j) * ldv + HD16, HD - HD16);
+          }
       }
     }
   });
