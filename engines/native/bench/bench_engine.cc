@@ -1,12 +1,12 @@
 // bench_engine.cc — training throughput of the native engine on Qwen3-0.6B dimensions (random
 // weights built in memory): forward_backward tokens/s at T = 128 and 512 for batch 1 and 8, achieved
-// GFLOP/s against the sgemm peak measured in the same run, and 8 adapters' short data (16, 32, 64
+// GFLOP/s against the GEMM peak measured in the same run, and 8 adapters' short data (16, 32, 64
 // tokens each) fused in one pass versus one pass after another. Every figure is the best of --reps
 // runs with the worst beside it, since the machine may be shared. Prints figures; asserts nothing.
 // The shapes run at as many layers as the time budget allows; the fused comparison runs on the full
 // 28 layers unless told otherwise (--fused-layers, or --layers alone), memory permitting, since the
 // share of the per-layer weights in each call decides what fusing saves. --backend picks the engine's
-// backend (default auto), which also runs the sgemm peak.
+// backend (default auto), whose own GEMM gives the peak.
 //   bench_engine [--layers N] [--fused-layers N] [--threads N] [--reps N] [--budget SECONDS]
 //                [--only shapes|fused] [--backend auto|cpu|cpu-builtin]
 #include <unistd.h>
@@ -42,8 +42,11 @@ double fb_flops(const Config &c, int B, int T) {
   return 2.0 * B * T * (c.L * lin + head) + 7.0 * B * c.L * att;
 }
 
-// Best and worst of `reps` timed 2048³ products after a warm-up: the machine may be shared, so the
-// spread says how noisy every other figure of the run is.
+// Best and worst of `reps` timed 2048³ products after a warm-up, through the backend's own GEMM: the
+// fastest kernel the engine has (with AVX-512, the mid-size kernel in row blocks, which also runs the
+// training shapes' large products), so that "of peak" is a fraction of what this machine can do, not
+// of a slower library's sgemm (against OpenBLAS's the training figures read above 100%). The machine
+// may be shared, so the spread says how noisy every other figure of the run is.
 struct Peak {
   double best, worst;
 };
@@ -182,7 +185,7 @@ int main(int argc, char **argv) {
   Config c = qwen3_06b();
   Peak p0 = sgemm_peak_gflops(*be, 5);
   double peak = p0.best;
-  std::printf("machine: %d threads, backend %s (%s), sgemm peak %.1f GFLOP/s (2048³, best of 5 now; worst %.1f: "
+  std::printf("machine: %d threads, backend %s (%s), GEMM peak %.1f GFLOP/s (2048³ through the engine's GEMM, best of 5 now; worst %.1f: "
               "the spread is the machine's noise)\n",
               threads, be->name.c_str(), be->device.c_str(), p0.best, p0.worst);
 
@@ -194,7 +197,8 @@ int main(int argc, char **argv) {
   };
   const int fused_depth = fused_layers > 0 ? fused_layers : layers > 0 ? layers : 28;
   std::vector<std::string> ids;
-  double gf_8x512 = 0;
+  double gf_512[2] = {0, 0};  // T 512 at batch 1 and 8
+  int shape_layers = 0;
 
   if (only != "fused") {
     if (layers <= 0) {
@@ -216,6 +220,7 @@ int main(int argc, char **argv) {
                     layers, budget, run_flops(28) / rate, mem / (1 << 30));
     }
     te_engine *e = make_engine(c, layers, threads, backend, &ids);
+    shape_layers = layers;
     Config k = c;
     k.L = layers;
     std::printf("\nforward_backward, LoRA rank 32 on every target, cross-entropy (model FLOPs: frozen-weight GEMMs "
@@ -227,7 +232,7 @@ int main(int argc, char **argv) {
       Items x = make_items(ad, s[1], 7);
       Timing t = time_call(e, x.items, reps);
       double gf = fb_flops(k, s[0], s[1]) / t.best / 1e9;
-      if (s[0] == 8 && s[1] == 512) gf_8x512 = gf;
+      if (s[1] == 512) gf_512[s[0] == 8] = gf;
       std::printf("%6d %6d %10.3f %10.3f %12.1f %10.1f %9.0f%%\n", s[0], s[1], t.best, t.worst, s[0] * s[1] / t.best,
                   gf, 100 * gf / peak);
     }
@@ -260,10 +265,13 @@ int main(int argc, char **argv) {
     te_engine_destroy(e);
   }
   Peak p1 = sgemm_peak_gflops(*be, 3);
-  std::printf("\nsgemm peak again at the end: best %.1f, worst %.1f GFLOP/s (fractions above use %.1f)\n", p1.best,
+  std::printf("\nGEMM peak again at the end: best %.1f, worst %.1f GFLOP/s (fractions above use %.1f)\n", p1.best,
               p1.worst, peak);
-  if (gf_8x512 > 0)
-    std::printf("batch 8 x T 512: %.1f GFLOP/s = %.0f%% of the best peak seen in this run (%.1f; target >= 50%%)\n",
-                gf_8x512, 100 * gf_8x512 / std::max(peak, p1.best), std::max(peak, p1.best));
+  const double best_peak = std::max(peak, p1.best);
+  for (int b8 = 0; b8 < 2; b8++)
+    if (gf_512[b8] > 0)
+      std::printf("batch %d x T 512, %d of 28 layers: %.1f GFLOP/s = %.0f%% of the best peak seen in this run (%.1f; "
+                  "target >= 60%% with all 28)\n",
+                  b8 ? 8 : 1, shape_layers, gf_512[b8], 100 * gf_512[b8] / best_peak, best_peak);
   return 0;
 }

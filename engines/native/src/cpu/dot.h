@@ -2,6 +2,7 @@
 // attention over the KV cache (kv.cc), so that both compute every score, softmax weight and output in
 // the same order and a sampled token's log-probability is the one training computes, bit for bit.
 #pragma once
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -35,12 +36,30 @@ inline void scores16(const float *const *q, const float *kt, int HD, float scale
   for (int r = 0; r < R; r++) s[r] *= scale;
 }
 
-// p[0, n) = exp(p − max) in place; returns Σ p in double, in order, and the max in *mx.
+// p[0, n) = exp(p − max) in place, 16 lanes at a time (vexp.h); returns Σ p in double, in order, and
+// the max in *mx (a max in any order is the same number).
 inline double softmax_row(float *p, int n, float *mx) {
+  v16 m16 = v16{} - INFINITY;
+  int j = 0;
+  for (; j + 16 <= n; j += 16) {
+    v16 x;
+    std::memcpy(&x, p + j, sizeof x);
+    m16 = x > m16 ? x : m16;
+  }
   float m = -INFINITY;
-  for (int j = 0; j < n; j++) m = std::max(m, p[j]);
+  for (int l = 0; l < 16; l++) m = std::max(m, m16[l]);
+  for (; j < n; j++) m = std::max(m, p[j]);
+  for (j = 0; j < n; j += 16) {
+    float x[16] = {};
+    const int w = std::min(16, n - j);
+    std::memcpy(x, p + j, sizeof(float) * size_t(w));
+    v16 e;
+    std::memcpy(&e, x, sizeof e);
+    e = vexp(e - m);
+    std::memcpy(p + j, &e, sizeof(float) * size_t(w));
+  }
   double sum = 0;
-  for (int j = 0; j < n; j++) sum += (p[j] = std::exp(p[j] - m));
+  for (j = 0; j < n; j++) sum += p[j];
   *mx = m;
   return sum;
 }
