@@ -43,7 +43,7 @@ float *scratch(std::vector<float> &v, size_t n) {
   if (v.size() < n) v.resize(n);
   return v.data();
 }
-thread_local std::vector<float> tl_panel, tl_rows, tl_shared;
+thread_local std::vector<float> tl_panel, tl_rows, tl_shared, tl_parts;
 
 // out[i][j] = Σ_k P[k / KB][i][k % KB] · V[k][j], i < R, j < VW, over kc (a multiple of KB) steps.
 // pf(chunk) runs once per chunk, to prefetch what the caller needs next.
@@ -353,10 +353,10 @@ void in_row_blocks(bool tb, int M, int N, int K, float alpha, const float *A, in
 void split_k(int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb, float beta,
              float *C, int ldc) {
   const int nt = current_threads(), chunks = (K + KB - 1) / KB;
-  std::vector<float> part(size_t(nt) * M * N);
+  float *part = scratch(tl_parts, size_t(nt) * M * N);  // the caller's: its task uses only tl_rows, tl_panel
   current_pool()->run(nt, [&](int t) {
     const int k0 = std::min(K, chunks * t / nt * KB), k1 = std::min(K, chunks * (t + 1) / nt * KB);
-    float *p = part.data() + size_t(t) * M * N;
+    float *p = part + size_t(t) * M * N;
     if (k0 < k1) in_row_blocks(false, M, N, k1 - k0, 1.f, A + k0, lda, B + size_t(k0) * ldb, ldb, 0.f, p, N);
     else std::fill(p, p + size_t(M) * N, 0.f);
   });
