@@ -196,7 +196,7 @@ export class LimitsService {
       if (alone > budget)
         throw tuftError(
           'TUFT_BAD_REQUEST',
-          `server.memory_budget_bytes (${budget}) is too small for this run: ${detail}; ask for a smaller LoRA rank`,
+          `server.memory_budget_bytes (${budget}) is too small for this run: it needs about ${gib(estimate.adapterBytes)}, and the model's training about ${gib(estimate.sharedBytes)} (base weights, activations for server.max_batch_tokens); ask for a smaller LoRA rank, or the operator may lower server.max_batch_tokens`,
         )
       throw tuftError(
         'TUFT_BUSY',
