@@ -64,10 +64,11 @@ export async function buildApp(config: TuftConfig, deps: AppDeps = {}): Promise<
   await app.register(telemetryPlugin)
   await app.register(contentParsersPlugin)
   await app.register(persistencePlugin, deps.store ? { store: deps.store } : {})
+  // Before the engines: the users' fair-share weights for the model hosts' schedulers are decided here.
+  await app.register(limitsPlugin)
   await app.register(serverLoadPlugin)
   await app.register(enginesPlugin, deps.registry ? { registry: deps.registry } : {})
   await app.register(authPlugin)
-  await app.register(limitsPlugin)
   await app.register(usagePlugin)
   await app.register(servicesPlugin)
   // Routes.

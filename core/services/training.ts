@@ -280,6 +280,7 @@ export class TrainingService {
         )
       } catch (err) {
         this.opts.log.error({ run: record.id, err }, 'training run could not be recovered')
+        this.opts.limits.releaseMemory(record.id)
         await this.setState(record, 'failed', (err as Error).message).catch(() => {})
       }
     })()
