@@ -44,6 +44,12 @@ declare module 'fastify' {
 /** How often expired sessions and checkpoints are looked for. */
 const SWEEP_INTERVAL_MS = 30_000
 
+/**
+ * Checkpoint temp dirs a crash left are removed at boot if older than the boot, or than this when the
+ * store is shared: another server may be writing one into the same checkpoint_dir.
+ */
+const SHARED_LEFTOVER_GRACE_MS = 3_600_000
+
 /** This process's base URL as peers reach it: public_base_url, else the address it listens on. */
 function selfUrl(app: FastifyInstance): string | null {
   if (app.tuftConfig.server.public_base_url) return app.tuftConfig.server.public_base_url.replace(/\/$/, '')
@@ -133,6 +139,7 @@ async function servicesPlugin(app: FastifyInstance): Promise<void> {
     ownership,
     completions,
   })
+  const bootedAt = Date.now()
   let orphanSweep: Promise<void> = Promise.resolve()
   app.addHook('onReady', async () => {
     await ownership.start()
@@ -140,9 +147,14 @@ async function servicesPlugin(app: FastifyInstance): Promise<void> {
     checkpoints.startGc(SWEEP_INTERVAL_MS)
     sampling.startSweeper(SWEEP_INTERVAL_MS / 6)
     // Leftovers of a crash: in the background, boot does not wait for a directory scan.
-    orphanSweep = samplers.sweepOrphanFiles().then(
+    const leftovers = checkpoints
+      .sweepLeftovers(store.shared ? Date.now() - SHARED_LEFTOVER_GRACE_MS : bootedAt)
+      .then((removed) => {
+        if (removed.length > 0) log.info({ removed }, 'removed checkpoint temp dirs a crash left')
+      })
+    orphanSweep = Promise.all([samplers.sweepOrphanFiles(), leftovers]).then(
       () => undefined,
-      (err: unknown) => log.warn({ err }, 'sampler file sweep failed'),
+      (err: unknown) => log.warn({ err }, 'sweep of files a crash left failed'),
     )
   })
   app.addHook('preClose', async () => {
