@@ -160,6 +160,13 @@ describe('limits held by a user (runs, sessions, checkpoint bytes) and per reque
     )
     assert.equal(second.json.category, 'user')
     assert.ok(!existsSync(join(t.config.checkpoint_dir, 'carol', id, 'sampler_weights', 'b')))
+    // Alice's checkpoints are hers to count.
+    const aliceRun = await run(base, ALICE, await session(base, ALICE), 20)
+    const aliceSave = await call(base, 'POST', '/save_weights_for_sampler', {
+      key: ALICE,
+      json: { model_id: aliceRun, seq_id: 1, path: 'b' },
+    })
+    assert.match((await result(base, ALICE, aliceSave.json.request_id)).json.path, /sampler_weights\/b$/)
     // Replacing a checkpoint counts its new size only.
     assert.match((await save(3, 'a')).json.path, /sampler_weights\/a$/)
 
