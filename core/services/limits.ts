@@ -136,7 +136,7 @@ export class LimitsService {
 
   /**
    * Runs `commit` (which records a checkpoint of `bytes`, replacing one of `replacing` bytes) unless the
-   * user's checkpoints would then take more than max_checkpoint_bytes. `bytes` 0 checks that any room is left.
+   * user's checkpoints would then take more than max_checkpoint_bytes.
    */
   admitCheckpoint<T>(user: string, bytes: number, replacing: number, commit: () => Promise<T>): Promise<T> {
     return this.serial(`${user}\0checkpoints`, async () => {
@@ -144,12 +144,12 @@ export class LimitsService {
       if (max !== null) {
         const used = await this.checkpointBytes(user)
         const after = used - replacing + bytes
-        if (bytes === 0 ? used >= max : after > max) {
+        if (after > max) {
           throw refused(
             'TUFT_FORBIDDEN',
             'max_checkpoint_bytes',
             max,
-            `checkpoints take ${used} bytes${bytes > 0 ? `, ${after} with this one of ${bytes}` : ''}; delete some first`,
+            `checkpoints take ${used} bytes, ${after} with this one of ${bytes}; delete some first`,
           )
         }
       }
