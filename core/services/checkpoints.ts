@@ -300,8 +300,10 @@ export class CheckpointService {
   /** The checkpoint a token grants, re-checking that the reader may still read it. */
   async verifyArchive(token: string): Promise<CheckpointRecord> {
     const invalid = () => tuftError('TUFT_NOT_FOUND', 'Unknown or expired archive link')
-    const [payload, sig] = token.split('.')
-    if (!payload || !sig) throw invalid()
+    // Exactly `<payload>.<signature>`, both base64url: nothing before, between or after them.
+    const parts = /^([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)$/.exec(token)
+    if (!parts) throw invalid()
+    const [, payload, sig] = parts as unknown as [string, string, string]
     const expected = Buffer.from(this.sign(payload))
     const given = Buffer.from(sig)
     if (expected.length !== given.length || !timingSafeEqual(expected, given)) throw invalid()
