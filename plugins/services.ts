@@ -57,7 +57,7 @@ const SHARED_LEFTOVER_GRACE_MS = 3_600_000
 async function servicesPlugin(app: FastifyInstance): Promise<void> {
   const config = app.tuftConfig
   const log = app.log as unknown as Logger
-  const { store, events, models } = app
+  const { store, events, models, limits } = app
   const ttlSeconds = config.persistence.future_ttl_seconds
   const bootId = newBootId()
   const ownership = new Ownership({
@@ -75,14 +75,16 @@ async function servicesPlugin(app: FastifyInstance): Promise<void> {
     log,
     isBootAlive: (id) => ownership.isBootAlive(id),
     reconcileLost: reconcileFromDurableState(store),
+    limits,
   })
   const sessions = new SessionService({
     store,
     expiryMs: config.server.session_expiry_seconds * 1000,
     idempotencyTtlMs: 24 * 3600 * 1000,
+    limits,
   })
   const sessionTraces = new SessionTraces({ events, sessions })
-  const checkpoints = new CheckpointService({ store, root: config.checkpoint_dir, log, events })
+  const checkpoints = new CheckpointService({ store, root: config.checkpoint_dir, log, events, limits })
   const samplers = new SamplerStore({
     store,
     sessions,
@@ -99,6 +101,7 @@ async function servicesPlugin(app: FastifyInstance): Promise<void> {
     events,
     log,
     queueLimit: config.server.sample_queue_limit,
+    limits,
   })
   const training = new TrainingService({
     store,
@@ -118,6 +121,7 @@ async function servicesPlugin(app: FastifyInstance): Promise<void> {
     }),
     ownership,
     metrics: new RunMetrics({ store, limit: config.server.run_metrics_history, log }),
+    limits,
   })
   const completions = store.shared || store.durable ? null : new SampleCompletions(events)
   if (completions) sessions.onExpire((id) => completions.dropSession(id))
@@ -174,5 +178,5 @@ async function servicesPlugin(app: FastifyInstance): Promise<void> {
 export default fp(servicesPlugin, {
   name: 'tuft-services',
   fastify: '5.x',
-  dependencies: ['tuft-config', 'tuft-persistence', 'tuft-engines'],
+  dependencies: ['tuft-config', 'tuft-persistence', 'tuft-engines', 'tuft-limits'],
 })

@@ -13,6 +13,7 @@ import { MemoryStore } from '../persistence/memory.js'
 import { ALICE, BOB, startTestApp } from './helpers/app.js'
 import { createRun, createSession } from './helpers/conformance.js'
 import { assertError, call, ceRequest, listen, postFwdBwd, result } from './helpers/http.js'
+import { defaultLimits } from './helpers/limits.js'
 import * as sdk from './helpers/sdk-models.js'
 
 interface TraceEvent {
@@ -137,7 +138,12 @@ test('nobody else can export a session, and a forged or altered link is a 404', 
 test('the recorder keeps at most perSession entries a session and forgets the idlest sessions past total', async () => {
   const events = new EventBus()
   const store = new MemoryStore()
-  const sessions = new SessionService({ store, expiryMs: 60_000, idempotencyTtlMs: 60_000 })
+  const sessions = new SessionService({
+    store,
+    expiryMs: 60_000,
+    idempotencyTtlMs: 60_000,
+    limits: defaultLimits(store),
+  })
   const traces = new SessionTraces({ events, sessions, perSession: 3, total: 5 })
   const [a, b] = [await sessions.create('alice', {}), await sessions.create('alice', {})]
   let n = 0

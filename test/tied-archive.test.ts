@@ -17,6 +17,7 @@ import { EventBus } from '../core/events.js'
 import { CheckpointService } from '../core/services/checkpoints.js'
 import { hasTiedEmbeddings, stageTiedArchive } from '../core/services/tied-archive.js'
 import { MemoryStore } from '../persistence/memory.js'
+import { defaultLimits } from './helpers/limits.js'
 import { embeddedModelDir, NATIVE_MODEL, startNativeTuft, USERS } from './helpers/native-server.js'
 import { writeF32Safetensors } from './helpers/safetensors.js'
 
@@ -105,6 +106,7 @@ test('the staging dir of a tied archive goes when the download is cut off', asyn
       root,
       log: pino({ level: 'silent' }),
       events: new EventBus(),
+      limits: defaultLimits(store),
     })
     const rel = join('alice', 'run-1', 'sampler_weights', 'w')
     mkdirSync(join(root, rel), { recursive: true })

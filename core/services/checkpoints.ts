@@ -28,6 +28,7 @@ import {
 } from '../wire/paths.js'
 import { MAX_TTL_SECONDS } from '../wire/schemas.js'
 import { STATE_DIR } from './durable-state.js'
+import type { LimitsService } from './limits.js'
 import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, stageTiedArchive } from './tied-archive.js'
 
 export interface CheckpointServiceOptions {
@@ -36,6 +37,8 @@ export interface CheckpointServiceOptions {
   root: string
   log: Logger
   events: EventBus
+  /** Decides max_checkpoint_bytes. */
+  limits: LimitsService
 }
 
 /**
@@ -60,7 +63,8 @@ export class CheckpointService {
 
   /**
    * Writes a checkpoint through `write(tempDir)` and moves it into place. An existing name fails with
-   * a user error unless overwrite (spec §3.14: never 409).
+   * a user error unless overwrite (spec §3.14: never 409); so does a checkpoint that would take its
+   * owner past max_checkpoint_bytes (its size is known once written, then it is discarded).
    */
   async save(
     run: TrainingRunRecord,
@@ -82,38 +86,44 @@ export class CheckpointService {
     const tmp = join(this.opts.root, runDir, `.tmp-${randomUUID()}`)
     const final = join(this.opts.root, dir)
     await mkdir(tmp, { recursive: true })
-    let manifest: Manifest
+    let record: CheckpointRecord
     try {
-      manifest = await write(tmp)
-      await mkdir(join(this.opts.root, runDir, kind), { recursive: true })
-      if (existsSync(final)) {
-        const old = join(this.opts.root, runDir, `.old-${randomUUID()}`)
-        await rename(final, old)
-        await rename(tmp, final)
-        await rm(old, { recursive: true, force: true })
-      } else {
-        await rename(tmp, final)
-      }
+      const manifest = await write(tmp)
+      const sizeBytes = manifest.files.reduce((n, f) => n + f.bytes, 0)
+      const replacing =
+        existing && !isCheckpointExpired(existing.value, Date.now()) ? existing.value.sizeBytes : 0
+      record = await this.opts.limits.admitCheckpoint(run.owner, sizeBytes, replacing, async () => {
+        await mkdir(join(this.opts.root, runDir, kind), { recursive: true })
+        if (existsSync(final)) {
+          const old = join(this.opts.root, runDir, `.old-${randomUUID()}`)
+          await rename(final, old)
+          await rename(tmp, final)
+          await rm(old, { recursive: true, force: true })
+        } else {
+          await rename(tmp, final)
+        }
+        const now = Date.now()
+        const saved: CheckpointRecord = {
+          runId: run.id,
+          owner: run.owner,
+          kind,
+          name,
+          baseModel: run.baseModel,
+          lora: run.lora,
+          hasOptimizer: opts.hasOptimizer,
+          dir,
+          createdAt: now,
+          sizeBytes,
+          public: false,
+          expiresAt: opts.ttlSeconds === null ? null : now + opts.ttlSeconds * 1000,
+        }
+        await this.opts.store.put(key, saved)
+        return saved
+      })
     } catch (err) {
       await rm(tmp, { recursive: true, force: true })
       throw err
     }
-    const now = Date.now()
-    const record: CheckpointRecord = {
-      runId: run.id,
-      owner: run.owner,
-      kind,
-      name,
-      baseModel: run.baseModel,
-      lora: run.lora,
-      hasOptimizer: opts.hasOptimizer,
-      dir,
-      createdAt: now,
-      sizeBytes: manifest.files.reduce((n, f) => n + f.bytes, 0),
-      public: false,
-      expiresAt: opts.ttlSeconds === null ? null : now + opts.ttlSeconds * 1000,
-    }
-    await this.opts.store.put(key, record)
     this.opts.events.emit('usage', {
       userId: run.owner,
       sessionId: run.sessionId,

@@ -11,6 +11,7 @@ import { clientError, tuftError } from '../errors.js'
 import type { EventBus, FutureKind } from '../events.js'
 import { newRequestId } from '../ids.js'
 import type { Json, Store } from '../persistence.js'
+import type { LimitsService } from './limits.js'
 
 export interface FutureServiceOptions {
   store: Store
@@ -22,6 +23,8 @@ export interface FutureServiceOptions {
   isBootAlive?: (bootId: string) => Promise<boolean>
   /** A future whose process died may still have reached its durable point: its finished record, or null. */
   reconcileLost?: (record: FutureRecord) => Promise<FutureRecord | null>
+  /** Every unfinished future of a user takes one of their max_pending_requests slots. */
+  limits: LimitsService
   /** How often a poll re-reads a future that another live process is running. */
   watchIntervalMs?: number
   log?: Logger
@@ -43,6 +46,8 @@ interface Live {
   waiters: Set<() => void>
   /** When a poll last started or ended: how we notice that a client went away. */
   lastPolledAt: number
+  /** Gives the owner's max_pending_requests slot back. */
+  leave: () => void
 }
 
 type Outcome =
@@ -54,7 +59,9 @@ export class FutureService {
 
   constructor(private readonly opts: FutureServiceOptions) {}
 
+  /** A new pending future (429 when its owner has max_pending_requests unfinished already). */
   async create(init: NewFuture): Promise<FutureRecord> {
+    const leave = this.opts.limits.enter(init.owner, 'max_pending_requests')
     const record: FutureRecord = {
       id: newRequestId(),
       owner: init.owner,
@@ -75,8 +82,15 @@ export class FutureService {
       startedAt: null,
       waiters: new Set(),
       lastPolledAt: record.createdAt,
+      leave,
     })
-    await this.write(record)
+    try {
+      await this.write(record)
+    } catch (err) {
+      this.live.delete(record.id)
+      leave()
+      throw err
+    }
     this.opts.events.emit('future.queued', { trace, kind: record.kind, modelName: init.modelName })
     return record
   }
@@ -258,6 +272,7 @@ export class FutureService {
       await this.write(record)
     } finally {
       this.live.delete(id)
+      live.leave()
       for (const wake of [...live.waiters]) wake()
       this.opts.events.emit('future.done', {
         trace: live.trace,

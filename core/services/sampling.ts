@@ -10,6 +10,7 @@ import { sampleSequenceIds } from '../ids.js'
 import type { SampleFuture, SampleRequest } from '../wire/schemas.js'
 import type { LocalAdapter } from './adapter-cache.js'
 import type { FutureService } from './futures.js'
+import type { LimitsService } from './limits.js'
 import type { ModelHost, ModelHosts } from './models.js'
 import { storeSample } from './results.js'
 import { toSampleJob } from './sample-job.js'
@@ -25,6 +26,8 @@ export interface SamplingServiceOptions {
   log: Logger
   /** Queued + running sample requests allowed per model. */
   queueLimit: number
+  /** Decides max_sampling_requests_queued and max_tokens_per_request. */
+  limits: LimitsService
   /** A sample request nobody has polled for this long is dropped (its client went away). */
   abandonAfterMs?: number
 }
@@ -110,7 +113,7 @@ export class SamplingService {
     const job = toSampleJob(body, { vocabSize: host.info().vocabSize, maxContext: host.maxContext() })
     const ref = this.opts.samplers.adapterRef(sampler)
     // Take the slot before awaiting the store, so concurrent submissions cannot all pass the bound.
-    const leave = this.enter(host)
+    const leave = this.enter(host, userId, job)
     const future = await this.opts.futures
       .create({
         owner: userId,
@@ -146,7 +149,7 @@ export class SamplingService {
   async sampleNow(run: SampleRun): Promise<SampleResult> {
     if (run.host.state !== 'ready')
       throw tuftError('TUFT_UNAVAILABLE', `Model '${run.host.name}' is still loading`)
-    const leave = this.enter(run.host)
+    const leave = this.enter(run.host, run.userId, run.job)
     try {
       return await this.execute(run)
     } finally {
@@ -154,10 +157,17 @@ export class SamplingService {
     }
   }
 
-  /** Takes one of the model's sampling slots (429 when none is left); call the answer to give it back. */
-  private enter(host: ModelHost): () => void {
+  /**
+   * Takes one of the model's sampling slots and one of the user's (429 when none is left, 400 for a job
+   * over the user's max_tokens_per_request); call the answer to give them back.
+   */
+  private enter(host: ModelHost, userId: string, job: SampleJob): () => void {
+    const { limits } = this.opts
+    limits.checkTokens(userId, job.prompt.length + job.numSamples * job.maxTokens)
+    const leaveUser = limits.enter(userId, 'max_sampling_requests_queued')
     const depth = this.inFlight.get(host.name) ?? 0
     if (depth >= this.opts.queueLimit) {
+      leaveUser()
       throw tuftError(
         'TUFT_BUSY',
         `Too many sampling requests in flight for '${host.name}' (${depth}); retry shortly`,
@@ -168,6 +178,7 @@ export class SamplingService {
     return () => {
       if (left) return
       left = true
+      leaveUser()
       this.setDepth(host, (this.inFlight.get(host.name) ?? 1) - 1)
     }
   }

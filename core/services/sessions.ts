@@ -7,12 +7,15 @@ import { isSessionExpired, type SessionRecord } from '../domain/session.js'
 import { tuftError } from '../errors.js'
 import { newSessionId } from '../ids.js'
 import type { Store } from '../persistence.js'
+import type { LimitsService } from './limits.js'
 
 export interface SessionServiceOptions {
   store: Store
   expiryMs: number
   /** Retention of idempotency keys for create_session retries. */
   idempotencyTtlMs: number
+  /** Decides max_sessions. */
+  limits: LimitsService
 }
 
 export interface CreateSessionInput {
@@ -58,8 +61,17 @@ export class SessionService {
         if (existing) return existing.value
       }
     }
+    return this.opts.limits.admitSession(owner, async () => {
+      const session = this.newRecord(owner, input)
+      await this.opts.store.put(keys.session(session.id), session)
+      if (idemKey) await this.opts.store.put(idemKey, session.id, { ttlMs: this.opts.idempotencyTtlMs })
+      return session
+    })
+  }
+
+  private newRecord(owner: string, input: CreateSessionInput): SessionRecord {
     const now = Date.now()
-    const session: SessionRecord = {
+    return {
       id: newSessionId(),
       owner,
       tags: input.tags ?? [],
@@ -70,9 +82,6 @@ export class SessionService {
       lastHeartbeatAt: now,
       expiredAt: null,
     }
-    await this.opts.store.put(keys.session(session.id), session)
-    if (idemKey) await this.opts.store.put(idemKey, session.id, { ttlMs: this.opts.idempotencyTtlMs })
-    return session
   }
 
   /** The caller's session (404 for unknown ids and other users' sessions). */
