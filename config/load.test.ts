@@ -168,3 +168,24 @@ test('config/example.yaml documents every key and loads', async () => {
   const config = await loadConfig({ configPath: examplePath, env: {} })
   assert.equal(config.authorized_users['tml-alice-0123456789'], 'alice')
 })
+
+test('limits: per_user defaults, per-user overrides without defaults, bad values named by path', async () => {
+  const config = await loadConfig({
+    cwd: tempDir(),
+    env: {},
+    overrides: { limits: { per_user: { max_sessions: 5 }, users: { bob: { max_training_runs: null } } } },
+  })
+  assert.equal(config.limits.per_user.max_sessions, 5)
+  assert.equal(config.limits.per_user.max_training_runs, 32)
+  // An override names only what differs: bob keeps per_user's other limits.
+  assert.deepEqual(config.limits.users.bob, { max_training_runs: null })
+  for (const [limits, path] of [
+    [{ users: { bob: { max_sessions: -1 } } }, /limits\/users\/bob\/max_sessions/],
+    [{ per_user: { max_turns: 3 } }, /limits\/per_user/],
+    [{ per_user: { weight: 0 } }, /limits\/per_user\/weight/],
+  ] as const) {
+    const err = await rejection(loadConfig({ cwd: tempDir(), env: {}, overrides: { limits } }))
+    assert.ok(isTuftError(err) && err.code === 'TUFT_CONFIG', String(err))
+    assert.match(err.message, path)
+  }
+})

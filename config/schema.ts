@@ -150,8 +150,69 @@ export const ServerConfigSchema = Type.Object(
         'samples per model decoding at once; more wait in per-user queues, admitted round-robin (lower: latency, higher: throughput)',
     }),
     public_base_url: Type.Optional(
-      Type.String({ description: 'external URL for archive links; default: from Host' }),
+      Type.String({
+        description:
+          "external URL for archive links and peers; default: the listen address (a wildcard one: the machine's name), never a request's Host",
+      }),
     ),
+    memory_budget_bytes: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        description:
+          "bound on the estimated training memory (base weights, activations, adapters); default: 80% of the machine's memory",
+      }),
+    ),
+  },
+  strict,
+)
+
+/** A limit: a non-negative integer, or null for none. */
+const limit = (description: string) =>
+  Type.Union([Type.Integer({ minimum: 0 }), Type.Null()], { description })
+
+/** Each user's limits (core/services/limits.ts decides with them); null means no limit. */
+const USER_LIMITS = {
+  weight: Type.Number({ exclusiveMinimum: 0, description: 'fair-share weight of the user (scheduling)' }),
+  max_training_runs: limit('training runs loaded at once (unload_model frees one)'),
+  max_lora_rank: limit("largest LoRA rank (the model's max_lora_rank applies too)"),
+  max_sessions: limit('live (heart-beating) sessions'),
+  max_pending_requests: limit('unfinished futures: training operations and sample requests'),
+  max_sampling_requests_queued: limit('sample requests queued or running, all models together'),
+  max_checkpoint_bytes: limit("bytes of all the user's checkpoints on disk"),
+  max_tokens_per_request: limit(
+    'tokens of one forward/forward_backward request, or prompt + num_samples × max_tokens',
+  ),
+}
+
+/** The defaults: generous, but finite where a limit protects the server. */
+export const DEFAULT_USER_LIMITS = {
+  weight: 1,
+  max_training_runs: 32,
+  max_lora_rank: null,
+  max_sessions: 64,
+  max_pending_requests: 4096,
+  max_sampling_requests_queued: 512,
+  max_checkpoint_bytes: 20 * 1024 ** 3,
+  max_tokens_per_request: 1024 * 1024,
+} as const
+
+export const UserLimitsSchema = Type.Object(
+  Object.fromEntries(
+    Object.entries(USER_LIMITS).map(([key, schema]) => [
+      key,
+      { ...schema, default: DEFAULT_USER_LIMITS[key as keyof typeof DEFAULT_USER_LIMITS] },
+    ]),
+  ) as typeof USER_LIMITS,
+  strict,
+)
+
+export const LimitsConfigSchema = Type.Object(
+  {
+    per_user: { ...UserLimitsSchema, default: {} },
+    users: Type.Record(Type.String(), Type.Partial(Type.Object(USER_LIMITS, strict)), {
+      default: {},
+      description: 'user id → the limits that differ from per_user',
+    }),
   },
   strict,
 )
@@ -199,6 +260,7 @@ export const TuftConfigSchema = Type.Object(
     openai_api: { ...OpenAiApiConfigSchema, default: {} },
     telemetry: { ...TelemetryConfigSchema, default: {} },
     server: { ...ServerConfigSchema, default: {} },
+    limits: { ...LimitsConfigSchema, default: {} },
   },
   strict,
 )
@@ -210,3 +272,4 @@ export type PersistenceConfig = Static<typeof PersistenceConfigSchema>
 export type TelemetryConfig = Static<typeof TelemetryConfigSchema>
 export type ServerConfig = Static<typeof ServerConfigSchema>
 export type OpenAiApiConfig = Static<typeof OpenAiApiConfigSchema>
+export type LimitsConfig = Static<typeof LimitsConfigSchema>

@@ -124,8 +124,22 @@ export interface StepOptions {
   requests: RequestTrace[]
 }
 
+/** Resident bytes of training, for the server's memory admission (server.memory_budget_bytes). */
+export interface MemoryEstimate {
+  /** One adapter that trains: weights, gradients and optimizer moments. */
+  adapterBytes: number
+  /** Held once per model however many adapters train: base weights, the activation workspace. */
+  sharedBytes: number
+}
+
 export interface TrainingEngine {
   readonly info: EngineInfo
+  /**
+   * What an adapter of this spec will hold once it trains, with forwardBackward calls of up to
+   * EngineContext.maxBatchTokens tokens. Optional: core estimates from the model's config.json shapes
+   * (fp32, core/domain/memory.ts) when it is absent.
+   */
+  estimateMemory?(lora: LoraSpec): MemoryEstimate
   createAdapter(id: AdapterId, lora: LoraSpec): Promise<void>
   dropAdapter(id: AdapterId): Promise<void>
   /** Items may belong to different adapters: the engine fuses them into one pass over the base model. */

@@ -1,5 +1,6 @@
 // Redis store against a real redis-server (started by test/helpers/redis.ts): the shared conformance
-// suite, the key layout, script reloads, reconnects, and boot failures that name the URL.
+// suite, the key layout, script reloads, reconnects, a Redis that stops answering (503-class errors and
+// health, naming no host), and boot failures that name the URL.
 
 import assert from 'node:assert/strict'
 import { once } from 'node:events'
@@ -7,7 +8,7 @@ import { createServer, type Socket } from 'node:net'
 import { after, before, describe, it } from 'node:test'
 import { Redis } from 'ioredis'
 import pino from 'pino'
-import { freePort, startRedis, type TestRedis } from '../test/helpers/redis.js'
+import { freePort, redisSkip, startRedis, type TestRedis } from '../test/helpers/redis.js'
 import { newSpace, storeConformance } from './conformance.js'
 import { openRedisStore, type RedisStore } from './redis.js'
 
@@ -15,6 +16,7 @@ const log = pino({ level: 'silent' })
 let redis: TestRedis | undefined
 let raw: Redis | undefined
 before(async () => {
+  if (redisSkip) return
   redis = await startRedis()
   raw = new Redis(redis.url)
 })
@@ -30,9 +32,11 @@ function openStore(namespace: string, url = redis!.url, connectTimeoutMs = 2_000
   )
 }
 
-storeConformance('redis', { open: (space) => openStore(space), durable: true, shared: true })
+describe('on redis-server', { skip: redisSkip }, () =>
+  storeConformance('redis', { open: (space) => openStore(space), durable: true, shared: true }),
+)
 
-describe('redis store', () => {
+describe('redis store', { skip: redisSkip }, () => {
   it('keeps documents as version + JSON hashes under <namespace>:, with TTL in Redis', async () => {
     const ns = newSpace()
     const s = await openStore(ns)
@@ -62,6 +66,45 @@ describe('redis store', () => {
     await raw!.call('CLIENT', 'KILL', 'TYPE', 'normal', 'SKIPME', 'yes')
     assert.equal((await s.get('k'))?.value, 1)
     assert.ok((await s.put('k', 2)) !== null)
+    await s.close()
+  })
+
+  it('while Redis does not answer: TUFT_UNAVAILABLE within command_timeout_ms, unhealthy, naming no host', async () => {
+    const s = await openRedisStore(
+      { redis_url: redis!.url, namespace: newSpace(), connect_timeout_ms: 2_000, command_timeout_ms: 200 },
+      log,
+    )
+    await s.put('k', 1)
+    assert.deepEqual(await s.health(), { ok: true })
+    redis!.pause()
+    try {
+      for (const op of [() => s.get('k'), () => s.put('k', 2), () => s.scan('')]) {
+        await assert.rejects(op(), (err: Error) => {
+          assert.equal((err as { code?: string }).code, 'TUFT_UNAVAILABLE')
+          assert.doesNotMatch(err.message, /redis:\/\/|127\.0\.0\.1/)
+          return true
+        })
+      }
+      const health = await s.health()
+      assert.equal(health.ok, false)
+      assert.doesNotMatch(health.message ?? '', /redis:\/\/|127\.0\.0\.1/)
+    } finally {
+      redis!.resume()
+    }
+    assert.deepEqual(await s.health(), { ok: true })
+    await s.close()
+  })
+
+  it('an error Redis answers stays TUFT_PERSISTENCE, naming no host', async () => {
+    const ns = newSpace()
+    const s = await openStore(ns)
+    await raw!.set(`${ns}:k`, 'not a hash')
+    await assert.rejects(s.put('k', 1), (err: Error) => {
+      assert.equal((err as { code?: string }).code, 'TUFT_PERSISTENCE')
+      assert.match(err.message, /WRONGTYPE/)
+      assert.doesNotMatch(err.message, /redis:\/\/|127\.0\.0\.1/)
+      return true
+    })
     await s.close()
   })
 

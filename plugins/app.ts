@@ -14,6 +14,7 @@ import consolePlugin from './console/index.js'
 import contentParsersPlugin from './content-parsers.js'
 import enginesPlugin from './engines.js'
 import errorHandlerPlugin from './error-handler.js'
+import limitsPlugin from './limits.js'
 import oaiApi from './oai/index.js'
 import persistencePlugin from './persistence.js'
 import readinessRoutes from './readiness.js'
@@ -63,6 +64,8 @@ export async function buildApp(config: TuftConfig, deps: AppDeps = {}): Promise<
   await app.register(telemetryPlugin)
   await app.register(contentParsersPlugin)
   await app.register(persistencePlugin, deps.store ? { store: deps.store } : {})
+  // Before the engines: the users' fair-share weights for the model hosts' schedulers are decided here.
+  await app.register(limitsPlugin)
   await app.register(serverLoadPlugin)
   await app.register(enginesPlugin, deps.registry ? { registry: deps.registry } : {})
   await app.register(authPlugin)

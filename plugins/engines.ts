@@ -57,6 +57,7 @@ async function enginesPlugin(app: FastifyInstance, opts: EnginesPluginOptions): 
         log: app.log as unknown as Logger,
         events: app.events,
         maxBatchTokens: config.server.max_batch_tokens,
+        userWeight: (user) => app.limits.userWeight(user),
         wrapTraining: (engine, name) =>
           instrumentTrainingEngine(app.serverLoad.track(engine, name, 'training'), telemetry, name),
         wrapSampling: (engine, name) =>
@@ -83,5 +84,5 @@ async function enginesPlugin(app: FastifyInstance, opts: EnginesPluginOptions): 
 export default fp(enginesPlugin, {
   name: 'tuft-engines',
   fastify: '5.x',
-  dependencies: ['tuft-config', 'tuft-server-load'],
+  dependencies: ['tuft-config', 'tuft-server-load', 'tuft-limits'],
 })

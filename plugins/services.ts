@@ -2,7 +2,6 @@
 // the model hosts, starts their timers (session reaper, checkpoint TTL collection) and, on close,
 // lets queued training work finish before the engines go away.
 
-import type { AddressInfo } from 'node:net'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Logger } from 'pino'
@@ -17,12 +16,16 @@ import { SampleCompletions } from '../core/services/sample-completions.js'
 import { SamplerFiles } from '../core/services/sampler-files.js'
 import { SamplerStore } from '../core/services/samplers.js'
 import { SamplingService } from '../core/services/sampling.js'
+import { SessionTraces } from '../core/services/session-traces.js'
 import { SessionService } from '../core/services/sessions.js'
 import { TrainingService } from '../core/services/training.js'
+import { selfUrl } from './base-url.js'
 
 export interface Services {
   futures: FutureService
   sessions: SessionService
+  /** Each session's timeline, for trace_export. */
+  sessionTraces: SessionTraces
   checkpoints: CheckpointService
   training: TrainingService
   samplers: SamplerStore
@@ -45,24 +48,16 @@ declare module 'fastify' {
 const SWEEP_INTERVAL_MS = 30_000
 
 /**
- * Checkpoint temp dirs a crash left are removed at boot if older than the boot, or than this when the
- * store is shared: another server may be writing one into the same checkpoint_dir.
+ * Files a crash left (checkpoint temp dirs, unrecorded sampler files) are removed at boot if older than
+ * the boot, or than this when the store is shared: another server may be writing into the same
+ * checkpoint_dir, or about to record what it wrote there.
  */
 const SHARED_LEFTOVER_GRACE_MS = 3_600_000
-
-/** This process's base URL as peers reach it: public_base_url, else the address it listens on. */
-function selfUrl(app: FastifyInstance): string | null {
-  if (app.tuftConfig.server.public_base_url) return app.tuftConfig.server.public_base_url.replace(/\/$/, '')
-  const address = app.server.address() as AddressInfo | string | null
-  if (address === null || typeof address === 'string') return null
-  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address
-  return `http://${host}:${address.port}`
-}
 
 async function servicesPlugin(app: FastifyInstance): Promise<void> {
   const config = app.tuftConfig
   const log = app.log as unknown as Logger
-  const { store, events, models } = app
+  const { store, events, models, limits } = app
   const ttlSeconds = config.persistence.future_ttl_seconds
   const bootId = newBootId()
   const ownership = new Ownership({
@@ -80,13 +75,16 @@ async function servicesPlugin(app: FastifyInstance): Promise<void> {
     log,
     isBootAlive: (id) => ownership.isBootAlive(id),
     reconcileLost: reconcileFromDurableState(store),
+    limits,
   })
   const sessions = new SessionService({
     store,
     expiryMs: config.server.session_expiry_seconds * 1000,
     idempotencyTtlMs: 24 * 3600 * 1000,
+    limits,
   })
-  const checkpoints = new CheckpointService({ store, root: config.checkpoint_dir, log, events })
+  const sessionTraces = new SessionTraces({ events, sessions })
+  const checkpoints = new CheckpointService({ store, root: config.checkpoint_dir, log, events, limits })
   const samplers = new SamplerStore({
     store,
     sessions,
@@ -104,6 +102,7 @@ async function servicesPlugin(app: FastifyInstance): Promise<void> {
     log,
     queueLimit: config.server.sample_queue_limit,
     runningLimit: config.server.max_running_samples,
+    limits,
   })
   const training = new TrainingService({
     store,
@@ -123,12 +122,14 @@ async function servicesPlugin(app: FastifyInstance): Promise<void> {
     }),
     ownership,
     metrics: new RunMetrics({ store, limit: config.server.run_metrics_history, log }),
+    limits,
   })
   const completions = store.shared || store.durable ? null : new SampleCompletions(events)
   if (completions) sessions.onExpire((id) => completions.dropSession(id))
   app.decorate('tuft', {
     futures,
     sessions,
+    sessionTraces,
     checkpoints,
     training,
     samplers,
@@ -144,12 +145,11 @@ async function servicesPlugin(app: FastifyInstance): Promise<void> {
     checkpoints.startGc(SWEEP_INTERVAL_MS)
     sampling.startSweeper(SWEEP_INTERVAL_MS / 6)
     // Leftovers of a crash: in the background, boot does not wait for a directory scan.
-    const leftovers = checkpoints
-      .sweepLeftovers(store.shared ? Date.now() - SHARED_LEFTOVER_GRACE_MS : bootedAt)
-      .then((removed) => {
-        if (removed.length > 0) log.info({ removed }, 'removed checkpoint temp dirs a crash left')
-      })
-    orphanSweep = Promise.all([samplers.sweepOrphanFiles(), leftovers]).then(
+    const before = store.shared ? Date.now() - SHARED_LEFTOVER_GRACE_MS : bootedAt
+    const leftovers = checkpoints.sweepLeftovers(before).then((removed) => {
+      if (removed.length > 0) log.info({ removed }, 'removed checkpoint temp dirs a crash left')
+    })
+    orphanSweep = Promise.all([samplers.sweepOrphanFiles(before), leftovers]).then(
       () => undefined,
       (err: unknown) => log.warn({ err }, 'sweep of files a crash left failed'),
     )
@@ -179,5 +179,5 @@ async function servicesPlugin(app: FastifyInstance): Promise<void> {
 export default fp(servicesPlugin, {
   name: 'tuft-services',
   fastify: '5.x',
-  dependencies: ['tuft-config', 'tuft-persistence', 'tuft-engines'],
+  dependencies: ['tuft-config', 'tuft-persistence', 'tuft-engines', 'tuft-limits'],
 })

@@ -1,6 +1,7 @@
-// Usage REST endpoints: the caller's own usage, every user's usage for operators, and the billing
-// usage events of spec §3.25. Metering (plugins/telemetry/usage.ts) runs whether or not telemetry is on.
-// Operators are decided by plugins/auth.ts (isOperator).
+// Usage REST endpoints: the caller's own usage and standing against their limits (`quota`), every user's
+// (and the training memory budget) for operators, and the billing usage events of spec §3.25. Metering
+// (plugins/telemetry/usage.ts) runs whether or not telemetry is on. Operators are decided by
+// plugins/auth.ts (isOperator); limits by core/services/limits.ts, when the limits plugin is registered.
 
 import { type Static, Type } from '@sinclair/typebox'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
@@ -8,6 +9,7 @@ import fp from 'fastify-plugin'
 import type { TuftConfig } from '../config/schema.js'
 import { tuftError } from '../core/errors.js'
 import type { EventBus } from '../core/events.js'
+import type { LimitsService } from '../core/services/limits.js'
 import { isOperator } from './auth.js'
 import { UsageMeter } from './telemetry/usage.js'
 
@@ -30,14 +32,36 @@ const Totals = Type.Object({
   checkpoints_saved: Type.Number(),
   storage_gigabyte_hours: Type.Number(),
 })
+const Standing = Type.Object({
+  limit: Type.Union([Type.Number(), Type.Null()]),
+  used: Type.Optional(Type.Number()),
+})
+const Quota = Type.Object({
+  weight: Type.Number(),
+  max_training_runs: Standing,
+  max_lora_rank: Standing,
+  max_sessions: Standing,
+  max_pending_requests: Standing,
+  max_sampling_requests_queued: Standing,
+  max_checkpoint_bytes: Standing,
+  max_tokens_per_request: Standing,
+})
 const UserUsage = Type.Object({
   user_id: Type.String(),
   totals: Totals,
   models: Type.Record(Type.String(), Totals),
+  quota: Type.Optional(Quota),
 })
 
 export const GetUsageSchema = { response: { 200: UserUsage } }
-export const GetAdminUsageSchema = { response: { 200: Type.Object({ users: Type.Array(UserUsage) }) } }
+export const GetAdminUsageSchema = {
+  response: {
+    200: Type.Object({
+      users: Type.Array(UserUsage),
+      memory: Type.Optional(Type.Object({ budget_bytes: Type.Number(), booked_bytes: Type.Number() })),
+    }),
+  },
+}
 
 const strict = { additionalProperties: false } as const
 const EventInfo = Type.Union([
@@ -100,14 +124,25 @@ async function usagePlugin(app: FastifyInstance, opts: UsagePluginOptions): Prom
     return user
   }
 
-  app.get('/api/v1/usage', { schema: GetUsageSchema }, async (request) => meter.user(caller(request)))
+  const limits = app.hasDecorator('limits') ? app.getDecorator<LimitsService>('limits') : null
+  const usageOf = async (user: string) => ({
+    ...meter.user(user),
+    ...(limits ? { quota: await limits.quota(user) } : {}),
+  })
+
+  app.get('/api/v1/usage', { schema: GetUsageSchema }, async (request) => usageOf(caller(request)))
 
   app.get('/api/v1/admin/usage', { schema: GetAdminUsageSchema }, async (request) => {
     const user = caller(request)
     if (!isOperator(config, user)) {
       throw tuftError('TUFT_FORBIDDEN', `User '${user}' may not read other users' usage (operators)`)
     }
-    return { users: meter.all() }
+    const users = new Set(meter.all().map((u) => u.user_id))
+    for (const u of (await limits?.knownUsers()) ?? []) users.add(u)
+    return {
+      users: await Promise.all([...users].sort().map(usageOf)),
+      ...(limits ? { memory: limits.memory() } : {}),
+    }
   })
 
   app.get<{ Querystring: Static<typeof BillingQuery> }>(

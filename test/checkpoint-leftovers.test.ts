@@ -1,6 +1,7 @@
 // What a crash during a save leaves in a run's checkpoint directory (the temp dir being filled, the
-// replaced copy of an overwritten checkpoint, a half-written durable state) is removed at the next boot;
-// saved checkpoints and the run's durable state stay, and a temp dir newer than the cutoff is kept.
+// replaced copy of an overwritten checkpoint, a half-written durable state) and sampler files no record
+// names are removed at the next boot (the store is not shared: whatever predates the boot); saved
+// checkpoints and the run's durable state stay, and a temp dir newer than the cutoff is kept.
 
 import assert from 'node:assert/strict'
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
@@ -10,6 +11,7 @@ import { test } from 'node:test'
 import type { FastifyInstance } from 'fastify'
 import { EngineRegistry } from '../core/registry.js'
 import { STATE_DIR } from '../core/services/durable-state.js'
+import { SAMPLERS_DIR } from '../core/services/sampler-files.js'
 import { buildApp } from '../plugins/app.js'
 import { ALICE, MODEL, testConfig } from './helpers/app.js'
 import { createEngineDouble } from './helpers/engine-double.js'
@@ -41,7 +43,7 @@ async function until(check: () => boolean): Promise<void> {
   }
 }
 
-test('checkpoint temp dirs a crash left are removed at boot; checkpoints and durable state stay', async () => {
+test('checkpoint temp dirs and sampler files a crash left are removed at boot; checkpoints and durable state stay', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'tuft-leftovers-'))
   let server = await boot(dir)
   try {
@@ -75,7 +77,16 @@ test('checkpoint temp dirs a crash left are removed at boot; checkpoints and dur
     const stateDir = join(runDir, STATE_DIR)
     const states = readdirSync(stateDir)
     assert.equal(states.length, 1, 'the save is the run’s durable state')
-    for (const leftover of [join(runDir, '.tmp-a1'), join(runDir, '.old-b2'), join(stateDir, '.tmp-c3')]) {
+    // And sampler files never recorded: a temp dir, a published dir whose record was not written.
+    const samplersDir = join(dir, 'checkpoints', SAMPLERS_DIR)
+    mkdirSync(samplersDir, { recursive: true })
+    for (const leftover of [
+      join(runDir, '.tmp-a1'),
+      join(runDir, '.old-b2'),
+      join(stateDir, '.tmp-c3'),
+      join(samplersDir, '.tmp-d4'),
+      join(samplersDir, 'ghost.e5'),
+    ]) {
       mkdirSync(leftover)
       writeFileSync(join(leftover, 'adapter_model.safetensors'), 'partial')
     }
@@ -83,6 +94,7 @@ test('checkpoint temp dirs a crash left are removed at boot; checkpoints and dur
     server = await boot(dir)
     await until(() => !readdirSync(runDir).some((n) => n.startsWith('.')))
     await until(() => readdirSync(stateDir).length === 1)
+    await until(() => readdirSync(samplersDir).length === 0)
     assert.deepEqual(readdirSync(runDir).sort(), [STATE_DIR, 'weights'])
     assert.deepEqual(readdirSync(stateDir), states, 'the durable state stays')
     assert.ok(existsSync(join(runDir, 'weights', 'kept', 'adapter_model.safetensors')))

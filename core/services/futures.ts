@@ -7,10 +7,11 @@ import { type FutureRecord, isFinished } from '../domain/future.js'
 import { keys } from '../domain/keys.js'
 import type { RequestTrace } from '../engine.js'
 import type { FailureCategory } from '../errors.js'
-import { isTuftError, tuftError } from '../errors.js'
+import { clientError, tuftError } from '../errors.js'
 import type { EventBus, FutureKind } from '../events.js'
 import { newRequestId } from '../ids.js'
 import type { Json, Store } from '../persistence.js'
+import type { LimitsService } from './limits.js'
 
 export interface FutureServiceOptions {
   store: Store
@@ -22,6 +23,8 @@ export interface FutureServiceOptions {
   isBootAlive?: (bootId: string) => Promise<boolean>
   /** A future whose process died may still have reached its durable point: its finished record, or null. */
   reconcileLost?: (record: FutureRecord) => Promise<FutureRecord | null>
+  /** Every unfinished future of a user takes one of their max_pending_requests slots. */
+  limits: LimitsService
   /** How often a poll re-reads a future that another live process is running. */
   watchIntervalMs?: number
   log?: Logger
@@ -43,24 +46,22 @@ interface Live {
   waiters: Set<() => void>
   /** When a poll last started or ended: how we notice that a client went away. */
   lastPolledAt: number
+  /** Gives the owner's max_pending_requests slot back. */
+  leave: () => void
 }
 
 type Outcome =
   | { state: 'done'; result: Json }
   | { state: 'failed'; error: { message: string; category: FailureCategory } }
 
-/** Turns any failure into the `{error, category}` the SDK reports as RequestFailedError. */
-export function failureOf(err: unknown): { message: string; category: FailureCategory } {
-  if (isTuftError(err)) return { message: err.message, category: err.category }
-  return { message: `Internal error: ${(err as Error)?.message ?? String(err)}`, category: 'server' }
-}
-
 export class FutureService {
   private readonly live = new Map<string, Live>()
 
   constructor(private readonly opts: FutureServiceOptions) {}
 
+  /** A new pending future (429 when its owner has max_pending_requests unfinished already). */
   async create(init: NewFuture): Promise<FutureRecord> {
+    const leave = this.opts.limits.enter(init.owner, 'max_pending_requests')
     const record: FutureRecord = {
       id: newRequestId(),
       owner: init.owner,
@@ -81,8 +82,15 @@ export class FutureService {
       startedAt: null,
       waiters: new Set(),
       lastPolledAt: record.createdAt,
+      leave,
     })
-    await this.write(record)
+    try {
+      await this.write(record)
+    } catch (err) {
+      this.live.delete(record.id)
+      leave()
+      throw err
+    }
     this.opts.events.emit('future.queued', { trace, kind: record.kind, modelName: init.modelName })
     return record
   }
@@ -114,7 +122,7 @@ export class FutureService {
     try {
       outcome = { state: 'done', result: await work() }
     } catch (err) {
-      outcome = { state: 'failed', error: failureOf(err) }
+      outcome = { state: 'failed', error: this.failureOf(id, err) }
     }
     try {
       await this.finish(id, outcome)
@@ -125,8 +133,19 @@ export class FutureService {
     }
   }
 
+  /**
+   * The `{error, category}` the SDK reports as RequestFailedError; an internal fault is logged here
+   * under the correlation id its message gives the client.
+   */
+  private failureOf(id: string, err: unknown): { message: string; category: FailureCategory } {
+    const shown = clientError(err)
+    if (shown.correlationId !== null)
+      this.opts.log?.error({ err, request: id, correlationId: shown.correlationId }, 'operation failed')
+    return { message: shown.message, category: shown.category }
+  }
+
   async fail(id: string, err: unknown): Promise<void> {
-    await this.finish(id, { state: 'failed', error: failureOf(err) })
+    await this.finish(id, { state: 'failed', error: this.failureOf(id, err) })
   }
 
   /**
@@ -142,6 +161,17 @@ export class FutureService {
     if (!record || record.owner !== userId) throw tuftError('TUFT_NOT_FOUND', `Unknown request_id '${id}'`)
     if (own || isFinished(record) || (await this.isBootAlive(record.boot))) return record
     return this.settleLost(record, doc!.version)
+  }
+
+  /**
+   * Settles future `id` at once if a process that has since stopped left it unfinished (as get would):
+   * for a run being taken over, before new work moves its durable point past the one that finishes it.
+   */
+  async settleIfLost(id: string): Promise<void> {
+    if (this.live.has(id)) return
+    const doc = await this.opts.store.get<FutureRecord>(keys.future(id))
+    if (!doc || isFinished(doc.value) || (await this.isBootAlive(doc.value.boot))) return
+    await this.settleLost(doc.value, doc.version)
   }
 
   private isBootAlive(bootId: string): Promise<boolean> {
@@ -242,6 +272,7 @@ export class FutureService {
       await this.write(record)
     } finally {
       this.live.delete(id)
+      live.leave()
       for (const wake of [...live.waiters]) wake()
       this.opts.events.emit('future.done', {
         trace: live.trace,

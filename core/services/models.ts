@@ -1,13 +1,18 @@
 // Base models served by this process: for each configured model, its engines (loaded in the
 // background so boot stays bounded), its training scheduler and the facts get_info reports.
 
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import type { Logger } from 'pino'
+import { estimateTrainingMemory, type ModelShape, shapeFromHfConfig } from '../domain/memory.js'
 import type {
   EngineContext,
   EngineHealth,
   EngineInfo,
   EngineProvider,
+  LoraSpec,
   LossFn,
+  MemoryEstimate,
   SamplingEngine,
   TrainingEngine,
 } from '../engine.js'
@@ -117,6 +122,7 @@ export class ModelHost {
   private samplingProvider: EngineProvider | null = null
   private loading: Promise<void> | null = null
   private dir: string | null = null
+  private shape: Promise<ModelShape | null> | null = null
   readonly scheduler: TrainingScheduler
 
   constructor(private readonly opts: ModelHostOptions) {
@@ -199,6 +205,21 @@ export class ModelHost {
     const info = this.trainingEngine?.info ?? this.samplingEngine?.info
     if (!info) throw tuftError('TUFT_UNAVAILABLE', `Model '${this.name}' is still loading`)
     return info
+  }
+
+  /**
+   * What training an adapter of `lora` will hold in memory here: the engine's own estimate, else one from
+   * the model's config.json shapes (read once), else null (a model without them is not bounded).
+   */
+  async trainingMemory(lora: LoraSpec): Promise<MemoryEstimate | null> {
+    const engine = this.training()
+    if (engine.estimateMemory) return engine.estimateMemory(lora)
+    this.shape ??= readFile(join(this.modelDir(), 'config.json'), 'utf8').then(
+      (text) => shapeFromHfConfig(JSON.parse(text)),
+      () => null,
+    )
+    const shape = await this.shape.catch(() => null)
+    return shape && estimateTrainingMemory(shape, lora, this.opts.maxBatchTokens)
   }
 
   /** The context limit: configured max_model_len, capped by the engine's own limit once known. */

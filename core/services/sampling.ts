@@ -11,6 +11,7 @@ import { sampleSequenceIds } from '../ids.js'
 import type { SampleFuture, SampleRequest } from '../wire/schemas.js'
 import type { LocalAdapter } from './adapter-cache.js'
 import type { FutureService } from './futures.js'
+import type { LimitsService } from './limits.js'
 import type { ModelHost, ModelHosts } from './models.js'
 import { storeSample } from './results.js'
 import { type Place, SampleAdmission } from './sample-admission.js'
@@ -29,6 +30,8 @@ export interface SamplingServiceOptions {
   queueLimit: number
   /** Samples per model decoding on the engine at once; more wait in per-user queues (round-robin). */
   runningLimit: number
+  /** Decides max_sampling_requests_queued and max_tokens_per_request. */
+  limits: LimitsService
   /** A sample request nobody has polled for this long is dropped (its client went away). */
   abandonAfterMs?: number
 }
@@ -114,7 +117,7 @@ export class SamplingService {
     const job = toSampleJob(body, { vocabSize: host.info().vocabSize, maxContext: host.maxContext() })
     const ref = this.opts.samplers.adapterRef(sampler)
     // Take the place before awaiting the store, so concurrent submissions cannot all pass the bound.
-    const place = this.enter(userId, host, job.numSamples)
+    const place = this.enter(userId, host, job)
     const future = await this.opts.futures
       .create({
         owner: userId,
@@ -150,7 +153,7 @@ export class SamplingService {
   async sampleNow(run: SampleRun): Promise<SampleResult> {
     if (run.host.state !== 'ready')
       throw tuftError('TUFT_UNAVAILABLE', `Model '${run.host.name}' is still loading`)
-    const place = this.enter(run.userId, run.host, run.job.numSamples)
+    const place = this.enter(run.userId, run.host, run.job)
     try {
       return await this.execute(run, place)
     } finally {
@@ -158,8 +161,36 @@ export class SamplingService {
     }
   }
 
-  /** Takes a place on the model for the user (429 above their share of the bound). */
-  private enter(userId: string, host: ModelHost, samples: number): Place {
+  /**
+   * Takes a place on the model for the user and one of the user's sampling slots (429 above their share
+   * of the model's bound or their max_sampling_requests_queued, 400 for a job over their
+   * max_tokens_per_request); `leave` gives both back.
+   */
+  private enter(userId: string, host: ModelHost, job: SampleJob): Place {
+    const { limits } = this.opts
+    limits.checkTokens(userId, job.prompt.length + job.numSamples * job.maxTokens)
+    const leaveUser = limits.enter(userId, 'max_sampling_requests_queued')
+    let place: Place
+    try {
+      place = this.admission(host).enter(userId, job.numSamples)
+    } catch (err) {
+      leaveUser()
+      throw err
+    }
+    let left = false
+    return {
+      start: (signal) => place.start(signal),
+      leave: () => {
+        if (left) return
+        left = true
+        leaveUser()
+        place.leave()
+      },
+    }
+  }
+
+  /** The model's fair admission, made on first use. */
+  private admission(host: ModelHost): SampleAdmission {
     let admission = this.admissions.get(host.name)
     if (!admission) {
       admission = new SampleAdmission({
@@ -171,7 +202,7 @@ export class SamplingService {
       })
       this.admissions.set(host.name, admission)
     }
-    return admission.enter(userId, samples)
+    return admission
   }
 
   /** Waits for the request's turn, makes the adapter resident, samples, and meters what was consumed. */

@@ -7,12 +7,15 @@ import { isSessionExpired, type SessionRecord } from '../domain/session.js'
 import { tuftError } from '../errors.js'
 import { newSessionId } from '../ids.js'
 import type { Store } from '../persistence.js'
+import type { LimitsService } from './limits.js'
 
 export interface SessionServiceOptions {
   store: Store
   expiryMs: number
   /** Retention of idempotency keys for create_session retries. */
   idempotencyTtlMs: number
+  /** Decides max_sessions. */
+  limits: LimitsService
 }
 
 export interface CreateSessionInput {
@@ -22,10 +25,23 @@ export interface CreateSessionInput {
   projectId?: string | undefined
 }
 
-/** user_metadata must be string → string for the SDK's validator (spec §1.6). */
+/** user_metadata is kept with the session or run and echoed in every listing of it: bounded. */
+export const MAX_USER_METADATA_BYTES = 16 * 1024
+
+/**
+ * user_metadata must be string → string for the SDK's validator (spec §1.6); more than
+ * MAX_USER_METADATA_BYTES of JSON is a 400.
+ */
 export function stringMap(value: Record<string, unknown> | undefined | null): Record<string, string> {
   const out: Record<string, string> = {}
   for (const [k, v] of Object.entries(value ?? {})) out[k] = typeof v === 'string' ? v : JSON.stringify(v)
+  const bytes = Buffer.byteLength(JSON.stringify(out))
+  if (bytes > MAX_USER_METADATA_BYTES) {
+    throw tuftError(
+      'TUFT_BAD_REQUEST',
+      `user_metadata is ${bytes} bytes as JSON; at most ${MAX_USER_METADATA_BYTES} are kept`,
+    )
+  }
   return out
 }
 
@@ -45,8 +61,17 @@ export class SessionService {
         if (existing) return existing.value
       }
     }
+    return this.opts.limits.admitSession(owner, async () => {
+      const session = this.newRecord(owner, input)
+      await this.opts.store.put(keys.session(session.id), session)
+      if (idemKey) await this.opts.store.put(idemKey, session.id, { ttlMs: this.opts.idempotencyTtlMs })
+      return session
+    })
+  }
+
+  private newRecord(owner: string, input: CreateSessionInput): SessionRecord {
     const now = Date.now()
-    const session: SessionRecord = {
+    return {
       id: newSessionId(),
       owner,
       tags: input.tags ?? [],
@@ -57,9 +82,6 @@ export class SessionService {
       lastHeartbeatAt: now,
       expiredAt: null,
     }
-    await this.opts.store.put(keys.session(session.id), session)
-    if (idemKey) await this.opts.store.put(idemKey, session.id, { ttlMs: this.opts.idempotencyTtlMs })
-    return session
   }
 
   /** The caller's session (404 for unknown ids and other users' sessions). */

@@ -5,13 +5,14 @@
 import { randomInt } from 'node:crypto'
 import type { Logger } from 'pino'
 import { keys } from '../domain/keys.js'
+import type { SessionRecord } from '../domain/session.js'
 import type { TrainingRunRecord } from '../domain/training-run.js'
 import type { LoraSpec, StepOptions } from '../engine.js'
 import { isTuftError, tuftError } from '../errors.js'
 import type { EventBus, FutureKind } from '../events.js'
 import { generatedCheckpointName, trainingRunId } from '../ids.js'
 import type { Json, Store } from '../persistence.js'
-import { formatTinkerPath, parseTinkerPath } from '../wire/paths.js'
+import { checkCheckpointName, formatTinkerPath, parseTinkerPath } from '../wire/paths.js'
 import type { ForwardBackwardBody } from '../wire/proto.js'
 import type {
   CreateModelRequest,
@@ -24,6 +25,7 @@ import type { LocalAdapter } from './adapter-cache.js'
 import type { CheckpointService } from './checkpoints.js'
 import type { DurableState } from './durable-state.js'
 import type { FutureService } from './futures.js'
+import type { LimitsService } from './limits.js'
 import type { ModelHost, ModelHosts } from './models.js'
 import type { Ownership } from './ownership.js'
 import { storeFwdBwd } from './results.js'
@@ -49,6 +51,8 @@ export interface TrainingServiceOptions {
   /** Which process serves which run when several share the store. */
   ownership: Ownership
   metrics: RunMetrics
+  /** Decides max_training_runs, max_lora_rank, max_tokens_per_request and memory admission. */
+  limits: LimitsService
 }
 
 export type FutureRef = { request_id: string; model_id: string }
@@ -127,6 +131,8 @@ export class TrainingService {
       if (existing.owner !== userId) throw tuftError('TUFT_NOT_FOUND', `Unknown session '${body.session_id}'`)
       return { request_id: existing.createFutureId, model_id: id }
     }
+    // Oversized user_metadata is a 400 before anything is claimed (stringMap refuses it).
+    if (body.user_metadata) stringMap(body.user_metadata)
     const host = this.opts.models.get(body.base_model)
     if (!host.supports('training'))
       throw tuftError('TUFT_BAD_REQUEST', `Model '${host.name}' is configured for sampling only`)
@@ -142,6 +148,8 @@ export class TrainingService {
     if (!wire.train_attn && !wire.train_mlp && !wire.train_unembed) {
       throw tuftError('TUFT_BAD_REQUEST', 'At least one of train_attn, train_mlp, train_unembed must be true')
     }
+    const { limits } = this.opts
+    limits.checkLoraRank(userId, wire.rank)
     const lora: LoraSpec = {
       rank: wire.rank,
       alpha: host.loraAlpha(wire.rank),
@@ -150,6 +158,28 @@ export class TrainingService {
       trainMlp: wire.train_mlp,
       trainUnembed: wire.train_unembed,
     }
+    return limits.admitTrainingRun(userId, async () => {
+      // A model still loading has its memory booked once it is ready, before the adapter is created.
+      if (host.state === 'ready') limits.bookMemory(id, host.name, await host.trainingMemory(lora))
+      try {
+        return await this.startCreating(userId, id, session, host, lora, body, otelContext)
+      } catch (err) {
+        limits.releaseMemory(id)
+        throw err
+      }
+    })
+  }
+
+  /** Records a new run and starts creating its adapter; the future reports the outcome. */
+  private async startCreating(
+    userId: string,
+    id: string,
+    session: SessionRecord,
+    host: ModelHost,
+    lora: LoraSpec,
+    body: CreateModelRequest,
+    otelContext: unknown,
+  ): Promise<FutureRef> {
     await this.claim(id)
     const future = await this.opts.futures.create({
       owner: userId,
@@ -178,12 +208,14 @@ export class TrainingService {
     const created = this.opts.futures.run(future.id, async () => {
       try {
         await host.whenReady()
+        this.opts.limits.bookMemory(id, host.name, await host.trainingMemory(lora))
         await host.training().createAdapter(id, lora)
         await this.setState(record, 'ready', null)
         this.opts.log.info({ run: id, model: host.name, rank: lora.rank }, 'training run created')
         this.announceResident(host)
         return { model_id: id, type: 'create_model' }
       } catch (err) {
+        this.opts.limits.releaseMemory(id)
         await this.setState(record, 'failed', (err as Error).message)
         throw err
       }
@@ -236,10 +268,16 @@ export class TrainingService {
     await this.claim(stale.id)
     // Read again under the lease: the previous holder may have written a later durable point.
     const record = (await this.opts.store.get<TrainingRunRecord>(keys.run(stale.id)))?.value ?? stale
+    // The operation of that point is done even if its future's own record was lost (a crash before it
+    // was written, a torn journal tail): say so now, while the pointer still names it. Once new work
+    // moves the pointer on, the future would read as lost, and its client would apply it again.
+    if (record.durable) await this.opts.futures.settleIfLost(record.durable.futureId)
     const host = this.opts.models.get(record.baseModel)
     const created = (async () => {
       try {
         await host.whenReady()
+        // The run exists already: it is served whatever memory it takes.
+        this.opts.limits.bookMemory(record.id, host.name, await host.trainingMemory(record.lora), true)
         await this.opts.durable.restore(record, host.training())
         if (record.state === 'creating') await this.setState(record, 'ready', null)
         this.opts.log.info(
@@ -248,6 +286,7 @@ export class TrainingService {
         )
       } catch (err) {
         this.opts.log.error({ run: record.id, err }, 'training run could not be recovered')
+        this.opts.limits.releaseMemory(record.id)
         await this.setState(record, 'failed', (err as Error).message).catch(() => {})
       }
     })()
@@ -285,6 +324,7 @@ export class TrainingService {
     const run = this.runs.get(id)
     if (!run) return
     this.runs.delete(id)
+    this.opts.limits.releaseMemory(id)
     run.lost = true
     const moved = () =>
       tuftError(
@@ -376,6 +416,7 @@ export class TrainingService {
         }
         await this.setState(run.record, 'unloaded', null)
         await run.host.training().dropAdapter(id)
+        this.opts.limits.releaseMemory(id)
         // Readers of an unloaded run's metrics go to the store from now on.
         await run.history.flush()
         this.runs.delete(id)
@@ -405,6 +446,10 @@ export class TrainingService {
           maxContext: run.host.maxContext(),
           losses: run.host.losses(),
         })
+        this.opts.limits.checkTokens(
+          userId,
+          items.reduce((n, item) => n + item.tokens.length, 0),
+        )
         return async (futureId) => {
           const ran = { fused: false }
           const results = await run.host.scheduler.submit(
@@ -486,8 +531,8 @@ export class TrainingService {
   }
 
   async saveWeights(userId: string, body: SaveWeightsRequest, sub: Submission): Promise<FutureRef> {
+    const name = body.path != null ? checkCheckpointName(body.path) : generatedCheckpointName()
     return this.sequenced(userId, body.model_id, body.seq_id, 'save_weights', sub, (run) => {
-      const name = body.path ?? generatedCheckpointName()
       return async (futureId) => {
         const c = await this.opts.checkpoints.save(
           run.record,
@@ -566,6 +611,7 @@ export class TrainingService {
     body: SaveWeightsForSamplerRequest,
     sub: Submission,
   ): Promise<FutureRef> {
+    if (body.path != null) checkCheckpointName(body.path)
     return this.sequenced(userId, body.model_id, body.seq_id, 'save_weights_for_sampler', sub, (run) => {
       const training = () => run.host.training()
       if (body.path) {

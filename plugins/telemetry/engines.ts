@@ -19,6 +19,7 @@ import type {
   EngineHealth,
   LoraSpec,
   Manifest,
+  MemoryEstimate,
   RequestTrace,
   SampleJob,
   SamplingEngine,
@@ -149,10 +150,14 @@ class InstrumentedTrainingEngine implements TrainingEngine {
   readonly #rec: Recorder
   /** Present exactly when the wrapped engine has it (core checks it against the declaration). */
   readonly snapshotAdapter?: (id: AdapterId, snapshotId: AdapterId, o?: StepOptions) => Promise<void>
+  /** Present exactly when the wrapped engine has it (core falls back to its own estimate). */
+  readonly estimateMemory?: (lora: LoraSpec) => MemoryEstimate
 
   constructor(engine: TrainingEngine, recorder: Recorder) {
     this.#engine = engine
     this.#rec = recorder
+    const estimate = engine.estimateMemory?.bind(engine)
+    if (estimate) this.estimateMemory = estimate
     const snapshot = engine.snapshotAdapter?.bind(engine)
     if (snapshot) {
       this.snapshotAdapter = (id, snapshotId, o) =>

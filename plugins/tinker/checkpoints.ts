@@ -2,8 +2,9 @@
 // /training_runs/<run>/checkpoints/* whose tail is a checkpoint id plus an optional action (publish,
 // ttl, archive). Archives are served through a 302 to a signed, self-authorising download URL.
 
-import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { FastifyInstance } from 'fastify'
 import { toWireCheckpoint } from '../../core/domain/checkpoint.js'
+import { hasTiedEmbeddings } from '../../core/services/tied-archive.js'
 import { splitCheckpointTail } from '../../core/wire/paths.js'
 import {
   CheckpointArchiveRoute,
@@ -18,16 +19,18 @@ import {
   WeightsInfoRoute,
 } from '../../core/wire/schemas.js'
 import { userOf } from '../auth.js'
+import { linkBaseUrl } from '../base-url.js'
 
 /** How long an archive link stays valid (the SDK assumes 15 minutes). */
 const ARCHIVE_LINK_MS = 15 * 60 * 1000
 
 export default async function checkpointRoutes(app: FastifyInstance): Promise<void> {
   const { checkpoints, training } = app.tuft
-  const publicBase = app.tuftConfig.server.public_base_url?.replace(/\/+$/, '')
-
-  const baseUrl = (request: FastifyRequest) => publicBase ?? `${request.protocol}://${request.host}`
-
+  /** How a checkpoint's archive names its head (core/services/tied-archive.ts); false for a model gone from config. */
+  const tiedEmbeddings = (baseModel: string) => {
+    const host = app.models.list().find((h) => h.name === baseModel)
+    return host !== undefined && hasTiedEmbeddings(host.modelDir())
+  }
   app.post<{ Body: WeightsInfoRequest }>('/weights_info', { schema: WeightsInfoRoute }, async (request) => {
     const c = await checkpoints.readablePath(userOf(request), request.body.tinker_path)
     return {
@@ -103,7 +106,7 @@ export default async function checkpointRoutes(app: FastifyInstance): Promise<vo
     const token = checkpoints.signArchive(user, c, expiresAt)
     return reply
       .code(302)
-      .header('location', `${baseUrl(request)}/api/v1/checkpoint_archives/${token}`)
+      .header('location', `${linkBaseUrl(app)}/api/v1/checkpoint_archives/${token}`)
       .header('expires', new Date(expiresAt).toUTCString())
       .send()
   })
@@ -115,7 +118,7 @@ export default async function checkpointRoutes(app: FastifyInstance): Promise<vo
     { config: { public: true }, logLevel: 'warn' },
     async (request, reply) => {
       const c = await checkpoints.verifyArchive(request.params.token)
-      const stream = await checkpoints.archive(c)
+      const stream = await checkpoints.archive(c, { tiedEmbeddings: tiedEmbeddings(c.baseModel) })
       const filename = `${c.runId}-${c.kind}-${c.name}.tar.gz`.replace(/[^A-Za-z0-9._-]/g, '_')
       return reply
         .type('application/gzip')

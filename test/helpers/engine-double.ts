@@ -19,6 +19,7 @@ import {
   LOSS_FNS,
   type LoraSpec,
   type Manifest,
+  type MemoryEstimate,
   type OptimResult,
   type SampledSequence,
   type SampleJob,
@@ -192,6 +193,12 @@ export class DoubleTraining implements TrainingEngine {
       maxLoraRank,
       arch: 'bigram',
     }
+  }
+
+  /** Its own layout: four fp32 V×V tables per adapter (delta, gradient, two moments) and the base table. */
+  estimateMemory(): MemoryEstimate {
+    const table = 4 * this.model.v * this.model.v
+    return { adapterBytes: 4 * table, sharedBytes: table }
   }
 
   async createAdapter(id: AdapterId, lora: LoraSpec): Promise<void> {
