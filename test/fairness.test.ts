@@ -1,6 +1,7 @@
 // Fair sharing between users over real HTTP with the engine double (issue 17): a user's large training
 // backlog runs in slices and another user's small step finishes first; a user's sampling flood never
-// turns another user's request into a 429, and the other user's request finishes before the flood.
+// turns another user's request into a 429, and the other user's request finishes before the flood;
+// a user's configured weight (limits) gives them that share of training engine calls.
 
 import assert from 'node:assert/strict'
 import { after, before, test } from 'node:test'
@@ -110,4 +111,41 @@ test("a sampling flood gets 429 beyond its share; another user's request is acce
   finished.push('bob')
   await Promise.all(aliceDone)
   assert.ok(finished.indexOf('bob') < 3, `bob finished before alice's flood: ${finished.join(',')}`)
+})
+
+test('limits.users.<id>.weight shares training engine calls in proportion', async () => {
+  const weighted = await startTestApp(
+    { server: { max_batch_tokens: 32 }, limits: { users: { alice: { weight: 3 } } } },
+    { step_delay_ms: 20 },
+  )
+  try {
+    const url = await listen(weighted.app)
+    const run = async (key: string) => {
+      const session = (await call(url, 'POST', '/create_session', { key, json: {} })).json.session_id
+      const created = await call(url, 'POST', '/create_model', {
+        key,
+        json: { session_id: session, model_seq_id: 0, base_model: MODEL, lora_config: { rank: 4 } },
+      })
+      assert.equal((await result(url, key, created.json.request_id)).status, 200)
+      return created.json.model_id as string
+    }
+    const [aliceRun, bobRun] = await Promise.all([run(ALICE), run(BOB)])
+    const posted = await Promise.all([
+      postFwdBwd(url, ALICE, bigRequest(aliceRun, 1, 48)),
+      postFwdBwd(url, BOB, bigRequest(bobRun, 1, 48)),
+    ])
+    await Promise.all([
+      result(url, ALICE, posted[0].json.request_id),
+      result(url, BOB, posted[1].json.request_id),
+    ])
+    // In the calls holding both users' work, alice got about three datums for each of bob's (about: the
+    // first and last of them hold what the round-robin's carried-over credit allowed).
+    const both = weighted.calls.filter((c) => c.adapters.includes(aliceRun) && c.adapters.includes(bobRun))
+    assert.ok(both.length >= 4, `${both.length} calls held both users' work`)
+    const count = (id: string) => both.reduce((n, c) => n + c.adapters.filter((a) => a === id).length, 0)
+    const ratio = count(aliceRun) / count(bobRun)
+    assert.ok(ratio > 2.5 && ratio < 3.5, `alice ${count(aliceRun)}, bob ${count(bobRun)}`)
+  } finally {
+    await weighted.close()
+  }
 })
