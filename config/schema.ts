@@ -134,7 +134,7 @@ export const ServerConfigSchema = Type.Object(
     long_poll_timeout_ms: Type.Integer({ minimum: 100, maximum: 40_000, default: 25_000 }),
     session_expiry_seconds: Type.Integer({ minimum: 30, default: 900 }),
     sample_queue_limit: Type.Integer({ minimum: 1, default: 1024 }),
-    max_batch_tokens: Type.Integer({ minimum: 1, default: 16384 }),
+    max_batch_tokens: Type.Integer({ minimum: 1, default: 4096 }),
     seq_gap_timeout_ms: Type.Integer({ minimum: 0, default: 30_000 }),
     shutdown_grace_ms: Type.Integer({ minimum: 0, default: 10_000 }),
     run_metrics_history: Type.Integer({

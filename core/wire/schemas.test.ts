@@ -102,15 +102,11 @@ describe('request schemas', () => {
     assert.equal((await post('/asample', { ...base, num_samples: 0, sampling_params: {} })).status, 400)
   })
 
-  it('refuses checkpoint names that are not one safe path segment', async () => {
+  it('takes any checkpoint name as a string (the name rules are checkCheckpointName, paths.test.ts)', async () => {
     assert.equal((await post('/save_weights', { model_id: 'm', seq_id: 3, path: 'step-1' })).status, 200)
     assert.equal((seen as { overwrite: boolean }).overwrite, false)
-    for (const path of ['a/b', '..', '']) {
-      assert.equal((await post('/save_weights', { model_id: 'm', seq_id: 3, path })).status, 400, path)
-    }
+    assert.equal((await post('/save_weights', { model_id: 'm', seq_id: 3, path: { a: 1 } })).status, 400)
     assert.equal((await post('/save_weights', { model_id: 'm', seq_id: 3, ttl_seconds: 0 })).status, 400)
-    const res = await post('/save_weights', { model_id: 'm', seq_id: 3, path: 'a/b' })
-    assert.match(res.body.detail, /path/)
   })
 
   it('keeps null and zero apart (no coercion across null)', async () => {
