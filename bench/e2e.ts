@@ -10,7 +10,8 @@
 // CPU seconds the process used per 1000 tokens (wall time of a loaded machine moves, CPU time less so).
 // Knobs: BENCH_E2E_SHAPES=small,qwen3-0.6b (default small: the 0.6B shape takes minutes per round),
 // BENCH_E2E_ROUNDS (2), BENCH_E2E_STEPS training steps per round (3), BENCH_E2E_CONCURRENCY (1,8,32),
-// BENCH_E2E_THREADS engine and torch threads (2).
+// BENCH_E2E_THREADS engine and torch threads (2); BENCH_E2E_SERVER_LOG=FILE keeps the server's output
+// (with TUFT_SAMPLER_PROFILE=1 in the environment, the sampler's per-step phase times: bench/README.md).
 
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -108,6 +109,8 @@ async function startOurs(modelName: string, modelDir: string): Promise<Ours> {
     async stop() {
       await client.close()
       await server.stop()
+      const logFile = process.env.BENCH_E2E_SERVER_LOG
+      if (logFile) writeFileSync(logFile, server.output())
       rmSync(dir, { recursive: true, force: true })
     },
   }
