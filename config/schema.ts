@@ -143,7 +143,10 @@ export const ServerConfigSchema = Type.Object(
       description: 'metric points (one per forward, forward_backward, optim_step) kept per training run',
     }),
     public_base_url: Type.Optional(
-      Type.String({ description: 'external URL for archive links; default: from Host' }),
+      Type.String({
+        description:
+          "external URL for archive links and peers; default: the listen address (a wildcard one: the machine's name), never a request's Host",
+      }),
     ),
   },
   strict,

@@ -44,7 +44,17 @@ export interface Store {
   delete(key: string, opts?: DeleteOptions): Promise<boolean>
   /** Every live key starting with prefix, with its document, in key order. */
   scan<T extends Json = Json>(prefix: string): Promise<{ key: string; doc: StoredDoc<T> }[]>
+  /**
+   * Whether the store answers now, within a short bound (absent: always). The message is shown to
+   * anyone (healthz is public): it never names a host, URL or path.
+   */
+  health?(): Promise<StoreHealth>
   close(): Promise<void>
+}
+
+export interface StoreHealth {
+  ok: boolean
+  message?: string
 }
 
 export interface StoreContext {

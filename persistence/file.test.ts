@@ -121,10 +121,11 @@ describe('file store journal', () => {
 })
 
 describe('file store crash safety', () => {
-  it('stops serving after a failed journal write, and a reopen recovers what was acknowledged', async () => {
+  it('stops serving (and reports itself unhealthy) after a failed journal write; a reopen recovers what was acknowledged', async () => {
     const dir = freshDir()
     const s = await openStore(dir)
     await s.put('acked', 1)
+    assert.deepEqual(await s.health(), { ok: true })
     // Closing the journal under the store makes the next write fail as a broken disk would.
     await (s as unknown as { journal: { close(): Promise<void> } }).journal.close()
     await assert.rejects(s.put('lost', 2), {
@@ -132,6 +133,9 @@ describe('file store crash safety', () => {
       message: /failed; restart to recover/,
     })
     await assert.rejects(s.get('acked'), { code: 'TUFT_PERSISTENCE', message: /failed; restart to recover/ })
+    const health = await s.health()
+    assert.equal(health.ok, false, 'healthz reports the store as degraded')
+    assert.doesNotMatch(health.message ?? '', new RegExp(dir), 'no path in a public answer')
     await s.close()
     const again = await openStore(dir)
     assert.deepEqual(

@@ -13,6 +13,7 @@ import type {
   Store,
   StoreContext,
   StoredDoc,
+  StoreHealth,
   StoreProvider,
 } from '../core/persistence.js'
 import { checkIfVersion, checkKey, closedError, encodeValue, expandHome, expiryFor } from './common.js'
@@ -143,6 +144,11 @@ export class FileStore implements Store {
   async scan<T extends Json = Json>(prefix: string): Promise<{ key: string; doc: StoredDoc<T> }[]> {
     this.check(null)
     return this.committed.scan(prefix).map(({ key, entry }) => ({ key, doc: toDoc<T>(entry) }))
+  }
+
+  async health(): Promise<StoreHealth> {
+    if (this.failure === null) return { ok: true }
+    return { ok: false, message: 'the file store failed a write and refuses operations until a restart' }
   }
 
   async close(): Promise<void> {

@@ -2,7 +2,7 @@
 // out of the providers themselves.
 
 import type { EventBus } from '../core/events.js'
-import type { DeleteOptions, Json, PutOptions, Store, StoredDoc } from '../core/persistence.js'
+import type { DeleteOptions, Json, PutOptions, Store, StoredDoc, StoreHealth } from '../core/persistence.js'
 
 type Op = 'get' | 'put' | 'delete' | 'scan'
 
@@ -38,6 +38,10 @@ export class ObservedStore implements Store {
 
   scan<T extends Json = Json>(prefix: string): Promise<{ key: string; doc: StoredDoc<T> }[]> {
     return this.timed('scan', () => this.inner.scan<T>(prefix))
+  }
+
+  health(): Promise<StoreHealth> {
+    return this.inner.health?.() ?? Promise.resolve({ ok: true })
   }
 
   close(): Promise<void> {

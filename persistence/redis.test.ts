@@ -1,5 +1,6 @@
 // Redis store against a real redis-server (started by test/helpers/redis.ts): the shared conformance
-// suite, the key layout, script reloads, reconnects, and boot failures that name the URL.
+// suite, the key layout, script reloads, reconnects, a Redis that stops answering (503-class errors and
+// health, naming no host), and boot failures that name the URL.
 
 import assert from 'node:assert/strict'
 import { once } from 'node:events'
@@ -62,6 +63,45 @@ describe('redis store', () => {
     await raw!.call('CLIENT', 'KILL', 'TYPE', 'normal', 'SKIPME', 'yes')
     assert.equal((await s.get('k'))?.value, 1)
     assert.ok((await s.put('k', 2)) !== null)
+    await s.close()
+  })
+
+  it('while Redis does not answer: TUFT_UNAVAILABLE within command_timeout_ms, unhealthy, naming no host', async () => {
+    const s = await openRedisStore(
+      { redis_url: redis!.url, namespace: newSpace(), connect_timeout_ms: 2_000, command_timeout_ms: 200 },
+      log,
+    )
+    await s.put('k', 1)
+    assert.deepEqual(await s.health(), { ok: true })
+    redis!.pause()
+    try {
+      for (const op of [() => s.get('k'), () => s.put('k', 2), () => s.scan('')]) {
+        await assert.rejects(op(), (err: Error) => {
+          assert.equal((err as { code?: string }).code, 'TUFT_UNAVAILABLE')
+          assert.doesNotMatch(err.message, /redis:\/\/|127\.0\.0\.1/)
+          return true
+        })
+      }
+      const health = await s.health()
+      assert.equal(health.ok, false)
+      assert.doesNotMatch(health.message ?? '', /redis:\/\/|127\.0\.0\.1/)
+    } finally {
+      redis!.resume()
+    }
+    assert.deepEqual(await s.health(), { ok: true })
+    await s.close()
+  })
+
+  it('an error Redis answers stays TUFT_PERSISTENCE, naming no host', async () => {
+    const ns = newSpace()
+    const s = await openStore(ns)
+    await raw!.set(`${ns}:k`, 'not a hash')
+    await assert.rejects(s.put('k', 1), (err: Error) => {
+      assert.equal((err as { code?: string }).code, 'TUFT_PERSISTENCE')
+      assert.match(err.message, /WRONGTYPE/)
+      assert.doesNotMatch(err.message, /redis:\/\/|127\.0\.0\.1/)
+      return true
+    })
     await s.close()
   })
 

@@ -1,6 +1,8 @@
 // The `redis` store (TuFT's REDIS mode): documents as hashes {v: version, d: JSON} under
 // `<namespace>:<key>`, versions from one counter at `<namespace>:`, compare-and-set in Lua,
 // TTL via PEXPIRE, prefix scans via SCAN MATCH. ioredis is imported only when this store is chosen.
+// A Redis that does not answer (down, paused, unreachable) fails each command within command_timeout_ms
+// as TUFT_UNAVAILABLE (503, retry), naming no host: the URL is in the boot log only.
 
 import { type Static, Type } from '@sinclair/typebox'
 import type { Redis } from 'ioredis'
@@ -13,6 +15,7 @@ import type {
   Store,
   StoreContext,
   StoredDoc,
+  StoreHealth,
   StoreProvider,
 } from '../core/persistence.js'
 import { byKey, checkIfVersion, checkKey, closedError, encodeValue, expiryFor } from './common.js'
@@ -57,6 +60,10 @@ return redis.call('DEL', KEYS[1])`
 
 const SCAN_COUNT = 500
 const FETCH_CHUNK = 500
+/** The bound on a health probe: healthz answers promptly while Redis does not. */
+const HEALTH_TIMEOUT_MS = 1_000
+
+const UNREACHABLE = 'The state store (Redis) does not answer; retry shortly'
 
 export class RedisStore implements Store {
   readonly name = 'redis'
@@ -69,7 +76,7 @@ export class RedisStore implements Store {
   constructor(
     private readonly client: Redis,
     namespace: string,
-    private readonly url: string,
+    private readonly commandTimeoutMs: number,
   ) {
     this.root = `${namespace}:`
   }
@@ -118,7 +125,7 @@ export class RedisStore implements Store {
       const replies = await this.call('scan', () => pipeline.exec())
       chunk.forEach((k, j) => {
         const [err, reply] = replies?.[j] ?? [new Error('no reply')]
-        if (err) throw tuftError('TUFT_PERSISTENCE', `Redis scan of ${this.url} failed: ${err.message}`)
+        if (err) throw failure('scan', err)
         const [v, d] = reply as (string | null)[]
         // Keys that expired or were deleted between SCAN and HMGET are simply gone.
         if (v != null && d != null) {
@@ -130,6 +137,21 @@ export class RedisStore implements Store {
       })
     }
     return found.sort(byKey)
+  }
+
+  async health(): Promise<StoreHealth> {
+    if (this.closed) return { ok: false, message: 'the store is closed' }
+    if (this.client.status !== 'ready') return { ok: false, message: UNREACHABLE }
+    let timer: NodeJS.Timeout | undefined
+    const late = new Promise<'late'>((resolve) => {
+      timer = setTimeout(() => resolve('late'), Math.min(HEALTH_TIMEOUT_MS, this.commandTimeoutMs))
+    })
+    try {
+      const answer = await Promise.race([this.client.ping().catch(() => 'failed'), late])
+      return answer === 'PONG' ? { ok: true } : { ok: false, message: UNREACHABLE }
+    } finally {
+      clearTimeout(timer)
+    }
   }
 
   async close(): Promise<void> {
@@ -164,9 +186,7 @@ export class RedisStore implements Store {
       return await fn()
     } catch (err) {
       if (isTuftError(err)) throw err
-      throw tuftError('TUFT_PERSISTENCE', `Redis ${op} on ${this.url} failed: ${(err as Error).message}`, {
-        cause: err,
-      })
+      throw failure(op, err as Error)
     }
   }
 
@@ -174,6 +194,17 @@ export class RedisStore implements Store {
     if (this.closed) throw closedError(this.name)
     if (key !== null) checkKey(this.name, key)
   }
+}
+
+/**
+ * An error Redis answered (a ReplyError: a script or command it refused) or a fault of this code is a
+ * server fault; any other (timed out, connection closed or refused, retries exhausted) means Redis is
+ * not reachable now.
+ */
+function failure(op: string, err: Error): Error {
+  if (err.name === 'ReplyError' || err instanceof TypeError || err instanceof RangeError)
+    return tuftError('TUFT_PERSISTENCE', `Redis ${op} failed: ${err.message}`, { cause: err })
+  return tuftError('TUFT_UNAVAILABLE', UNREACHABLE, { cause: err })
 }
 
 function opt(n: number | undefined): string {
@@ -242,7 +273,7 @@ export async function openRedisStore(cfg: RedisConfig, log: Logger): Promise<Red
   }
   booted = true
   log.info({ url, namespace: cfg.namespace }, 'Redis store connected')
-  return new RedisStore(client, cfg.namespace, url)
+  return new RedisStore(client, cfg.namespace, cfg.command_timeout_ms)
 }
 
 export const redisStoreProvider: StoreProvider<typeof RedisConfig> = {

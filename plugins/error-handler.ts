@@ -41,7 +41,8 @@ async function errorHandlerPlugin(app: FastifyInstance): Promise<void> {
         { code: mapped.code, status: mapped.status, detail: mapped.detail },
         'request rejected',
       )
-    if (mapped.status === 429) reply.header('retry-after', '1')
+    // Busy (429) and unavailable (503: a model loading, the store not answering) are worth retrying.
+    if (mapped.status === 429 || mapped.status === 503) reply.header('retry-after', '1')
     return reply
       .code(mapped.status)
       .type('application/json; charset=utf-8')

@@ -1,5 +1,6 @@
 // GET /api/v1/readyz: readiness for load balancers and orchestrators. 200 once every model is loaded
-// and each of its engines reports itself healthy (EngineHealth), 503 otherwise; the body says which.
+// and each of its engines reports itself healthy (EngineHealth) and the store answers, 503 otherwise;
+// the body says which.
 // Public like /healthz, which stays a bare liveness answer.
 
 import { type Static, Type } from '@sinclair/typebox'
@@ -16,6 +17,7 @@ const Readiness = Type.Object({
       sampling: Type.Optional(Health),
     }),
   ),
+  store: Health,
 })
 export const ReadyzRoute = { response: { 200: Readiness, 503: Readiness } }
 
@@ -24,13 +26,14 @@ export default async function readinessRoutes(app: FastifyInstance): Promise<voi
     '/readyz',
     { schema: ReadyzRoute, config: { public: true }, logLevel: 'warn' },
     async (_, reply) => {
-      const models = await Promise.all(
-        app.models.list().map(async (host) => ({ model_name: host.name, ...(await host.health()) })),
-      )
-      const ready = models.every(
-        (m) => m.state === 'ready' && m.training?.ok !== false && m.sampling?.ok !== false,
-      )
-      const body: Static<typeof Readiness> = { status: ready ? 'ready' : 'not_ready', models }
+      const [store, ...models] = await Promise.all([
+        app.store.health?.() ?? { ok: true },
+        ...app.models.list().map(async (host) => ({ model_name: host.name, ...(await host.health()) })),
+      ])
+      const ready =
+        store.ok &&
+        models.every((m) => m.state === 'ready' && m.training?.ok !== false && m.sampling?.ok !== false)
+      const body: Static<typeof Readiness> = { status: ready ? 'ready' : 'not_ready', models, store }
       return reply.code(ready ? 200 : 503).send(body)
     },
   )

@@ -2,7 +2,6 @@
 // the model hosts, starts their timers (session reaper, checkpoint TTL collection) and, on close,
 // lets queued training work finish before the engines go away.
 
-import type { AddressInfo } from 'node:net'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Logger } from 'pino'
@@ -19,6 +18,7 @@ import { SamplerStore } from '../core/services/samplers.js'
 import { SamplingService } from '../core/services/sampling.js'
 import { SessionService } from '../core/services/sessions.js'
 import { TrainingService } from '../core/services/training.js'
+import { selfUrl } from './base-url.js'
 
 export interface Services {
   futures: FutureService
@@ -44,14 +44,12 @@ declare module 'fastify' {
 /** How often expired sessions and checkpoints are looked for. */
 const SWEEP_INTERVAL_MS = 30_000
 
-/** This process's base URL as peers reach it: public_base_url, else the address it listens on. */
-function selfUrl(app: FastifyInstance): string | null {
-  if (app.tuftConfig.server.public_base_url) return app.tuftConfig.server.public_base_url.replace(/\/$/, '')
-  const address = app.server.address() as AddressInfo | string | null
-  if (address === null || typeof address === 'string') return null
-  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address
-  return `http://${host}:${address.port}`
-}
+/**
+ * Files a crash left (checkpoint temp dirs, unrecorded sampler files) are removed at boot if older than
+ * the boot, or than this when the store is shared: another server may be writing into the same
+ * checkpoint_dir, or about to record what it wrote there.
+ */
+const SHARED_LEFTOVER_GRACE_MS = 3_600_000
 
 async function servicesPlugin(app: FastifyInstance): Promise<void> {
   const config = app.tuftConfig
@@ -129,6 +127,7 @@ async function servicesPlugin(app: FastifyInstance): Promise<void> {
     ownership,
     completions,
   })
+  const bootedAt = Date.now()
   let orphanSweep: Promise<void> = Promise.resolve()
   app.addHook('onReady', async () => {
     await ownership.start()
@@ -136,9 +135,13 @@ async function servicesPlugin(app: FastifyInstance): Promise<void> {
     checkpoints.startGc(SWEEP_INTERVAL_MS)
     sampling.startSweeper(SWEEP_INTERVAL_MS / 6)
     // Leftovers of a crash: in the background, boot does not wait for a directory scan.
-    orphanSweep = samplers.sweepOrphanFiles().then(
+    const before = store.shared ? Date.now() - SHARED_LEFTOVER_GRACE_MS : bootedAt
+    const leftovers = checkpoints.sweepLeftovers(before).then((removed) => {
+      if (removed.length > 0) log.info({ removed }, 'removed checkpoint temp dirs a crash left')
+    })
+    orphanSweep = Promise.all([samplers.sweepOrphanFiles(before), leftovers]).then(
       () => undefined,
-      (err: unknown) => log.warn({ err }, 'sampler file sweep failed'),
+      (err: unknown) => log.warn({ err }, 'sweep of files a crash left failed'),
     )
   })
   app.addHook('preClose', async () => {

@@ -173,5 +173,6 @@ test('a provider whose engine lacks what it declares fails at load; /readyz repo
   assert.deepEqual(ready.json, {
     status: 'ready',
     models: [{ model_name: MODEL, state: 'ready', training: { ok: true }, sampling: { ok: true } }],
+    store: { ok: true },
   })
 })

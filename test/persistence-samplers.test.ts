@@ -259,7 +259,7 @@ test('sampler files a crash left unrecorded are swept once old; recorded and rec
     ])
       utimesSync(join(owned, name), longAgo, longAgo)
 
-    const removed = await server.app.tuft.samplers.sweepOrphanFiles()
+    const removed = await server.app.tuft.samplers.sweepOrphanFiles(Date.now() - 3600_000)
     assert.deepEqual(
       removed.sort(),
       [join(SAMPLERS_DIR, '.tmp-0123'), join(SAMPLERS_DIR, `${encodeURIComponent(sampler)}.deadbeef`)].sort(),

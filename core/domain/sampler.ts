@@ -4,7 +4,14 @@
 export type SamplerSource =
   | { kind: 'base' }
   /** dir: the sampler's own links to the checkpoint's files (records written before: the checkpoint's). */
-  | { kind: 'checkpoint'; runId: string; checkpointId: string; dir: string }
+  | {
+      kind: 'checkpoint'
+      runId: string
+      checkpointId: string
+      dir: string
+      /** The checkpoint's owner, when another user: the sampler serves while they keep it published. */
+      publishedBy?: string
+    }
   /**
    * An in-memory snapshot in the process that took it. With a durable store its PEFT export follows:
    * `writing` until it is on disk, then `dir` (a restart or another process loads it from there).

@@ -68,8 +68,16 @@ export type WireTrainingRun = {
   user_metadata: Record<string, string> | null
 }
 
-/** `checkpoints`: the run's live checkpoints; the newest of each kind is reported. */
-export function toWireTrainingRun(r: TrainingRunRecord, checkpoints: CheckpointRecord[]): WireTrainingRun {
+/**
+ * The run as `viewer` sees it; `checkpoints`: the run's live checkpoints the viewer may read, the newest
+ * of each kind reported. Another user reads a run only through its published checkpoints, and sees no
+ * more than those tell: no user_metadata, and its latest published checkpoint's time as its activity.
+ */
+export function toWireTrainingRun(
+  r: TrainingRunRecord,
+  checkpoints: CheckpointRecord[],
+  viewer: string,
+): WireTrainingRun {
   const newest = (kind: CheckpointRecord['kind']) => {
     const found = checkpoints.filter((c) => c.kind === kind).sort((a, b) => b.createdAt - a.createdAt)[0]
     return found ? toWireCheckpoint(found) : null
@@ -81,9 +89,15 @@ export function toWireTrainingRun(r: TrainingRunRecord, checkpoints: CheckpointR
     is_lora: true,
     corrupted: r.state === 'failed',
     lora_rank: r.lora.rank,
-    last_request_time: new Date(r.lastRequestAt).toISOString(),
+    last_request_time: new Date(activityAt(r, checkpoints, viewer)).toISOString(),
     last_checkpoint: newest('weights'),
     last_sampler_checkpoint: newest('sampler_weights'),
-    user_metadata: r.userMetadata,
+    user_metadata: r.owner === viewer ? r.userMetadata : null,
   }
+}
+
+/** When the run was last active as `viewer` may know it (listings sort by it, newest first). */
+export function activityAt(r: TrainingRunRecord, checkpoints: CheckpointRecord[], viewer: string): number {
+  if (r.owner === viewer) return r.lastRequestAt
+  return Math.max(r.createdAt, ...checkpoints.map((c) => c.createdAt))
 }

@@ -1,10 +1,11 @@
 // Checkpoints on disk and in the Store (spec §3.14-3.17, §3.23, §7.3): written atomically under
 // checkpoint_dir/<user>/<run>/{weights,sampler_weights}/<name>/ (temp dir + rename), listed, published,
-// given TTLs, garbage-collected when expired, and exported as .tar.gz archives behind signed URLs.
+// given TTLs, garbage-collected when expired, and exported as .tar.gz archives behind signed URLs. The
+// temp dirs a crash left in a run's directory are swept at boot.
 
 import { createHmac, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto'
 import { existsSync } from 'node:fs'
-import { mkdir, readdir, rename, rm } from 'node:fs/promises'
+import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Readable } from 'node:stream'
 import type { Logger } from 'pino'
@@ -24,6 +25,7 @@ import {
   parseTinkerPath,
 } from '../wire/paths.js'
 import { MAX_TTL_SECONDS } from '../wire/schemas.js'
+import { STATE_DIR } from './durable-state.js'
 
 export interface CheckpointServiceOptions {
   store: Store
@@ -32,6 +34,12 @@ export interface CheckpointServiceOptions {
   log: Logger
   events: EventBus
 }
+
+/**
+ * What a save cut short by a crash leaves in a run's directory (and in its durable state directory):
+ * the temp dir being filled, or the replaced copy of an overwritten checkpoint.
+ */
+const LEFTOVER = /^\.(tmp|old)-/
 
 /** Files an archive must hold at its root (spec §3.23.7). */
 const PEFT_FILES = ['adapter_model.safetensors', 'adapter_config.json']
@@ -233,6 +241,32 @@ export class CheckpointService {
     return removed
   }
 
+  /**
+   * Removes what saves cut short by a crash left under every run's directory, if last modified before
+   * `before` (a save of this process, or of another server sharing checkpoint_dir, may be filling a
+   * newer one); returns their paths relative to checkpoint_dir. User directories are URI-encoded ids,
+   * never dot entries.
+   */
+  async sweepLeftovers(before: number): Promise<string[]> {
+    const removed: string[] = []
+    const list = (rel: string) => readdir(join(this.opts.root, rel)).catch(() => [] as string[])
+    for (const user of await list('')) {
+      if (user.startsWith('.')) continue
+      for (const run of await list(user)) {
+        for (const parent of [join(user, run), join(user, run, STATE_DIR)]) {
+          for (const name of (await list(parent)).filter((n) => LEFTOVER.test(n))) {
+            const rel = join(parent, name)
+            const info = await stat(join(this.opts.root, rel)).catch(() => null)
+            if (info === null || info.mtimeMs >= before) continue
+            await rm(join(this.opts.root, rel), { recursive: true, force: true })
+            removed.push(rel)
+          }
+        }
+      }
+    }
+    return removed
+  }
+
   startGc(intervalMs: number): void {
     this.gcTimer = setInterval(() => {
       this.gc().catch((err) => this.opts.log.error({ err }, 'checkpoint garbage collection failed'))
@@ -256,8 +290,10 @@ export class CheckpointService {
   /** The checkpoint a token grants, re-checking that the reader may still read it. */
   async verifyArchive(token: string): Promise<CheckpointRecord> {
     const invalid = () => tuftError('TUFT_NOT_FOUND', 'Unknown or expired archive link')
-    const [payload, sig] = token.split('.')
-    if (!payload || !sig) throw invalid()
+    // Exactly `<payload>.<signature>`, both base64url: nothing before, between or after them.
+    const parts = /^([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)$/.exec(token)
+    if (!parts) throw invalid()
+    const [, payload, sig] = parts as unknown as [string, string, string]
     const expected = Buffer.from(this.sign(payload))
     const given = Buffer.from(sig)
     if (expected.length !== given.length || !timingSafeEqual(expected, given)) throw invalid()

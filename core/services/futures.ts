@@ -144,6 +144,17 @@ export class FutureService {
     return this.settleLost(record, doc!.version)
   }
 
+  /**
+   * Settles future `id` at once if a process that has since stopped left it unfinished (as get would):
+   * for a run being taken over, before new work moves its durable point past the one that finishes it.
+   */
+  async settleIfLost(id: string): Promise<void> {
+    if (this.live.has(id)) return
+    const doc = await this.opts.store.get<FutureRecord>(keys.future(id))
+    if (!doc || isFinished(doc.value) || (await this.isBootAlive(doc.value.boot))) return
+    await this.settleLost(doc.value, doc.version)
+  }
+
   private isBootAlive(bootId: string): Promise<boolean> {
     if (bootId === this.opts.bootId) return Promise.resolve(true)
     return this.opts.isBootAlive?.(bootId) ?? Promise.resolve(false)

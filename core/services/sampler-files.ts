@@ -3,7 +3,7 @@
 // store, under checkpoint_dir/.samplers/. Deleting or expiring the checkpoint, or a restart, then leaves
 // the sampler able to load its adapter again; the files go when the sampler's session expires. What a
 // crash left behind (a temp directory, or a published one whose record was never written) is swept at
-// boot once it is old enough that no live process can still be about to record it.
+// boot if older than a cutoff that no live process can still be about to record it after.
 
 import { randomUUID } from 'node:crypto'
 import { copyFile, link, mkdir, readdir, rename, rm, stat } from 'node:fs/promises'
@@ -51,11 +51,11 @@ export class SamplerFiles {
 
   /**
    * Removes the entries of the samplers directory that `referenced` (paths relative to checkpoint_dir,
-   * as records hold them) does not name and that were last modified over `graceMs` ago: another
-   * server sharing the directory may have published one a moment ago and not recorded it yet.
+   * as records hold them) does not name and that were last modified before `before`: this process, or
+   * another server sharing the directory, may have published a newer one and not recorded it yet.
    * Returns the removed paths.
    */
-  async sweep(referenced: ReadonlySet<string>, graceMs: number, now = Date.now()): Promise<string[]> {
+  async sweep(referenced: ReadonlySet<string>, before: number): Promise<string[]> {
     const parent = join(this.root, SAMPLERS_DIR)
     const names = await readdir(parent).catch((err: NodeJS.ErrnoException) => {
       if (err.code === 'ENOENT') return [] as string[]
@@ -66,7 +66,7 @@ export class SamplerFiles {
       const rel = join(SAMPLERS_DIR, name)
       if (referenced.has(rel)) continue
       const info = await stat(join(parent, name)).catch(() => null)
-      if (info === null || now - info.mtimeMs < graceMs) continue
+      if (info === null || info.mtimeMs >= before) continue
       await this.remove(rel)
       removed.push(rel)
     }

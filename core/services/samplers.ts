@@ -1,17 +1,18 @@
 // The sampler store (spec §3.16, §3.18, §3.20): sampler records and the adapters they serve — base
 // model, a checkpoint's files, or an in-memory snapshot of a training run with its durable copy — with
-// their lifecycle: creation, the newest few snapshots kept per run, release when a session expires, and
-// the sweep of files no record names. Sample requests themselves are admitted by SamplingService.
+// their lifecycle: creation, the newest few snapshots kept per run, release when a session expires,
+// revocation of samplers on another user's checkpoint once it is no longer published, and the sweep of
+// files no record names. Sample requests themselves are admitted by SamplingService.
 
 import type { Logger } from 'pino'
-import type { CheckpointRecord } from '../domain/checkpoint.js'
+import { type CheckpointRecord, canReadCheckpoint } from '../domain/checkpoint.js'
 import { keys } from '../domain/keys.js'
 import type { SamplerRecord, SamplerSource } from '../domain/sampler.js'
 import type { TrainingRunRecord } from '../domain/training-run.js'
 import { tuftError } from '../errors.js'
 import { samplerId } from '../ids.js'
 import type { Store } from '../persistence.js'
-import { formatCheckpointId } from '../wire/paths.js'
+import { type CheckpointKind, formatCheckpointId } from '../wire/paths.js'
 import type { CreateSamplingSessionRequest } from '../wire/schemas.js'
 import { AdapterCache, type LocalAdapter, type PinnedAdapter } from './adapter-cache.js'
 import type { CheckpointService } from './checkpoints.js'
@@ -37,12 +38,6 @@ export const SNAPSHOTS_KEPT_PER_RUN = 4
  * process died): until then another process answers 503 (retry) instead of 404.
  */
 const SNAPSHOT_WRITE_GRACE_MS = 60_000
-
-/**
- * Sampler files no record names are swept once this old: far beyond any export another server sharing
- * checkpoint_dir could still be writing or about to record.
- */
-const ORPHAN_GRACE_MS = 3_600_000
 
 /** The engine id of a checkpoint's adapter. */
 function checkpointAdapterId(runId: string, checkpointId: string): string {
@@ -79,15 +74,15 @@ export class SamplerStore {
 
   /**
    * Removes sampler files no record names any more (a crash between writing them and recording them)
-   * once they are `graceMs` old; returns their paths.
+   * last modified before `before`; returns their paths.
    */
-  async sweepOrphanFiles(graceMs = ORPHAN_GRACE_MS): Promise<string[]> {
+  async sweepOrphanFiles(before: number): Promise<string[]> {
     const referenced = new Set<string>()
     for (const { doc } of await this.opts.store.scan<SamplerRecord>(keys.samplers())) {
       const source = doc.value.source
       if (source.kind !== 'base' && source.dir !== undefined) referenced.add(source.dir)
     }
-    const removed = await this.opts.files.sweep(referenced, graceMs)
+    const removed = await this.opts.files.sweep(referenced, before)
     if (removed.length > 0) this.opts.log.info({ removed }, 'removed sampler files no sampler records')
     return removed
   }
@@ -108,7 +103,13 @@ export class SamplerStore {
           if (err.code !== 'ENOENT') throw err
           throw tuftError('TUFT_NOT_FOUND', `Checkpoint '${body.model_path}' not found`, { cause: err })
         })
-      source = { kind: 'checkpoint', runId: c.runId, checkpointId: formatCheckpointId(c.kind, c.name), dir }
+      source = {
+        kind: 'checkpoint',
+        runId: c.runId,
+        checkpointId: formatCheckpointId(c.kind, c.name),
+        dir,
+        ...(c.owner === userId ? {} : { publishedBy: c.owner }),
+      }
       baseModel = c.baseModel
     } else if (body.base_model) {
       baseModel = body.base_model
@@ -276,7 +277,25 @@ export class SamplerStore {
   async getSampler(userId: string, id: string): Promise<SamplerRecord> {
     const doc = await this.opts.store.get<SamplerRecord>(keys.sampler(id))
     if (!doc || doc.value.owner !== userId) throw tuftError('TUFT_NOT_FOUND', `Unknown sampler '${id}'`)
+    await this.checkStillPublished(doc.value)
     return doc.value
+  }
+
+  /**
+   * A sampler on another user's checkpoint serves only while its owner keeps it published: once
+   * unpublished, deleted or expired, the sampler answers 404 (its own files go with its session).
+   */
+  private async checkStillPublished(s: SamplerRecord): Promise<void> {
+    if (s.source.kind !== 'checkpoint' || s.source.publishedBy === undefined) return
+    // Recorded as formatCheckpointId wrote it: `<kind>/<name>`, not checked again.
+    const [kind, ...name] = s.source.checkpointId.split('/')
+    const ref = { kind: kind as CheckpointKind, name: name.join('/') }
+    const c = await this.opts.checkpoints.find(s.source.runId, ref)
+    if (c && canReadCheckpoint(c, s.owner)) return
+    throw tuftError(
+      'TUFT_NOT_FOUND',
+      `Sampler '${s.id}' was created from ${s.modelPath ?? s.source.checkpointId}, which is no longer published`,
+    )
   }
 
   async listSamplers(userId: string, sessionId: string): Promise<SamplerRecord[]> {

@@ -236,6 +236,10 @@ export class TrainingService {
     await this.claim(stale.id)
     // Read again under the lease: the previous holder may have written a later durable point.
     const record = (await this.opts.store.get<TrainingRunRecord>(keys.run(stale.id)))?.value ?? stale
+    // The operation of that point is done even if its future's own record was lost (a crash before it
+    // was written, a torn journal tail): say so now, while the pointer still names it. Once new work
+    // moves the pointer on, the future would read as lost, and its client would apply it again.
+    if (record.durable) await this.opts.futures.settleIfLost(record.durable.futureId)
     const host = this.opts.models.get(record.baseModel)
     const created = (async () => {
       try {

@@ -99,7 +99,18 @@ export type TelemetryRequest = Static<typeof TelemetryRequest>
 export const TelemetryResponse = Type.Object({ status: Type.Literal('accepted') })
 export const TelemetryRoute = { body: TelemetryRequest, response: ok(TelemetryResponse) }
 
-export const HealthzRoute = { response: ok(Type.Object({ status: Type.Literal('ok') })) }
+/**
+ * Liveness (spec §3.7: `{"status": "ok"}`): `degraded` while the store does not answer, still 200 (the
+ * process is alive; restarting it would not bring the store back), with the reason under `store`.
+ */
+export const HealthzRoute = {
+  response: ok(
+    Type.Object({
+      status: Type.Union([Type.Literal('ok'), Type.Literal('degraded')]),
+      store: Type.Optional(Type.Object({ ok: Type.Boolean(), message: Type.Optional(Type.String()) })),
+    }),
+  ),
+}
 
 export const SupportedModel = Type.Object({
   model_name: Type.Optional(Type.String()),

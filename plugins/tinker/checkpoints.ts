@@ -2,7 +2,7 @@
 // /training_runs/<run>/checkpoints/* whose tail is a checkpoint id plus an optional action (publish,
 // ttl, archive). Archives are served through a 302 to a signed, self-authorising download URL.
 
-import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { FastifyInstance } from 'fastify'
 import { toWireCheckpoint } from '../../core/domain/checkpoint.js'
 import { splitCheckpointTail } from '../../core/wire/paths.js'
 import {
@@ -18,16 +18,13 @@ import {
   WeightsInfoRoute,
 } from '../../core/wire/schemas.js'
 import { userOf } from '../auth.js'
+import { linkBaseUrl } from '../base-url.js'
 
 /** How long an archive link stays valid (the SDK assumes 15 minutes). */
 const ARCHIVE_LINK_MS = 15 * 60 * 1000
 
 export default async function checkpointRoutes(app: FastifyInstance): Promise<void> {
   const { checkpoints, training } = app.tuft
-  const publicBase = app.tuftConfig.server.public_base_url?.replace(/\/+$/, '')
-
-  const baseUrl = (request: FastifyRequest) => publicBase ?? `${request.protocol}://${request.host}`
-
   app.post<{ Body: WeightsInfoRequest }>('/weights_info', { schema: WeightsInfoRoute }, async (request) => {
     const c = await checkpoints.readablePath(userOf(request), request.body.tinker_path)
     return {
@@ -103,7 +100,7 @@ export default async function checkpointRoutes(app: FastifyInstance): Promise<vo
     const token = checkpoints.signArchive(user, c, expiresAt)
     return reply
       .code(302)
-      .header('location', `${baseUrl(request)}/api/v1/checkpoint_archives/${token}`)
+      .header('location', `${linkBaseUrl(app)}/api/v1/checkpoint_archives/${token}`)
       .header('expires', new Date(expiresAt).toUTCString())
       .send()
   })

@@ -2,8 +2,8 @@
 // whose checkpoints others published), newest activity first, with the checkpoints the caller can see.
 
 import type { FastifyInstance } from 'fastify'
-import { canReadCheckpoint } from '../../core/domain/checkpoint.js'
-import { type TrainingRunRecord, toWireTrainingRun } from '../../core/domain/training-run.js'
+import { type CheckpointRecord, canReadCheckpoint } from '../../core/domain/checkpoint.js'
+import { activityAt, type TrainingRunRecord, toWireTrainingRun } from '../../core/domain/training-run.js'
 import { tuftError } from '../../core/errors.js'
 import {
   GetTrainingRunRoute,
@@ -16,16 +16,24 @@ export default async function trainingRunRoutes(app: FastifyInstance): Promise<v
   const { training, checkpoints } = app.tuft
 
   /** The run in wire form with the checkpoints this caller may see. */
-  const wire = async (user: string, run: TrainingRunRecord) => {
-    const visible = (await checkpoints.listRun(run.id)).filter((c) => canReadCheckpoint(c, user))
-    return toWireTrainingRun(run, visible)
-  }
+  const wire = async (user: string, run: TrainingRunRecord) =>
+    toWireTrainingRun(run, await visibleCheckpoints(user, run), user)
 
-  /** Other users' runs that hold at least one published checkpoint. */
-  const sharedRuns = async (user: string): Promise<TrainingRunRecord[]> => {
-    const ids = new Set((await checkpoints.listPublic()).filter((c) => c.owner !== user).map((c) => c.runId))
-    const runs = await Promise.all([...ids].map((id) => training.findRun(id)))
-    return runs.filter((r): r is TrainingRunRecord => r !== null)
+  const visibleCheckpoints = async (user: string, run: TrainingRunRecord) =>
+    (await checkpoints.listRun(run.id)).filter((c) => canReadCheckpoint(c, user))
+
+  /** Other users' runs that hold at least one published checkpoint, with their published checkpoints. */
+  const sharedRuns = async (user: string): Promise<Map<TrainingRunRecord, CheckpointRecord[]>> => {
+    const published = new Map<string, CheckpointRecord[]>()
+    for (const c of await checkpoints.listPublic()) {
+      if (c.owner !== user) published.set(c.runId, [...(published.get(c.runId) ?? []), c])
+    }
+    const shared = new Map<TrainingRunRecord, CheckpointRecord[]>()
+    for (const [id, list] of published) {
+      const run = await training.findRun(id)
+      if (run !== null) shared.set(run, list)
+    }
+    return shared
   }
 
   app.get<{ Querystring: ListTrainingRunsQuery }>(
@@ -35,9 +43,16 @@ export default async function trainingRunRoutes(app: FastifyInstance): Promise<v
       const user = userOf(request)
       const { limit, offset, access_scope, project_id } = request.query
       let runs = await training.listRuns(user)
-      if (access_scope === 'accessible') runs.push(...(await sharedRuns(user)))
-      if (project_id !== undefined) runs = runs.filter((r) => r.projectId === project_id)
-      runs.sort((a, b) => b.lastRequestAt - a.lastRequestAt)
+      const activity = new Map(runs.map((r) => [r, r.lastRequestAt]))
+      if (access_scope === 'accessible') {
+        for (const [run, published] of await sharedRuns(user)) {
+          runs.push(run)
+          activity.set(run, activityAt(run, published, user))
+        }
+      }
+      // Project ids are their owner's: another user's run never matches one (nor reveals it).
+      if (project_id !== undefined) runs = runs.filter((r) => r.owner === user && r.projectId === project_id)
+      runs.sort((a, b) => activity.get(b)! - activity.get(a)!)
       const page = runs.slice(offset, offset + limit)
       return {
         training_runs: await Promise.all(page.map((r) => wire(user, r))),

@@ -11,6 +11,10 @@ import { join } from 'node:path'
 export interface TestRedis {
   url: string
   port: number
+  /** SIGSTOP: connections stay open and nothing answers, as with a Redis hung or cut off. */
+  pause(): void
+  /** SIGCONT after pause(). */
+  resume(): void
   stop(): Promise<void>
 }
 
@@ -51,7 +55,13 @@ export async function startRedis(): Promise<TestRedis> {
     )
     try {
       await waitReady(child)
-      return { url: `redis://127.0.0.1:${port}`, port, stop: () => stop(child, dir) }
+      return {
+        url: `redis://127.0.0.1:${port}`,
+        port,
+        pause: () => child.kill('SIGSTOP'),
+        resume: () => child.kill('SIGCONT'),
+        stop: () => stop(child, dir),
+      }
     } catch (err) {
       lastError = err as Error
       child.kill('SIGKILL')
@@ -88,6 +98,8 @@ function waitReady(child: ChildProcess): Promise<void> {
 async function stop(child: ChildProcess, dir: string): Promise<void> {
   if (child.exitCode === null && child.signalCode === null) {
     const exited = once(child, 'exit')
+    // A paused server would not act on SIGTERM.
+    child.kill('SIGCONT')
     child.kill('SIGTERM')
     await exited
   }
