@@ -13,6 +13,7 @@ import { FutureExpiredError, RequestFailedError, ResponseFormatError } from './e
 import { FakeServer } from './fake-server.js'
 import { awaitFuture } from './futures.js'
 import { HttpClient } from './http.js'
+import { RestClient } from './rest.js'
 import { ServiceClient } from './service.js'
 
 const PROTO = { 'content-type': 'application/x-protobuf' }
@@ -214,5 +215,19 @@ describe('awaitFuture', () => {
     futures.set('j', [{ body: { loss_fn_outputs: [] } }])
     await assert.rejects(awaitFuture(http(), { request_id: 'j' }, 'Forward'), ResponseFormatError)
     await assert.rejects(awaitFuture(http(), { request_id: 'missing' }, 'OptimStep'), /404/)
+  })
+})
+
+describe('exportSessionTrace', () => {
+  it('asks again while pending, returns the url once ready and throws the reason of a failure', async () => {
+    const answers = [{ status: 'pending' }, { status: 'pending' }, { status: 'ready', url: 'https://t/x' }]
+    server.on('GET /api/v1/sessions/s1/trace_export', (_req, n) => ({ body: answers[n] }))
+    server.on('GET /api/v1/sessions/s2/trace_export', () => ({
+      body: { status: 'failed', error: 'disk full' },
+    }))
+    const rest = new RestClient(new HttpClient({ baseUrl: server.url, apiKey: 'tml-k', retry: FAST }))
+    assert.equal(await rest.exportSessionTrace('s1', 1), 'https://t/x')
+    assert.equal(server.requests.filter((r) => r.path.endsWith('s1/trace_export')).length, 3)
+    await assert.rejects(rest.exportSessionTrace('s2', 1), /Trace export failed for session s2: disk full/)
   })
 })

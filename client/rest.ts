@@ -9,6 +9,7 @@ import {
   SamplerResponse,
   SessionResponse,
   SessionsResponse,
+  SessionTraceExportResponse,
   TrainingRun,
   TrainingRunsResponse,
   WeightsInfoResponse,
@@ -26,6 +27,9 @@ export interface ArchiveUrl {
 }
 
 const ARCHIVE_VALIDITY_MS = 15 * 60 * 1000
+
+/** How often the SDK asks again while a session trace export is pending (spec §3.24). */
+const TRACE_EXPORT_POLL_MS = 5000
 
 /** How long to wait for an archive still being built (503), and how often to ask (spec §3.23.7). */
 export interface ArchiveWait {
@@ -157,6 +161,25 @@ export class RestClient {
       query: { access_scope: accessScope },
     })
     return checked(SessionResponse, body, 'session')
+  }
+
+  /**
+   * The download URL of a session's timeline (a trace Perfetto opens), asked until the server says
+   * ready, as the SDK's export_session_trace does; a failed export throws.
+   */
+  async exportSessionTrace(sessionId: string, pollMs = TRACE_EXPORT_POLL_MS): Promise<string> {
+    for (;;) {
+      const body = await this.http.json('GET', `/api/v1/sessions/${sessionId}/trace_export`)
+      const answer = checked(SessionTraceExportResponse, body, 'trace_export')
+      if (answer.status === 'ready') {
+        if (!answer.url) throw new ResponseFormatError('trace_export answered ready without a url')
+        return answer.url
+      }
+      if (answer.status === 'failed') {
+        throw new Error(`Trace export failed for session ${sessionId}: ${answer.error ?? 'no reason given'}`)
+      }
+      await sleep(pollMs)
+    }
   }
 
   async getSampler(samplerId: string): Promise<SamplerResponse> {

@@ -1,11 +1,16 @@
 // Coded errors: the single place where every error the server can report is defined, with the HTTP
-// status it maps to and the future-failure category the Tinker SDK understands (spec §1.9, §4.3).
+// status it maps to and the future-failure category the Tinker SDK understands (spec §1.9, §4.3), and
+// what of an error a client may see (clientError).
+
+import { randomUUID } from 'node:crypto'
 
 export type FailureCategory = 'user' | 'server' | 'unknown'
 
 interface ErrorKind {
   status: number
   category: FailureCategory
+  /** A fault of the server itself: its message (paths, URLs) goes to the log, never to the client. */
+  internal?: true
 }
 
 const KINDS = {
@@ -20,9 +25,9 @@ const KINDS = {
   TUFT_FUTURE_EXPIRED: { status: 410, category: 'server' },
   TUFT_UNAVAILABLE: { status: 503, category: 'server' },
   TUFT_ENGINE: { status: 500, category: 'server' },
-  TUFT_INTERNAL: { status: 500, category: 'server' },
-  TUFT_CONFIG: { status: 500, category: 'server' },
-  TUFT_PERSISTENCE: { status: 500, category: 'server' },
+  TUFT_INTERNAL: { status: 500, category: 'server', internal: true },
+  TUFT_CONFIG: { status: 500, category: 'server', internal: true },
+  TUFT_PERSISTENCE: { status: 500, category: 'server', internal: true },
 } as const satisfies Record<string, ErrorKind>
 
 export type ErrorCode = keyof typeof KINDS
@@ -66,4 +71,38 @@ export function isTuftError(err: unknown): err is TuftError {
     (err as unknown as Record<symbol, unknown>)[BRAND] === true &&
     Object.hasOwn(KINDS, (err as { code?: unknown }).code as string)
   )
+}
+
+/** An error as a client sees it; `correlationId` is set when the message was withheld. */
+export interface ClientError {
+  status: number
+  code: ErrorCode
+  message: string
+  category: FailureCategory
+  correlationId: string | null
+}
+
+/**
+ * What a client may see of `err`. An internal fault (an error that is not a TuftError, e.g. a
+ * filesystem error with its path, or a code marked internal) reaches the client only as
+ * "Internal error (correlation id …)"; the caller logs the error with that id.
+ */
+export function clientError(err: unknown): ClientError {
+  if (isTuftError(err) && !(KINDS[err.code] as ErrorKind).internal) {
+    return {
+      status: err.statusCode,
+      code: err.code,
+      message: err.message,
+      category: err.category,
+      correlationId: null,
+    }
+  }
+  const correlationId = randomUUID()
+  return {
+    status: 500,
+    code: isTuftError(err) ? err.code : 'TUFT_INTERNAL',
+    message: `Internal error (correlation id ${correlationId})`,
+    category: 'server',
+    correlationId,
+  }
 }

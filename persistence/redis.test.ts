@@ -8,7 +8,7 @@ import { createServer, type Socket } from 'node:net'
 import { after, before, describe, it } from 'node:test'
 import { Redis } from 'ioredis'
 import pino from 'pino'
-import { freePort, startRedis, type TestRedis } from '../test/helpers/redis.js'
+import { freePort, redisSkip, startRedis, type TestRedis } from '../test/helpers/redis.js'
 import { newSpace, storeConformance } from './conformance.js'
 import { openRedisStore, type RedisStore } from './redis.js'
 
@@ -16,6 +16,7 @@ const log = pino({ level: 'silent' })
 let redis: TestRedis | undefined
 let raw: Redis | undefined
 before(async () => {
+  if (redisSkip) return
   redis = await startRedis()
   raw = new Redis(redis.url)
 })
@@ -31,9 +32,11 @@ function openStore(namespace: string, url = redis!.url, connectTimeoutMs = 2_000
   )
 }
 
-storeConformance('redis', { open: (space) => openStore(space), durable: true, shared: true })
+describe('on redis-server', { skip: redisSkip }, () =>
+  storeConformance('redis', { open: (space) => openStore(space), durable: true, shared: true }),
+)
 
-describe('redis store', () => {
+describe('redis store', { skip: redisSkip }, () => {
   it('keeps documents as version + JSON hashes under <namespace>:, with TTL in Redis', async () => {
     const ns = newSpace()
     const s = await openStore(ns)

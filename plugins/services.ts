@@ -16,6 +16,7 @@ import { SampleCompletions } from '../core/services/sample-completions.js'
 import { SamplerFiles } from '../core/services/sampler-files.js'
 import { SamplerStore } from '../core/services/samplers.js'
 import { SamplingService } from '../core/services/sampling.js'
+import { SessionTraces } from '../core/services/session-traces.js'
 import { SessionService } from '../core/services/sessions.js'
 import { TrainingService } from '../core/services/training.js'
 import { selfUrl } from './base-url.js'
@@ -23,6 +24,8 @@ import { selfUrl } from './base-url.js'
 export interface Services {
   futures: FutureService
   sessions: SessionService
+  /** Each session's timeline, for trace_export. */
+  sessionTraces: SessionTraces
   checkpoints: CheckpointService
   training: TrainingService
   samplers: SamplerStore
@@ -78,6 +81,7 @@ async function servicesPlugin(app: FastifyInstance): Promise<void> {
     expiryMs: config.server.session_expiry_seconds * 1000,
     idempotencyTtlMs: 24 * 3600 * 1000,
   })
+  const sessionTraces = new SessionTraces({ events, sessions })
   const checkpoints = new CheckpointService({ store, root: config.checkpoint_dir, log, events })
   const samplers = new SamplerStore({
     store,
@@ -120,6 +124,7 @@ async function servicesPlugin(app: FastifyInstance): Promise<void> {
   app.decorate('tuft', {
     futures,
     sessions,
+    sessionTraces,
     checkpoints,
     training,
     samplers,

@@ -1,6 +1,7 @@
 // The dependency rules of the layout (README "How it is built"), read from the code's own imports:
-// core/ is the ground floor and imports nothing outside it, and no file imports itself back through a
-// cycle. Every TypeScript file of the repository is read; nothing is listed by hand.
+// core/ is the ground floor and imports nothing outside it, no file imports itself back through a
+// cycle, and nothing reads files from outside the repository (a fresh clone has no ../shared). Every
+// TypeScript file of the repository is read; nothing is listed by hand.
 
 import assert from 'node:assert/strict'
 import { readdirSync, readFileSync } from 'node:fs'
@@ -94,6 +95,14 @@ describe('architecture', () => {
   it('has no import cycles', () => {
     const found = cycles(graph)
     assert.deepEqual(found, [], `import cycles:\n${found.map((c) => c.join(' ↔ ')).join('\n')}`)
+  })
+
+  it('stands alone: no code or test reaches outside the repository for files (../shared)', () => {
+    const outside = sourceFiles(ROOT)
+      .filter((file) => /\.\.\/shared\b|['"`]\/work\//.test(readFileSync(file, 'utf8')))
+      .map((file) => relative(ROOT, file))
+      .filter((file) => file !== 'test/architecture.test.ts')
+    assert.deepEqual(outside, [], `files outside the repository are read by:\n${outside.join('\n')}`)
   })
 
   it('would see a cycle and an outward import (the checks can fail)', () => {

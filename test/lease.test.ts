@@ -10,7 +10,7 @@ import type { DeleteOptions, Json, PutOptions, Store } from '../core/persistence
 import { newSpace } from '../persistence/conformance.js'
 import { MemoryStore } from '../persistence/memory.js'
 import { openRedisStore } from '../persistence/redis.js'
-import { startRedis, type TestRedis } from './helpers/redis.js'
+import { redisSkip, startRedis, type TestRedis } from './helpers/redis.js'
 
 const log = pino({ level: 'silent' })
 
@@ -47,8 +47,8 @@ interface Pair {
   close(): Promise<void>
 }
 
-function leaseSuite(label: string, openPair: () => Promise<Pair>): void {
-  describe(`leases on ${label}`, () => {
+function leaseSuite(label: string, openPair: () => Promise<Pair>, skip: string | false = false): void {
+  describe(`leases on ${label}`, { skip }, () => {
     const opts = (owner: string, extra = {}) => ({ owner, ttlMs: 300, renewEveryMs: 60, log, ...extra })
 
     it('has one holder at a time and hands over on release', async () => {
@@ -144,19 +144,24 @@ leaseSuite('one memory store', async () => {
 
 let redis: TestRedis | undefined
 before(async () => {
+  if (redisSkip) return
   redis = await startRedis()
 })
 after(async () => {
   await redis?.stop()
 })
 
-leaseSuite('two Redis store instances on one namespace', async () => {
-  const namespace = newSpace()
-  const open = () =>
-    openRedisStore(
-      { redis_url: redis!.url, namespace, connect_timeout_ms: 2_000, command_timeout_ms: 5_000 },
-      log,
-    )
-  const [a, b] = await Promise.all([open(), open()])
-  return { a: new Partitionable(a), b, close: async () => void (await Promise.all([a.close(), b.close()])) }
-})
+leaseSuite(
+  'two Redis store instances on one namespace',
+  async () => {
+    const namespace = newSpace()
+    const open = () =>
+      openRedisStore(
+        { redis_url: redis!.url, namespace, connect_timeout_ms: 2_000, command_timeout_ms: 5_000 },
+        log,
+      )
+    const [a, b] = await Promise.all([open(), open()])
+    return { a: new Partitionable(a), b, close: async () => void (await Promise.all([a.close(), b.close()])) }
+  },
+  redisSkip,
+)

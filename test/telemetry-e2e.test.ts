@@ -46,6 +46,7 @@ describe('telemetry end to end (real app, engine double, TS client)', () => {
     dir = mkdtempSync(join(tmpdir(), 'tuft-telemetry-e2e-'))
     const config = await testConfig(dir, {
       log_level: 'info',
+      operators: ['alice'],
       telemetry: {
         enabled: true,
         otlp_endpoint: receiver.endpoint,
@@ -80,7 +81,7 @@ describe('telemetry end to end (real app, engine double, TS client)', () => {
       await sampler.sample([1, 2, 3], 1, { max_tokens: 4, temperature: 0 })
       const bobRun = await bob.createLoraTrainingClient(MODEL, { rank: 4 })
       await bobRun.forwardBackward([datumFromTokens([9, 10, 11])], 'cross_entropy')
-      scrape = await (await fetch(`${baseUrl}/metrics`)).text()
+      scrape = await (await fetch(`${baseUrl}/metrics`, { headers: { 'x-api-key': ALICE } })).text()
       for (const [user, key] of [
         ['alice', ALICE],
         ['bob', BOB],

@@ -27,7 +27,29 @@ function value(text: string, name: string, labels: Record<string, string>): numb
   )?.value
 }
 
+/** alice is an operator in telemetryConfig(); bob is not. */
+const OPERATOR = 'tml-alice-secret'
+
 describe('Prometheus scrape endpoint', () => {
+  test('per-user series are for operators only: 401 without a key, 403 for other users', async () => {
+    const config = telemetryConfig({ enabled: false, prometheus: { enabled: true, path: '/metrics' } })
+    const flow = await buildFlowApp({ config })
+    try {
+      await runFlow(flow)
+      const anonymous = await flow.app.inject('/metrics')
+      assert.equal(anonymous.statusCode, 401)
+      assert.doesNotMatch(anonymous.body, /user_id/)
+      const bob = await flow.app.inject({ url: '/metrics', headers: { 'x-api-key': 'tml-bob-secret' } })
+      assert.equal(bob.statusCode, 403)
+      assert.match(JSON.parse(bob.body).detail, /operator/)
+      const operator = await flow.app.inject({ url: '/metrics', headers: { 'x-api-key': OPERATOR } })
+      assert.equal(operator.statusCode, 200)
+      assert.match(operator.body, /user_id="bob"/)
+    } finally {
+      await flow.app.close()
+    }
+  })
+
   test('metrics only (telemetry.enabled false): per-user counters and latency on /metrics', async () => {
     const config = telemetryConfig({ enabled: false, prometheus: { enabled: true, path: '/metrics' } })
     const flow = await buildFlowApp({ config })
@@ -35,7 +57,7 @@ describe('Prometheus scrape endpoint', () => {
       assert.ok(flow.app.telemetry)
       assert.equal(flow.app.telemetry.tracer, null, 'no tracing without enabled')
       await runFlow(flow)
-      const res = await flow.app.inject('/metrics')
+      const res = await flow.app.inject({ url: '/metrics', headers: { 'x-api-key': OPERATOR } })
       assert.equal(res.statusCode, 200)
       assert.match(String(res.headers['content-type']), /^text\/plain; version=0\.0\.4/)
       const text = res.body
@@ -67,7 +89,9 @@ describe('Prometheus scrape endpoint', () => {
     const flow = await buildFlowApp({ config, telemetry })
     try {
       await runFlow(flow)
-      const text = (await flow.app.inject('/internal/metrics')).body
+      const text = (
+        await flow.app.inject({ url: '/internal/metrics', headers: { authorization: `Bearer ${OPERATOR}` } })
+      ).body
       assert.equal(value(text, 'tuft_training_tokens_total', { user_id: 'alice' }), 12)
       assert.equal(flow.app.hasRoute({ method: 'GET', url: '/metrics' }), false)
     } finally {

@@ -3,11 +3,12 @@
 // given TTLs, garbage-collected when expired, and exported as .tar.gz archives behind signed URLs. The
 // temp dirs a crash left in a run's directory are swept at boot.
 
-import { createHmac, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto'
+import { randomUUID } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises'
 import { join } from 'node:path'
-import type { Readable } from 'node:stream'
+import { PassThrough, type Readable } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
 import type { Logger } from 'pino'
 import { create as createTar } from 'tar'
 import { type CheckpointRecord, canReadCheckpoint, isCheckpointExpired } from '../domain/checkpoint.js'
@@ -17,6 +18,7 @@ import type { Manifest } from '../engine.js'
 import { tuftError } from '../errors.js'
 import type { EventBus } from '../events.js'
 import type { Store } from '../persistence.js'
+import { LinkSigner } from '../signed-links.js'
 import {
   type CheckpointKind,
   type CheckpointRef,
@@ -26,6 +28,7 @@ import {
 } from '../wire/paths.js'
 import { MAX_TTL_SECONDS } from '../wire/schemas.js'
 import { STATE_DIR } from './durable-state.js'
+import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, stageTiedArchive } from './tied-archive.js'
 
 export interface CheckpointServiceOptions {
   store: Store
@@ -42,11 +45,11 @@ export interface CheckpointServiceOptions {
 const LEFTOVER = /^\.(tmp|old)-/
 
 /** Files an archive must hold at its root (spec §3.23.7). */
-const PEFT_FILES = ['adapter_model.safetensors', 'adapter_config.json']
+const PEFT_FILES = [ADAPTER_WEIGHTS, ADAPTER_CONFIG]
 
 export class CheckpointService {
   /** Signs archive URLs; per process, so links die with it (they are valid for minutes anyway). */
-  private readonly signingKey = randomBytes(32)
+  private readonly links = new LinkSigner()
   private gcTimer: NodeJS.Timeout | null = null
 
   constructor(private readonly opts: CheckpointServiceOptions) {}
@@ -281,38 +284,26 @@ export class CheckpointService {
 
   /** A self-authorising token for downloading `c` as the reader `userId`, valid until `expiresAt`. */
   signArchive(userId: string, c: CheckpointRecord, expiresAt: number): string {
-    const payload = Buffer.from(
-      JSON.stringify([userId, c.runId, formatCheckpointId(c.kind, c.name), expiresAt]),
-    ).toString('base64url')
-    return `${payload}.${this.sign(payload)}`
+    return this.links.sign([userId, c.runId, formatCheckpointId(c.kind, c.name)], expiresAt)
   }
 
   /** The checkpoint a token grants, re-checking that the reader may still read it. */
   async verifyArchive(token: string): Promise<CheckpointRecord> {
     const invalid = () => tuftError('TUFT_NOT_FOUND', 'Unknown or expired archive link')
-    // Exactly `<payload>.<signature>`, both base64url: nothing before, between or after them.
-    const parts = /^([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)$/.exec(token)
-    if (!parts) throw invalid()
-    const [, payload, sig] = parts as unknown as [string, string, string]
-    const expected = Buffer.from(this.sign(payload))
-    const given = Buffer.from(sig)
-    if (expected.length !== given.length || !timingSafeEqual(expected, given)) throw invalid()
-    let fields: unknown
-    try {
-      fields = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8'))
-    } catch {
-      throw invalid()
-    }
-    const [userId, runId, id, expiresAt] = fields as [string, string, string, number]
-    if (Date.now() > expiresAt) throw invalid()
+    const fields = this.links.open(token)
+    if (!fields) throw invalid()
+    const [userId, runId, id] = fields as [string, string, string]
     const [kind, ...rest] = id.split('/')
     const c = await this.find(runId, { kind: kind as CheckpointKind, name: rest.join('/') })
     if (!c || !canReadCheckpoint(c, userId)) throw invalid()
     return c
   }
 
-  /** A gzip'd tar of the checkpoint's files, all at the archive root. */
-  async archive(c: CheckpointRecord): Promise<Readable> {
+  /**
+   * A gzip'd tar of the checkpoint's files, all at the archive root; for a model with tied embeddings,
+   * laid out by stageTiedArchive in a temp dir beside the run's checkpoints, removed once it is sent.
+   */
+  async archive(c: CheckpointRecord, opts: { tiedEmbeddings: boolean }): Promise<Readable> {
     const dir = this.absDir(c)
     const files: string[] = []
     for (const entry of await readdir(dir, { withFileTypes: true }))
@@ -325,15 +316,36 @@ export class CheckpointService {
         )
       }
     }
-    return createTar({ gzip: true, cwd: dir, portable: true }, files.sort()) as unknown as Readable
+    files.sort()
+    if (opts.tiedEmbeddings) {
+      // A .tmp- name: the boot's sweep of leftovers removes it if the process dies while sending.
+      const staging = join(
+        this.opts.root,
+        encodeURIComponent(c.owner),
+        c.runId,
+        `.tmp-archive-${randomUUID()}`,
+      )
+      const removeStaging = () => rm(staging, { recursive: true, force: true })
+      const packed = await stageTiedArchive(dir, files, staging).catch(async (err: unknown) => {
+        await removeStaging()
+        throw err
+      })
+      if (packed) {
+        // Through a Node stream, so that the staging dir goes however the answer ends: sent, failed or
+        // cut off by the client (the tar stream itself reports no 'close' when destroyed).
+        const out = new PassThrough()
+        pipeline(createTar({ gzip: true, cwd: staging, portable: true }, packed), out)
+          .catch(() => {})
+          .then(removeStaging)
+          .catch((err) => this.opts.log.warn({ err }, 'could not remove an archive staging dir'))
+        return out
+      }
+    }
+    return createTar({ gzip: true, cwd: dir, portable: true }, files) as unknown as Readable
   }
 
   private async update(c: CheckpointRecord, patch: Partial<CheckpointRecord>): Promise<void> {
     Object.assign(c, patch)
     await this.opts.store.put(keys.checkpoint(c.runId, formatCheckpointId(c.kind, c.name)), c)
-  }
-
-  private sign(payload: string): string {
-    return createHmac('sha256', this.signingKey).update(payload).digest('base64url')
   }
 }

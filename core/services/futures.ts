@@ -7,7 +7,7 @@ import { type FutureRecord, isFinished } from '../domain/future.js'
 import { keys } from '../domain/keys.js'
 import type { RequestTrace } from '../engine.js'
 import type { FailureCategory } from '../errors.js'
-import { isTuftError, tuftError } from '../errors.js'
+import { clientError, tuftError } from '../errors.js'
 import type { EventBus, FutureKind } from '../events.js'
 import { newRequestId } from '../ids.js'
 import type { Json, Store } from '../persistence.js'
@@ -48,12 +48,6 @@ interface Live {
 type Outcome =
   | { state: 'done'; result: Json }
   | { state: 'failed'; error: { message: string; category: FailureCategory } }
-
-/** Turns any failure into the `{error, category}` the SDK reports as RequestFailedError. */
-export function failureOf(err: unknown): { message: string; category: FailureCategory } {
-  if (isTuftError(err)) return { message: err.message, category: err.category }
-  return { message: `Internal error: ${(err as Error)?.message ?? String(err)}`, category: 'server' }
-}
 
 export class FutureService {
   private readonly live = new Map<string, Live>()
@@ -114,7 +108,7 @@ export class FutureService {
     try {
       outcome = { state: 'done', result: await work() }
     } catch (err) {
-      outcome = { state: 'failed', error: failureOf(err) }
+      outcome = { state: 'failed', error: this.failureOf(id, err) }
     }
     try {
       await this.finish(id, outcome)
@@ -125,8 +119,19 @@ export class FutureService {
     }
   }
 
+  /**
+   * The `{error, category}` the SDK reports as RequestFailedError; an internal fault is logged here
+   * under the correlation id its message gives the client.
+   */
+  private failureOf(id: string, err: unknown): { message: string; category: FailureCategory } {
+    const shown = clientError(err)
+    if (shown.correlationId !== null)
+      this.opts.log?.error({ err, request: id, correlationId: shown.correlationId }, 'operation failed')
+    return { message: shown.message, category: shown.category }
+  }
+
   async fail(id: string, err: unknown): Promise<void> {
-    await this.finish(id, { state: 'failed', error: failureOf(err) })
+    await this.finish(id, { state: 'failed', error: this.failureOf(id, err) })
   }
 
   /**

@@ -22,10 +22,23 @@ export interface CreateSessionInput {
   projectId?: string | undefined
 }
 
-/** user_metadata must be string → string for the SDK's validator (spec §1.6). */
+/** user_metadata is kept with the session or run and echoed in every listing of it: bounded. */
+export const MAX_USER_METADATA_BYTES = 16 * 1024
+
+/**
+ * user_metadata must be string → string for the SDK's validator (spec §1.6); more than
+ * MAX_USER_METADATA_BYTES of JSON is a 400.
+ */
 export function stringMap(value: Record<string, unknown> | undefined | null): Record<string, string> {
   const out: Record<string, string> = {}
   for (const [k, v] of Object.entries(value ?? {})) out[k] = typeof v === 'string' ? v : JSON.stringify(v)
+  const bytes = Buffer.byteLength(JSON.stringify(out))
+  if (bytes > MAX_USER_METADATA_BYTES) {
+    throw tuftError(
+      'TUFT_BAD_REQUEST',
+      `user_metadata is ${bytes} bytes as JSON; at most ${MAX_USER_METADATA_BYTES} are kept`,
+    )
+  }
   return out
 }
 

@@ -15,14 +15,18 @@ const LOSS_DEFAULTS: Record<LossFn, Record<string, number>> = {
   dro: { beta: 0.01 },
 }
 
-const RL_KEYS = ['target_tokens', 'logprobs', 'advantages', 'weights']
-const ALLOWED_KEYS: Record<LossFn, string[]> = {
-  cross_entropy: ['target_tokens', 'weights'],
-  importance_sampling: RL_KEYS,
-  ppo: [...RL_KEYS, 'clip_low_threshold', 'clip_high_threshold'],
-  cispo: [...RL_KEYS, 'clip_low_threshold', 'clip_high_threshold'],
-  dro: RL_KEYS,
-}
+/**
+ * Every key some built-in loss reads (spec §5.3). A loss ignores the ones it does not use (clients send
+ * e.g. zero `logprobs` and `advantages` with cross_entropy data); keys no loss knows are refused.
+ */
+const KNOWN_KEYS = [
+  'target_tokens',
+  'weights',
+  'logprobs',
+  'advantages',
+  'clip_low_threshold',
+  'clip_high_threshold',
+]
 
 export interface ModelLimits {
   vocabSize: number
@@ -101,11 +105,10 @@ function toItem(
   const where = `data[${index}]`
   const tokens = inputTokens(d, where, limits)
   const n = tokens.length
-  const allowed = ALLOWED_KEYS[lossFn]
   for (const key of Object.keys(d.lossFnInputs)) {
-    if (!allowed.includes(key)) {
+    if (!KNOWN_KEYS.includes(key)) {
       throw bad(
-        `${where}.loss_fn_inputs has unknown key '${key}' for loss_fn '${lossFn}' (allowed: ${allowed.join(', ')})`,
+        `${where}.loss_fn_inputs has unknown key '${key}' (the built-in losses know: ${KNOWN_KEYS.join(', ')})`,
       )
     }
   }
@@ -129,12 +132,14 @@ function toItem(
   const key = (name: string) => `${where}.loss_fn_inputs['${name}']`
   const item: TrainItem = { adapterId, tokens, targets, k, lossFn, lossConfig, forwardOnly: req.forwardOnly }
   if (lossFn === 'cross_entropy') {
+    // Inputs of the other losses (logprobs, advantages, clip thresholds) are ignored, unchecked.
     item.weights = floats(d.lossFnInputs.weights, key('weights'), tshape)
     return item
   }
   item.logprobs = floats(d.lossFnInputs.logprobs, key('logprobs'), [n])
   item.advantages = floats(d.lossFnInputs.advantages, key('advantages'), [n])
   if (d.lossFnInputs.weights) floats(d.lossFnInputs.weights, key('weights'), [n])
+  if (lossFn !== 'ppo' && lossFn !== 'cispo') return item
   if (d.lossFnInputs.clip_low_threshold)
     item.clipLow = floats(d.lossFnInputs.clip_low_threshold, key('clip_low_threshold'), [n])
   if (d.lossFnInputs.clip_high_threshold)

@@ -11,7 +11,7 @@ import { isTuftError, tuftError } from '../errors.js'
 import type { EventBus, FutureKind } from '../events.js'
 import { generatedCheckpointName, trainingRunId } from '../ids.js'
 import type { Json, Store } from '../persistence.js'
-import { formatTinkerPath, parseTinkerPath } from '../wire/paths.js'
+import { checkCheckpointName, formatTinkerPath, parseTinkerPath } from '../wire/paths.js'
 import type { ForwardBackwardBody } from '../wire/proto.js'
 import type {
   CreateModelRequest,
@@ -127,6 +127,8 @@ export class TrainingService {
       if (existing.owner !== userId) throw tuftError('TUFT_NOT_FOUND', `Unknown session '${body.session_id}'`)
       return { request_id: existing.createFutureId, model_id: id }
     }
+    // Oversized user_metadata is a 400 before anything is claimed (stringMap refuses it).
+    if (body.user_metadata) stringMap(body.user_metadata)
     const host = this.opts.models.get(body.base_model)
     if (!host.supports('training'))
       throw tuftError('TUFT_BAD_REQUEST', `Model '${host.name}' is configured for sampling only`)
@@ -490,8 +492,8 @@ export class TrainingService {
   }
 
   async saveWeights(userId: string, body: SaveWeightsRequest, sub: Submission): Promise<FutureRef> {
+    const name = body.path != null ? checkCheckpointName(body.path) : generatedCheckpointName()
     return this.sequenced(userId, body.model_id, body.seq_id, 'save_weights', sub, (run) => {
-      const name = body.path ?? generatedCheckpointName()
       return async (futureId) => {
         const c = await this.opts.checkpoints.save(
           run.record,
@@ -570,6 +572,7 @@ export class TrainingService {
     body: SaveWeightsForSamplerRequest,
     sub: Submission,
   ): Promise<FutureRef> {
+    if (body.path != null) checkCheckpointName(body.path)
     return this.sequenced(userId, body.model_id, body.seq_id, 'save_weights_for_sampler', sub, (run) => {
       const training = () => run.host.training()
       if (body.path) {

@@ -108,10 +108,11 @@ function unbatch(field: PbBatchedTensor, count: number, what: string): WireTenso
   const dtype = wireDtype === 'float32' || wireDtype === 'bfloat16' ? 'float32' : 'int64'
   const data = field.data ?? empty
   const offsets = readInt64AsNumber(field.offsets ?? empty, `${what}.offsets`)
-  if (offsets.length !== count + 1 || offsets[0] !== 0 || offsets[count] !== data.byteLength) {
+  // `length`: an unset bytes field decodes as an empty Array (core/wire/packed.ts).
+  if (offsets.length !== count + 1 || offsets[0] !== 0 || offsets[count] !== data.length) {
     throw tuftError(
       'TUFT_BAD_REQUEST',
-      `${what}: offsets do not describe ${count} datums over ${data.byteLength} bytes`,
+      `${what}: offsets do not describe ${count} datums over ${data.length} bytes`,
     )
   }
   const trailing = (field.trailing_shape ?? []).map((d) => int64ToNumber(d, `${what}.trailing_shape`))

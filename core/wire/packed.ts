@@ -7,14 +7,18 @@ import { tuftError } from '../errors.js'
 // Every platform Node supports in practice (x64, arm64) is little-endian; the byte copies below rely on it.
 if (endianness() !== 'LE') throw new Error('TuFT wire codecs require a little-endian host')
 
+/**
+ * `length`, not `byteLength`: protobufjs decodes an empty (unset) `bytes` field as its default, an
+ * empty Array, which has no byteLength.
+ */
 function copyAligned(bytes: Uint8Array, elementSize: number, what: string): ArrayBuffer {
-  if (bytes.byteLength % elementSize !== 0) {
+  if (bytes.length % elementSize !== 0) {
     throw tuftError(
       'TUFT_BAD_REQUEST',
-      `${what}: ${bytes.byteLength} bytes is not a multiple of the element size ${elementSize}`,
+      `${what}: ${bytes.length} bytes is not a multiple of the element size ${elementSize}`,
     )
   }
-  const out = new Uint8Array(bytes.byteLength)
+  const out = new Uint8Array(bytes.length)
   out.set(bytes)
   return out.buffer
 }

@@ -4,6 +4,7 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { isTuftError } from '../errors.js'
 import {
+  checkCheckpointName,
   formatCheckpointId,
   formatTinkerPath,
   isValidCheckpointName,
@@ -47,8 +48,33 @@ describe('checkpoint ids', () => {
     rejects(() => parseCheckpointId('weights/a/b'), 'TUFT_BAD_REQUEST', /invalid name/)
     for (const name of ['', '.', '..', 'a\\b', 'a\nb', 'x'.repeat(256)])
       assert.equal(isValidCheckpointName(name), false, name)
-    for (const name of ['a', '...', 'step-000100', 'ü', 'x'.repeat(255)])
+    for (const name of ['a', '...', 'step-000100', 'ü', 'x'.repeat(255), 'ü'.repeat(127), '日本'])
       assert.equal(isValidCheckpointName(name), true, name)
+  })
+
+  it('counts UTF-8 bytes, and refuses controls and bidirectional controls, saying why', () => {
+    rejects(() => checkCheckpointName('ü'.repeat(128)), 'TUFT_BAD_REQUEST', /256 bytes in UTF-8; at most 255/)
+    rejects(() => checkCheckpointName('日'.repeat(86)), 'TUFT_BAD_REQUEST', /258 bytes/)
+    const refused: [string, string][] = [
+      ['a\u0000b', 'U+0000'],
+      ['a\u007fb', 'U+007F'],
+      ['a\u0085b', 'U+0085'],
+      ['a\u2028b', 'U+2028'],
+      ['gpj.\u202eexe', 'U+202E'],
+      ['a\u202ab', 'U+202A'],
+      ['a\u2066b', 'U+2066'],
+      ['a\u2069b', 'U+2069'],
+      ['a\u200fb', 'U+200F'],
+      ['a\u061cb', 'U+061C'],
+    ]
+    for (const [name, code] of refused)
+      rejects(
+        () => checkCheckpointName(name),
+        'TUFT_BAD_REQUEST',
+        new RegExp(`holds ${code.replace('+', '\\+')}`),
+      )
+    rejects(() => parseTinkerPath('tinker://r/weights/a\u202eb'), 'TUFT_BAD_REQUEST', /U\+202E/)
+    assert.equal(checkCheckpointName('step-1'), 'step-1')
   })
 })
 

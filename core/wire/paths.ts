@@ -22,19 +22,45 @@ export type CheckpointAction = 'publish' | 'ttl' | 'archive'
 
 const SCHEME = 'tinker://'
 
+/** A name becomes one directory: at most what a filesystem allows for one path component. */
+export const MAX_CHECKPOINT_NAME_BYTES = 255
+
 /**
- * Names become one path segment and one directory: no separators, no control characters, not `.`/`..`.
- * Shared with the JSON schemas so both layers agree.
+ * Characters a name may not hold: path separators; C0, DEL and C1 controls (Cc); line and paragraph
+ * separators; and the bidirectional controls that make a name display as another one in a listing
+ * (U+061C, U+200E-U+200F, U+202A-U+202E, U+2066-U+2069).
  */
-export const CHECKPOINT_NAME_PATTERN = '^(?!\\.\\.?$)[^/\\\\\\u0000-\\u001f]{1,255}$'
-const NAME_RE = new RegExp(CHECKPOINT_NAME_PATTERN, 'u')
+const FORBIDDEN = /[/\\\p{Cc}\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/u
+
+/** Why `name` cannot be a checkpoint name, or null when it can. */
+export function checkpointNameProblem(name: string): string | null {
+  if (name === '') return 'it is empty'
+  if (name === '.' || name === '..') return `'.' and '..' are not names`
+  const bytes = Buffer.byteLength(name, 'utf8')
+  if (bytes > MAX_CHECKPOINT_NAME_BYTES) {
+    return `it is ${bytes} bytes in UTF-8; at most ${MAX_CHECKPOINT_NAME_BYTES}`
+  }
+  const c = FORBIDDEN.exec(name)?.[0]
+  if (c !== undefined) {
+    const code = `U+${c.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}`
+    return `it holds ${code}; names hold no '/', '\\', control or bidirectional-control characters`
+  }
+  return null
+}
 
 export function isCheckpointKind(s: string): s is CheckpointKind {
   return (CHECKPOINT_KINDS as readonly string[]).includes(s)
 }
 
 export function isValidCheckpointName(name: string): boolean {
-  return NAME_RE.test(name)
+  return checkpointNameProblem(name) === null
+}
+
+/** The name of a checkpoint to write, or a 400 that says what is wrong with it. */
+export function checkCheckpointName(name: string): string {
+  const problem = checkpointNameProblem(name)
+  if (problem !== null) throw bad(`Invalid checkpoint name ${JSON.stringify(name)}: ${problem}`)
+  return name
 }
 
 function bad(message: string): Error {
@@ -53,7 +79,9 @@ export function parseTinkerPath(path: string): TinkerPath {
   if (!isCheckpointKind(kind)) {
     throw bad(`Invalid checkpoint path '${path}': kind must be 'weights' or 'sampler_weights', got '${kind}'`)
   }
-  if (!isValidCheckpointName(name)) throw bad(`Invalid checkpoint path '${path}': invalid name '${name}'`)
+  const problem = checkpointNameProblem(name)
+  if (problem !== null)
+    throw bad(`Invalid checkpoint path ${JSON.stringify(path)}: invalid name (${problem})`)
   return { runId, kind, name }
 }
 
@@ -69,7 +97,8 @@ export function parseCheckpointId(id: string): CheckpointRef {
   if (kind !== null && !isCheckpointKind(kind)) {
     throw bad(`Invalid checkpoint id '${id}': expected weights/<name>, sampler_weights/<name> or <name>`)
   }
-  if (!isValidCheckpointName(name)) throw bad(`Invalid checkpoint id '${id}': invalid name '${name}'`)
+  const problem = checkpointNameProblem(name)
+  if (problem !== null) throw bad(`Invalid checkpoint id ${JSON.stringify(id)}: invalid name (${problem})`)
   return { kind, name }
 }
 

@@ -37,6 +37,13 @@ TypeRegistry.Set('TuftStop', (_schema, value) => isStop(value))
 /** The SDK's discriminator on every request model: accepted, never required, never checked. */
 export const RequestType = Type.Optional(Type.String())
 
+/**
+ * A session's tags and project id: kept with the session and echoed in listings, so bounded (a longer
+ * one is a 400 naming the bound).
+ */
+export const Tags = Type.Array(Type.String({ maxLength: 128 }), { maxItems: 64 })
+export const ProjectId = Type.String({ maxLength: 256 })
+
 /** Request-side string map; values must be strings since they are echoed back (spec §1.6). */
 export const StringMap = Type.Record(Type.String(), Type.String())
 

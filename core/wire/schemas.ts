@@ -4,7 +4,6 @@
 
 import { type Static, Type } from '@sinclair/typebox'
 import { OptimizerConfig, OptimParams } from './optimizer.js'
-import { CHECKPOINT_NAME_PATTERN } from './paths.js'
 import {
   AccessScope,
   AdamParams,
@@ -16,10 +15,12 @@ import {
   ModelInput,
   Nullable,
   Paging,
+  ProjectId,
   RequestType,
   SampleFuture,
   SamplingParams,
   StringMap,
+  Tags,
   TrainingRun,
   TryAgain,
   UntypedAPIFuture,
@@ -63,10 +64,10 @@ export type DynamicConfigResponse = Static<typeof DynamicConfigResponse>
 export const DynamicConfigRoute = { body: SdkVersionBody, response: ok(DynamicConfigResponse) }
 
 export const CreateSessionRequest = Type.Object({
-  tags: Type.Optional(Type.Array(Type.String())),
+  tags: Type.Optional(Tags),
   user_metadata: Type.Optional(Nullable(Type.Record(Type.String(), Type.Unknown()))),
   sdk_version: Type.Optional(Type.String()),
-  project_id: Type.Optional(Nullable(Type.String())),
+  project_id: Type.Optional(Nullable(ProjectId)),
   type: RequestType,
 })
 export type CreateSessionRequest = Static<typeof CreateSessionRequest>
@@ -173,8 +174,11 @@ const SeqId = Type.Integer({ minimum: 1 })
 export const MAX_TTL_SECONDS = 100 * 366 * 86_400
 const TtlValue = Type.Integer({ minimum: 1, maximum: MAX_TTL_SECONDS })
 const TtlSeconds = Type.Optional(Nullable(TtlValue))
-/** A checkpoint name: it becomes the last segment of a tinker:// path (spec §3.14). */
-const CheckpointName = Type.String({ pattern: CHECKPOINT_NAME_PATTERN })
+/**
+ * A checkpoint name: it becomes the last segment of a tinker:// path (spec §3.14). The service checks
+ * it (checkCheckpointName in paths.ts), counting UTF-8 bytes, which a schema cannot.
+ */
+const CheckpointName = Type.String()
 
 /** SDK 0.25 sends `adam_params`, SDK ≥ 0.29.1 `optim_params` (core/wire/optimizer.ts reads either). */
 export const OptimStepRequest = Type.Object({
@@ -373,7 +377,7 @@ export const AccessQuery = Type.Object({ access_scope: Type.Optional(AccessScope
 export const ListTrainingRunsQuery = Type.Object({
   ...Paging(20),
   access_scope: Type.Optional(AccessScope),
-  project_id: Type.Optional(Type.String()),
+  project_id: Type.Optional(ProjectId),
 })
 export type ListTrainingRunsQuery = Static<typeof ListTrainingRunsQuery>
 export const TrainingRunsResponse = Type.Object({ training_runs: Type.Array(TrainingRun), cursor: Cursor })
@@ -441,9 +445,16 @@ export const GetSessionRoute = {
   querystring: AccessQuery,
   response: ok(SessionResponse),
 }
-export const SessionProjectRequest = Type.Object({ project_id: Type.String() })
+export const SessionProjectRequest = Type.Object({ project_id: ProjectId })
 export const SessionProjectRoute = {
   params: SessionParams,
   body: SessionProjectRequest,
   response: { ...NoContent, ...ErrorResponses },
 }
+/** The SDK's `_SessionTraceExportPollResponse` (polled every 5 s until ready or failed). */
+export const SessionTraceExportResponse = Type.Object({
+  status: Type.Union([Type.Literal('pending'), Type.Literal('ready'), Type.Literal('failed')]),
+  url: Type.Optional(Type.String()),
+  error: Type.Optional(Type.String()),
+})
+export const SessionTraceExportRoute = { params: SessionParams, response: ok(SessionTraceExportResponse) }

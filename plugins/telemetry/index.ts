@@ -1,12 +1,14 @@
 // The telemetry plugin: starts OpenTelemetry from the config (or takes an injected instance), adds the
 // HTTP hooks, subscribes to the domain events, connects log export, serves the Prometheus scrape on
-// the app's own port, and flushes everything when the app closes. With telemetry off it only
-// decorates `app.telemetry = null`: no hook, route or listener is added.
+// the app's own port (to operators), and flushes everything when the app closes. With telemetry off
+// it only decorates `app.telemetry = null`: no hook, route or listener is added.
 
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import type { TuftConfig } from '../../config/schema.js'
+import { tuftError } from '../../core/errors.js'
 import type { EventBus } from '../../core/events.js'
+import { isOperator, userOf } from '../auth.js'
 import { installHttpTelemetry } from './http.js'
 import { attachLogExport } from './logging.js'
 import { observeEvents } from './observe.js'
@@ -31,7 +33,8 @@ function requestUser(request: FastifyRequest): string | undefined {
 }
 
 async function telemetryPlugin(app: FastifyInstance, opts: TelemetryPluginOptions): Promise<void> {
-  const config = app.getDecorator<TuftConfig>('tuftConfig').telemetry
+  const tuftConfig = app.getDecorator<TuftConfig>('tuftConfig')
+  const config = tuftConfig.telemetry
   const telemetry = opts.telemetry !== undefined ? opts.telemetry : await createTelemetry(config)
   app.decorate('telemetry', telemetry)
   if (telemetry === null) return
@@ -47,15 +50,17 @@ async function telemetryPlugin(app: FastifyInstance, opts: TelemetryPluginOption
 
   const scrape = telemetry.scrape
   if (scrape !== null) {
-    // Public like any scrape target: the exposition carries user ids but no credentials or payloads.
-    app.get(
-      config.prometheus.path,
-      { logLevel: 'warn', config: { public: true } },
-      async (_request, reply) => {
-        reply.header('content-type', PROMETHEUS_CONTENT_TYPE)
-        return scrape.scrape()
-      },
-    )
+    // Operators only: the exposition has series per user (ids, tokens, request counts) that no other
+    // user may read. Prometheus sends the key with `authorization: {credentials: tml-…}`.
+    app.get(config.prometheus.path, { logLevel: 'warn' }, async (request, reply) => {
+      if (!isOperator(tuftConfig, userOf(request)))
+        throw tuftError(
+          'TUFT_FORBIDDEN',
+          'The Prometheus scrape needs an operator API key (config operators)',
+        )
+      reply.header('content-type', PROMETHEUS_CONTENT_TYPE)
+      return scrape.scrape()
+    })
   }
 
   app.addHook('onClose', async () => {

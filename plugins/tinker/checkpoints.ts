@@ -4,6 +4,7 @@
 
 import type { FastifyInstance } from 'fastify'
 import { toWireCheckpoint } from '../../core/domain/checkpoint.js'
+import { hasTiedEmbeddings } from '../../core/services/tied-archive.js'
 import { splitCheckpointTail } from '../../core/wire/paths.js'
 import {
   CheckpointArchiveRoute,
@@ -25,6 +26,11 @@ const ARCHIVE_LINK_MS = 15 * 60 * 1000
 
 export default async function checkpointRoutes(app: FastifyInstance): Promise<void> {
   const { checkpoints, training } = app.tuft
+  /** How a checkpoint's archive names its head (core/services/tied-archive.ts); false for a model gone from config. */
+  const tiedEmbeddings = (baseModel: string) => {
+    const host = app.models.list().find((h) => h.name === baseModel)
+    return host !== undefined && hasTiedEmbeddings(host.modelDir())
+  }
   app.post<{ Body: WeightsInfoRequest }>('/weights_info', { schema: WeightsInfoRoute }, async (request) => {
     const c = await checkpoints.readablePath(userOf(request), request.body.tinker_path)
     return {
@@ -112,7 +118,7 @@ export default async function checkpointRoutes(app: FastifyInstance): Promise<vo
     { config: { public: true }, logLevel: 'warn' },
     async (request, reply) => {
       const c = await checkpoints.verifyArchive(request.params.token)
-      const stream = await checkpoints.archive(c)
+      const stream = await checkpoints.archive(c, { tiedEmbeddings: tiedEmbeddings(c.baseModel) })
       const filename = `${c.runId}-${c.kind}-${c.name}.tar.gz`.replace(/[^A-Za-z0-9._-]/g, '_')
       return reply
         .type('application/gzip')

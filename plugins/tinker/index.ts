@@ -9,6 +9,7 @@ import modelRoutes from './models.js'
 import retrieveFuturesRoutes from './retrieve-futures.js'
 import runMetricsRoutes from './run-metrics.js'
 import samplingRoutes from './sampling.js'
+import sessionTraceRoutes from './session-traces.js'
 import sessionRoutes from './sessions.js'
 import telemetrySinkRoutes from './telemetry.js'
 import trainingRoutes from './training.js'
@@ -21,6 +22,7 @@ export default async function tinkerApi(app: FastifyInstance): Promise<void> {
     clientConfigRoutes,
     healthRoutes,
     sessionRoutes,
+    sessionTraceRoutes,
     telemetrySinkRoutes,
     modelRoutes,
     trainingRoutes,

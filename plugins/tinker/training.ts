@@ -67,6 +67,7 @@ export default async function trainingRoutes(app: FastifyInstance): Promise<void
     '/forward_backward',
     {
       schema: ForwardBackwardRoute,
+      config: { protobuf: true },
       preHandler: [readBody, routeToRunHolder(app, (request) => request.forwardBackward!.request.modelId)],
     },
     async (request) =>

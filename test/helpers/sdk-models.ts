@@ -175,6 +175,12 @@ export const TrainingRunsResponse = model({ training_runs: arrayOf(TrainingRun),
 export const CheckpointsResponse = model({ checkpoints: arrayOf(Checkpoint), cursor: opt(nullable(Cursor)) })
 export const SessionsResponse = model({ sessions: arrayOf(str) })
 export const SessionResponse = model({ training_run_ids: arrayOf(str), sampler_ids: arrayOf(str) })
+/** rest_client.py `_SessionTraceExportPollResponse`: the SDK asserts `url` once status is ready. */
+export const SessionTraceExportPollResponse = model({
+  status: literal('pending', 'ready', 'failed'),
+  url: opt(nullable(str)),
+  error: opt(nullable(str)),
+})
 
 /** Asserts `value` validates against `check`, naming the model in the failure. */
 export function assertModel(check: Check, value: unknown, name: string): void {

@@ -1,12 +1,14 @@
 // bench_engine.cc — training throughput of the native engine on Qwen3-0.6B dimensions (random
 // weights built in memory): forward_backward tokens/s at T = 128 and 512 for batch 1 and 8, achieved
-// GFLOP/s against the sgemm peak measured in the same run, and 8 adapters' short data (16, 32, 64
+// GFLOP/s against the GEMM peak measured in the same run, and 8 adapters' short data (16, 32, 64
 // tokens each) fused in one pass versus one pass after another. Every figure is the best of --reps
-// runs with the worst beside it, since the machine may be shared. Prints figures; asserts nothing.
+// runs with the worst beside it, since the machine may be shared, and the shapes also give their
+// GFLOP per CPU second against the peak's, which other jobs move far less. Prints figures; asserts
+// nothing.
 // The shapes run at as many layers as the time budget allows; the fused comparison runs on the full
 // 28 layers unless told otherwise (--fused-layers, or --layers alone), memory permitting, since the
 // share of the per-layer weights in each call decides what fusing saves. --backend picks the engine's
-// backend (default auto), which also runs the sgemm peak.
+// backend (default auto), whose own GEMM gives the peak.
 //   bench_engine [--layers N] [--fused-layers N] [--threads N] [--reps N] [--budget SECONDS]
 //                [--only shapes|fused] [--backend auto|cpu|cpu-builtin]
 #include <unistd.h>
@@ -42,23 +44,37 @@ double fb_flops(const Config &c, int B, int T) {
   return 2.0 * B * T * (c.L * lin + head) + 7.0 * B * c.L * att;
 }
 
-// Best and worst of `reps` timed 2048³ products after a warm-up: the machine may be shared, so the
-// spread says how noisy every other figure of the run is.
+// Best and worst of `reps` timed 2048³ products after a warm-up, through the backend's own GEMM: the
+// fastest kernel the engine has (with AVX-512, the mid-size kernel in row blocks, which also runs the
+// training shapes' large products), so that "of peak" is a fraction of what this machine can do, not
+// of a slower library's sgemm (against OpenBLAS's the training figures read above 100%). The machine
+// may be shared, so the spread says how noisy every other figure of the run is.
+// Process CPU seconds (every thread): on a machine shared with other jobs, work per CPU second moves
+// far less than work per wall second.
+double cpu_seconds() {
+  timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
+}
+
 struct Peak {
   double best, worst;
+  double per_cpu;  // GFLOP per CPU second of the fastest run
 };
 Peak sgemm_peak_gflops(Backend &be, int reps) {
   const int n = 2048;
   std::vector<float> a(size_t(n) * n, 0.01f), b(size_t(n) * n, 0.02f), c(size_t(n) * n);
   be.op->gemm(be, false, true, n, n, n, 1.f, a.data(), n, b.data(), n, 0.f, c.data(), n);  // warm up
-  double lo = 1e30, hi = 0;
+  double lo = 1e30, hi = 0, cpu_lo = 1e30;
   for (int r = 0; r < reps; r++) {
     auto t0 = Clock::now();
+    const double c0 = cpu_seconds();
     be.op->gemm(be, false, true, n, n, n, 1.f, a.data(), n, b.data(), n, 0.f, c.data(), n);
     double t = seconds_since(t0);
-    lo = std::min(lo, t), hi = std::max(hi, t);
+    lo = std::min(lo, t), hi = std::max(hi, t), cpu_lo = std::min(cpu_lo, cpu_seconds() - c0);
   }
-  return {2.0 * n * n * double(n) / lo / 1e9, 2.0 * n * n * double(n) / hi / 1e9};
+  const double flop = 2.0 * n * n * double(n);
+  return {flop / lo / 1e9, flop / hi / 1e9, flop / cpu_lo / 1e9};
 }
 
 struct Items {
@@ -90,6 +106,7 @@ Items make_items(const std::vector<std::string> &adapters, int T, uint32_t seed)
 
 struct Timing {
   double best, worst;
+  double cpu;  // CPU seconds of the fastest run
 };
 // Best and worst of reps runs after one warm-up (which also grows the workspace).
 Timing time_call(te_engine *e, std::vector<te_train_item> &items, int reps) {
@@ -97,11 +114,13 @@ Timing time_call(te_engine *e, std::vector<te_train_item> &items, int reps) {
     std::fprintf(stderr, "forward_backward failed: %s\n", te_last_error());
     std::exit(1);
   }
-  Timing t{1e30, 0};
+  Timing t{1e30, 0, 0};
   for (int r = 0; r < reps; r++) {
     auto t0 = Clock::now();
+    const double c0 = cpu_seconds();
     te_forward_backward(e, items.data(), int(items.size()));
     double dt = seconds_since(t0);
+    if (dt < t.best) t.cpu = cpu_seconds() - c0;
     t.best = std::min(t.best, dt), t.worst = std::max(t.worst, dt);
   }
   return t;
@@ -110,7 +129,7 @@ Timing time_call(te_engine *e, std::vector<te_train_item> &items, int reps) {
 // The same items one call each (8 tenants served one after another), best and worst of reps.
 Timing time_each(te_engine *e, std::vector<te_train_item> &items, int reps) {
   for (auto &it : items) te_forward_backward(e, &it, 1);  // warm-up
-  Timing t{1e30, 0};
+  Timing t{1e30, 0, 0};
   for (int r = 0; r < reps; r++) {
     auto t0 = Clock::now();
     for (auto &it : items) te_forward_backward(e, &it, 1);
@@ -182,9 +201,10 @@ int main(int argc, char **argv) {
   Config c = qwen3_06b();
   Peak p0 = sgemm_peak_gflops(*be, 5);
   double peak = p0.best;
-  std::printf("machine: %d threads, backend %s (%s), sgemm peak %.1f GFLOP/s (2048³, best of 5 now; worst %.1f: "
+  std::printf("machine: %d threads, backend %s (%s), GEMM peak %.1f GFLOP/s (2048³ through the engine's GEMM, best of 5 now; worst %.1f: "
               "the spread is the machine's noise)\n",
               threads, be->name.c_str(), be->device.c_str(), p0.best, p0.worst);
+  std::printf("GEMM peak per CPU second: %.1f GFLOP (the \"of peak/CPU\" column's yardstick)\n", p0.per_cpu);
 
   const int shapes[4][2] = {{1, 128}, {8, 128}, {1, 512}, {8, 512}};
   const double mem = double(sysconf(_SC_PHYS_PAGES)) * double(sysconf(_SC_PAGE_SIZE));
@@ -194,7 +214,8 @@ int main(int argc, char **argv) {
   };
   const int fused_depth = fused_layers > 0 ? fused_layers : layers > 0 ? layers : 28;
   std::vector<std::string> ids;
-  double gf_8x512 = 0;
+  double gf_512[2] = {0, 0};  // T 512 at batch 1 and 8
+  int shape_layers = 0;
 
   if (only != "fused") {
     if (layers <= 0) {
@@ -216,20 +237,24 @@ int main(int argc, char **argv) {
                     layers, budget, run_flops(28) / rate, mem / (1 << 30));
     }
     te_engine *e = make_engine(c, layers, threads, backend, &ids);
+    shape_layers = layers;
     Config k = c;
     k.L = layers;
     std::printf("\nforward_backward, LoRA rank 32 on every target, cross-entropy (model FLOPs: frozen-weight GEMMs "
                 "forward + input gradients, attention)\n");
-    std::printf("%6s %6s %10s %10s %12s %10s %10s\n", "batch", "T", "best s", "worst s", "tokens/s", "GFLOP/s",
-                "of peak");
+    std::printf("%6s %6s %10s %10s %12s %10s %10s %10s %12s\n", "batch", "T", "best s", "worst s", "tokens/s",
+                "GFLOP/s", "of peak", "CPU s", "of peak/CPU");
     for (auto &s : shapes) {
       std::vector<std::string> ad(size_t(s[0]), ids[0]);
       Items x = make_items(ad, s[1], 7);
       Timing t = time_call(e, x.items, reps);
       double gf = fb_flops(k, s[0], s[1]) / t.best / 1e9;
-      if (s[0] == 8 && s[1] == 512) gf_8x512 = gf;
-      std::printf("%6d %6d %10.3f %10.3f %12.1f %10.1f %9.0f%%\n", s[0], s[1], t.best, t.worst, s[0] * s[1] / t.best,
-                  gf, 100 * gf / peak);
+      if (s[1] == 512) gf_512[s[0] == 8] = gf;
+      // GFLOP per CPU second against the peak's: what a loaded machine leaves of the wall-time fraction
+      // (it does not see threads waiting on each other, which the wall-time fraction does).
+      const double per_cpu = fb_flops(k, s[0], s[1]) / t.cpu / 1e9;
+      std::printf("%6d %6d %10.3f %10.3f %12.1f %10.1f %9.0f%% %10.2f %11.0f%%\n", s[0], s[1], t.best, t.worst,
+                  s[0] * s[1] / t.best, gf, 100 * gf / peak, t.cpu, 100 * per_cpu / p0.per_cpu);
     }
     std::printf("workspace: %.2f GiB of activations and scratch\n", double(e->work.size()) * 4 / (1 << 30));
     te_engine_destroy(e);
@@ -260,10 +285,13 @@ int main(int argc, char **argv) {
     te_engine_destroy(e);
   }
   Peak p1 = sgemm_peak_gflops(*be, 3);
-  std::printf("\nsgemm peak again at the end: best %.1f, worst %.1f GFLOP/s (fractions above use %.1f)\n", p1.best,
+  std::printf("\nGEMM peak again at the end: best %.1f, worst %.1f GFLOP/s (fractions above use %.1f)\n", p1.best,
               p1.worst, peak);
-  if (gf_8x512 > 0)
-    std::printf("batch 8 x T 512: %.1f GFLOP/s = %.0f%% of the best peak seen in this run (%.1f; target >= 50%%)\n",
-                gf_8x512, 100 * gf_8x512 / std::max(peak, p1.best), std::max(peak, p1.best));
+  const double best_peak = std::max(peak, p1.best);
+  for (int b8 = 0; b8 < 2; b8++)
+    if (gf_512[b8] > 0)
+      std::printf("batch %d x T 512, %d of 28 layers: %.1f GFLOP/s = %.0f%% of the best peak seen in this run (%.1f; "
+                  "target >= 60%% with all 28)\n",
+                  b8 ? 8 : 1, shape_layers, gf_512[b8], 100 * gf_512[b8] / best_peak, best_peak);
   return 0;
 }

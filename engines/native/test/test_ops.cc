@@ -157,6 +157,31 @@ void test_gemm() {
                                         got.begin() + size_t(i + 5) * ldc);
           tt::check(same, s + ": rows in a smaller batch equal themselves, bit for bit");
         }
+  // More rows than MID_M: blocks of rows (3 here, the last shorter), each against the whole weight;
+  // forward rows equal themselves computed in a batch of 45, bit for bit, wherever their block starts.
+  if (sgemm_mid_fits(false, true, 45, 300, 1100))
+    for (int tb = 0; tb < 2; tb++) {
+      const int M = 2 * MID_M + 76, N = 260, K = 270, lda = K + 1, ldb = tb ? K : N + 3, ldc = N;
+      auto A = mid_randn(size_t(M) * lda), B = mid_randn(size_t(tb ? N : K) * ldb);
+      std::vector<float> got(size_t(M) * ldc, NAN);
+      sgemm_mid(tb, M, N, K, 1.f, A.data(), lda, B.data(), ldb, 0.f, got.data(), ldc);
+      double err = 0;
+      for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+          double s = 0;
+          for (int k = 0; k < K; k++)
+            s += double(A[size_t(i) * lda + k]) * (tb ? B[size_t(j) * ldb + k] : B[size_t(k) * ldb + j]);
+          err = std::max(err, std::fabs(got[size_t(i) * ldc + j] - s));
+        }
+      const std::string s = std::string("gemm mid tb=") + char('0' + tb) + " M=" + std::to_string(M);
+      tt::near(err, 0, 2e-3, 0, s + " (row blocks)");
+      if (!tb) continue;
+      const int r0 = MID_M - 20;  // across the first block boundary
+      std::vector<float> part(size_t(45) * ldc);
+      sgemm_mid(tb, 45, N, K, 1.f, A.data() + size_t(r0) * lda, lda, B.data(), ldb, 0.f, part.data(), ldc);
+      tt::check(std::equal(part.begin(), part.end(), got.begin() + size_t(r0) * ldc),
+                s + ": rows across a block boundary equal themselves in a batch of 45, bit for bit");
+    }
   // LoRA's t = dy·B through it: 16 rows (a 12- and a 4-row tile), B one dense panel [K][32] read in
   // place, and a K off the chunk size (the last block packed).
   for (int K : {2048, 2050}) {
@@ -262,6 +287,82 @@ void test_attention() {
   k[size_t(6) * KV] += 1.f;
   f();
   tt::check(std::equal(before.begin(), before.end(), out.begin()), "attention: items do not see each other");
+}
+
+// The sampler's attention over the KV cache equals training's attention bit for bit, row by row (a
+// sampled token's log-probability is the one training computes): 45 rows (tiles of 8 and groups of
+// 16 keys with tails), a head size with a tail past its 16-float chunks.
+void test_kv_attention_matches_training() {
+  const int NH = 4, NKV = 2, HD = 40, Q = NH * HD, KV = NKV * HD, T = 45;
+  auto q = randn(size_t(T) * Q), k = randn(size_t(T) * KV), v = randn(size_t(T) * KV);
+  std::vector<float> out(size_t(T) * Q), lse(size_t(T) * NH), cached(size_t(T) * Q);
+  std::vector<Span> span = {{0, T}};
+  g_be->op->attention_forward(*g_be, out.data(), Q, lse.data(), q.data(), Q, k.data(), KV, v.data(), KV, span.data(),
+                              1, NH, NKV, HD);
+  const int blocks = (T + KV_BLOCK - 1) / KV_BLOCK;
+  std::vector<float> cache(size_t(blocks) * KV_BLOCK * 2 * KV);
+  std::vector<int32_t> table(static_cast<size_t>(blocks));
+  for (int b = 0; b < blocks; b++) table[size_t(b)] = blocks - 1 - b;  // scattered
+  std::vector<CacheRow> rows;
+  for (int t = 0; t < T; t++) rows.push_back({table.data(), t});
+  g_be->op->kv_write(*g_be, {cache.data(), 1, KV}, k.data(), KV, v.data(), KV, rows.data(), T, 0);
+  g_be->op->kv_attention(*g_be, cached.data(), Q, q.data(), Q, {cache.data(), 1, KV}, rows.data(), T, 0, NH, NKV, HD);
+  tt::check(cached == out, "kv_attention equals attention_forward bit for bit");
+}
+
+// The blocked backward over spans longer than its chunks (64 query rows, 256 keys) and a head size
+// off its 16-float tiles, against the textbook formulas in double.
+void test_attention_backward_blocks() {
+  const int NH = 4, NKV = 2, HD = 40, Q = NH * HD, KV = NKV * HD, group = NH / NKV;
+  std::vector<Span> spans = {{0, 300}, {300, 70}};
+  const int N = 370;
+  auto q = randn(size_t(N) * Q), k = randn(size_t(N) * KV), v = randn(size_t(N) * KV), dy = randn(size_t(N) * Q);
+  std::vector<float> out(size_t(N) * Q), lse(size_t(N) * NH), dq(q.size()), dk(k.size()), dv(v.size()),
+      scratch(2 * size_t(N) * Q);
+  g_be->op->attention_forward(*g_be, out.data(), Q, lse.data(), q.data(), Q, k.data(), KV, v.data(), KV, spans.data(),
+                              2, NH, NKV, HD);
+  g_be->op->attention_backward(*g_be, dq.data(), Q, dk.data(), KV, dv.data(), KV, scratch.data(), dy.data(), Q,
+                               out.data(), Q, lse.data(), q.data(), Q, k.data(), KV, v.data(), KV, spans.data(), 2, NH,
+                               NKV, HD, N);
+  std::vector<double> rq(q.size()), rk(k.size()), rv(v.size());
+  const double scale = 1 / std::sqrt(double(HD));
+  for (const Span &sp : spans)
+    for (int h = 0; h < NH; h++) {
+      const int kvh = h / group;
+      for (int i = 0; i < sp.T; i++) {
+        const size_t n = size_t(sp.row0 + i);
+        const float *qi = &q[n * Q + size_t(h) * HD], *dyi = &dy[n * Q + size_t(h) * HD];
+        std::vector<double> s(size_t(i) + 1), dp(size_t(i) + 1);
+        double mx = -1e300, sum = 0, D = 0;
+        for (int j = 0; j <= i; j++) {
+          const size_t m = size_t(sp.row0 + j);
+          for (int d = 0; d < HD; d++) {
+            s[size_t(j)] += scale * qi[d] * k[m * KV + size_t(kvh) * HD + size_t(d)];
+            dp[size_t(j)] += double(dyi[d]) * v[m * KV + size_t(kvh) * HD + size_t(d)];
+          }
+          mx = std::max(mx, s[size_t(j)]);
+        }
+        for (int j = 0; j <= i; j++) sum += std::exp(s[size_t(j)] - mx);
+        for (int j = 0; j <= i; j++) D += std::exp(s[size_t(j)] - mx) / sum * dp[size_t(j)];
+        for (int j = 0; j <= i; j++) {
+          const size_t m = size_t(sp.row0 + j);
+          const double p = std::exp(s[size_t(j)] - mx) / sum, ds = p * (dp[size_t(j)] - D) * scale;
+          for (int d = 0; d < HD; d++) {
+            rq[n * Q + size_t(h) * HD + size_t(d)] += ds * k[m * KV + size_t(kvh) * HD + size_t(d)];
+            rk[m * KV + size_t(kvh) * HD + size_t(d)] += ds * qi[d];
+            rv[m * KV + size_t(kvh) * HD + size_t(d)] += p * dyi[d];
+          }
+        }
+      }
+    }
+  auto err = [](const std::vector<float> &got, const std::vector<double> &want) {
+    double e = 0;
+    for (size_t i = 0; i < got.size(); i++) e = std::max(e, std::fabs(got[i] - want[i]));
+    return e;
+  };
+  tt::near(err(dq, rq), 0, 1e-4, 0, "attention backward in blocks: dq (spans of 300 and 70, HD 40)");
+  tt::near(err(dk, rk), 0, 1e-4, 0, "attention backward in blocks: dk");
+  tt::near(err(dv, rv), 0, 1e-4, 0, "attention backward in blocks: dv");
 }
 
 void test_swiglu() {
@@ -485,6 +586,8 @@ int main() {
   test_rmsnorm();
   test_rope();
   test_attention();
+  test_attention_backward_blocks();
+  test_kv_attention_matches_training();
   test_swiglu();
   test_linear_lora();
   test_head_loss();

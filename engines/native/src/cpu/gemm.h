@@ -25,10 +25,11 @@ constexpr int SMALL_M = 32;
 // C[M, N] = alpha · A[M, K] · B[N, K]ᵀ + beta · C for small M, on the current pool; always compiled.
 void sgemm_small(int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb, float beta,
                  float *C, int ldc);
-// Rows above SMALL_M and up to MID_M against a weight of at least 256 × 256 (a training call of a few
-// short data) take sgemm_mid where the CPU has AVX-512: the weight streams through small panels packed
-// just before use while the next is prefetched (gemm_mid.cc), instead of a packing pass of its own.
-// So does LoRA's t = dy·B (rank columns, at least 2048 rows of B) when the caller is a pool task.
+// Rows above SMALL_M against a weight of at least 256 × 256 (a training call, a prefill) take sgemm_mid
+// where the CPU has AVX-512: the weight streams through small panels packed just before use while the
+// next is prefetched (gemm_mid.cc), instead of a packing pass of its own; rows beyond MID_M go in
+// blocks of at most MID_M rows. So does LoRA's t = dy·B (rank columns, at least 2048 rows of B), split
+// along K over the pool's threads when the caller is not a pool task.
 constexpr int MID_M = 512;
 bool sgemm_mid_fits(bool trans_a, bool trans_b, int M, int N, int K);
 // C[M, N] = alpha · A[M, K] · op(B) + beta · C, op(B) = B[N, K]ᵀ (trans_b) or B[K, N]; on the current pool.

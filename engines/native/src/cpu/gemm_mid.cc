@@ -43,7 +43,7 @@ float *scratch(std::vector<float> &v, size_t n) {
   if (v.size() < n) v.resize(n);
   return v.data();
 }
-thread_local std::vector<float> tl_panel, tl_rows, tl_shared;
+thread_local std::vector<float> tl_panel, tl_rows, tl_shared, tl_parts;
 
 // out[i][j] = Σ_k P[k / KB][i][k % KB] · V[k][j], i < R, j < VW, over kc (a multiple of KB) steps.
 // pf(chunk) runs once per chunk, to prefetch what the caller needs next.
@@ -311,12 +311,10 @@ void short_k(bool ta, int M, int N, int K, float alpha, const float *A, int lda,
 }  // namespace
 
 bool sgemm_mid_fits(bool ta, bool tb, int M, int N, int K) {
-  if (ta || M > MID_M) return false;
+  if (ta) return false;
   if (M > SMALL_M && N >= 256 && K >= 256) return true;
-  // LoRA's t = dy·B (N = rank) for one group's rows, from inside a task (one group per thread):
-  // a single panel wide, so a call with the pool to itself keeps its split of the general path; below
-  // 2048 rows of B the general path is as fast.
-  return !tb && N <= VW && K >= 2048 && current_threads() == 1;
+  // LoRA's t = dy·B (N = rank, B one dense panel wide): below 2048 rows of B the general path is as fast.
+  return !tb && N <= VW && K >= 2048;
 }
 
 bool sgemm_short_k_fits(int M, int N, int K, float beta) {
@@ -331,10 +329,52 @@ void sgemm_short_k(bool trans_a, int M, int N, int K, float alpha, const float *
   short_k(trans_a, M, N, K, alpha, A, lda, B, ldb, C, ldc);
 }
 
+namespace {
+
+// More rows than MID_M (a training call of long data, a prefill): blocks of equal height, a multiple
+// of the forward tile's VW rows, one after another. Each re-reads the weight, which a block of a few
+// hundred rows repays many times over, while its packed rows stay within L2; a row's result does
+// not depend on the block it falls in.
+void in_row_blocks(bool tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
+                   float beta, float *C, int ldc) {
+  const int blocks = (M + MID_M - 1) / MID_M, rows = round_up((M + blocks - 1) / blocks, VW);
+  for (int m0 = 0; m0 < M; m0 += rows) {
+    const int mb = std::min(rows, M - m0);
+    const float *a = A + size_t(m0) * lda;
+    float *c = C + size_t(m0) * ldc;
+    if (tb) mid_nt(mb, N, K, alpha, a, lda, B, ldb, beta, c, ldc);
+    else mid_nn(mb, N, K, alpha, a, lda, B, ldb, beta, c, ldc);
+  }
+}
+
+// C = alpha · A·B + beta · C for B one panel wide (LoRA's t = dy·B, K the layer's outputs or the
+// vocabulary): the panels would give one thread all the work, so each thread takes a range of K
+// (whole chunks) into its own partial product, and the partials are summed in thread order.
+void split_k(int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb, float beta,
+             float *C, int ldc) {
+  const int nt = current_threads(), chunks = (K + KB - 1) / KB;
+  float *part = scratch(tl_parts, size_t(nt) * M * N);  // the caller's: its task uses only tl_rows, tl_panel
+  current_pool()->run(nt, [&](int t) {
+    const int k0 = std::min(K, chunks * t / nt * KB), k1 = std::min(K, chunks * (t + 1) / nt * KB);
+    float *p = part + size_t(t) * M * N;
+    if (k0 < k1) in_row_blocks(false, M, N, k1 - k0, 1.f, A + k0, lda, B + size_t(k0) * ldb, ldb, 0.f, p, N);
+    else std::fill(p, p + size_t(M) * N, 0.f);
+  });
+  for (int i = 0; i < M; i++)
+    for (int j = 0; j < N; j++) {
+      float s = 0;
+      for (int t = 0; t < nt; t++) s += part[(size_t(t) * M + i) * N + j];
+      float &c = C[size_t(i) * ldc + j];
+      c = alpha * s + (beta == 0.f ? 0.f : beta * c);  // beta == 0 never reads C
+    }
+}
+
+}  // namespace
+
 void sgemm_mid(bool tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
                float beta, float *C, int ldc) {
-  if (tb) mid_nt(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-  else mid_nn(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  if (!tb && N <= VW && current_threads() > 1) split_k(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  else in_row_blocks(tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 #else  // no AVX-512: the general path serves every shape
