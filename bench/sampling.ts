@@ -1,12 +1,12 @@
 // Sampling benchmark of the native engine: prefill and decode throughput at several concurrencies,
 // the cost of 8 distinct LoRA adapters in one batch against the base model alone, and the time from
 // a training snapshot to its first sampled token. Prints figures; asserts nothing about speed.
-//   node --import tsx bench/sampling.ts [--preset bench|tiny] [--model DIR] [--threads N] [--reps N]
+//   node --import tsx bench/sampling.ts [--preset tiny|small|bench] [--model DIR] [--threads N] [--reps N]
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { pino } from 'pino'
 import type { SampleJob, SamplingEngine, TrainingEngine } from '../core/engine.js'
-import { ensureGeneratedModel, type PresetName } from '../engines/embedded-model.js'
+import { ensureGeneratedModel, PRESETS, type PresetName } from '../engines/embedded-model.js'
 import { createNativeProvider } from '../engines/native/index.js'
 import { sampleJob } from '../test/helpers/sample-job.js'
 
@@ -20,7 +20,7 @@ const { values: args } = parseArgs({
     reps: { type: 'string', default: '2' },
   },
 })
-if (args.preset !== 'bench' && args.preset !== 'tiny') throw new Error('--preset is bench or tiny')
+if (!(args.preset in PRESETS)) throw new Error(`--preset is one of ${Object.keys(PRESETS).join(', ')}`)
 const PROMPT = Number(args.prompt)
 const DECODE = Number(args.decode)
 const REPS = Math.max(1, Number(args.reps))

@@ -47,6 +47,18 @@ export const PRESETS = {
     maxPosition: 2048,
     dtype: 'F32',
   },
+  /** Qwen3 architecture at hidden 512 and 8 layers (~110M parameters, fp32): the end-to-end bench shape. */
+  small: {
+    vocabSize: 151936,
+    hiddenSize: 512,
+    nLayers: 8,
+    nHeads: 8,
+    nKvHeads: 4,
+    headDim: 64,
+    intermediateSize: 2048,
+    maxPosition: 4096,
+    dtype: 'F32',
+  },
   /** Qwen3-0.6B dimensions with random weights, for benchmarks. */
   bench: {
     vocabSize: 151936,

@@ -1,4 +1,4 @@
-// Command line of the seeded model generator (engines/embedded-model.ts): writes a tiny or
+// Command line of the seeded model generator (engines/embedded-model.ts): writes a tiny, small or
 // Qwen3-0.6B-shaped model directory for tests and benchmarks.
 import { resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
@@ -12,7 +12,7 @@ import {
 
 function usage(): never {
   process.stderr.write(
-    'usage: node --import tsx scripts/gen-model.ts --out DIR [--preset tiny|bench] [--seed N] [--dtype f32|bf16]\n',
+    'usage: node --import tsx scripts/gen-model.ts --out DIR [--preset tiny|small|bench] [--seed N] [--dtype f32|bf16]\n',
   )
   process.exit(2)
 }

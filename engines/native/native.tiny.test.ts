@@ -135,6 +135,36 @@ describe('native engine on the tiny generated model', () => {
     assert.ok(outs.size > 1)
   })
 
+  // The logit rows of a step (the last prompt row of every new request, one row per running sequence)
+  // share one LM-head product. At most 32 rows in the step, so every product of the step takes the
+  // small-M kernel, whose sums do not depend on the row count: temperature draws must match exactly.
+  it('draws the same seeded tokens for requests admitted together as for each alone', async () => {
+    const ids = ['g0', 'g1']
+    for (const [i, id] of ids.entries()) {
+      await training.createAdapter(id, { ...LORA, seed: 20 + i })
+      await training.forwardBackward([sft(id, text.slice(i + 2, i + 10))])
+      await training.optimStep(id, ADAM)
+      await training.snapshotAdapter!(id, `${id}@s`)
+      await sampling.loadAdapter({ kind: 'snapshot', id: `${id}@s` })
+    }
+    const jobs = ['g0@s', null, 'g1@s', 'g0@s', null].map((a, i) =>
+      job(text.slice(i, i + 2 + i), {
+        adapter: a === null ? null : { kind: 'snapshot', id: a },
+        maxTokens: 4 + i,
+        temperature: 1,
+        seed: BigInt(100 + i),
+      }),
+    )
+    const alone: SampleResult[] = []
+    for (const j of jobs) alone.push(await sampling.sample(j))
+    const together = await Promise.all(jobs.map((j) => sampling.sample(j)))
+    for (const [i, r] of together.entries()) {
+      const a = alone[i]!.sequences[0]!
+      assert.deepEqual([...r.sequences[0]!.tokens], [...a.tokens], `job ${i} tokens`)
+      assert.deepEqual([...r.sequences[0]!.logprobs], [...a.logprobs], `job ${i} logprobs`)
+    }
+  })
+
   it('is reproducible in its seed, and the seed matters', async () => {
     const j = job(text.slice(0, 3), {
       temperature: 1,

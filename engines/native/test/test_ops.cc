@@ -12,6 +12,7 @@
 #include "cpu/gemm.h"
 #include "loss/loss.h"
 #include "model/engine_impl.h"
+#include "sample/choose.h"
 #include "test_util.h"
 
 using namespace tuft;
@@ -538,6 +539,41 @@ void test_model_fd() {
   te_engine_destroy(e);
 }
 
+
+// Token choice over a vocabulary of several blocks: greedy takes the first largest logit; a draw over
+// the whole vocabulary follows softmax(z / t) wherever in the vocabulary the mass lies (its blocks are
+// walked by their sums), and the same seed gives the same tokens.
+void test_choose() {
+  const int V = 3000;  // three blocks of ids, the last one short
+  std::vector<float> z(V, -30.f);
+  const int ids[3] = {5, 1500, 2999};
+  const double p[3] = {0.2, 0.5, 0.3};
+  for (int i = 0; i < 3; i++) z[size_t(ids[i])] = float(std::log(p[i]));
+  z[7] = z[1500];  // a tie with the largest: greedy takes the first
+  std::vector<float> prob;
+  std::vector<int32_t> idx;
+  Rng greedy_rng(1, 0);
+  tt::check(choose_token(z.data(), V, {0.f, 0, 1.f}, greedy_rng, prob, idx) == 7, "greedy: first largest logit");
+  z[7] = -30.f;
+
+  const int n = 20000;
+  int count[3] = {0, 0, 0}, other = 0;
+  Rng rng(42, 0);
+  for (int k = 0; k < n; k++) {
+    const int32_t t = choose_token(z.data(), V, {1.f, -1, 1.f}, rng, prob, idx);
+    const int *hit = std::find(ids, ids + 3, t);
+    if (hit == ids + 3) other++;
+    else count[hit - ids]++;
+  }
+  for (int i = 0; i < 3; i++) tt::near(count[i] / double(n), p[i], 0.015, 0, "draw frequency of id " + std::to_string(ids[i]));
+  tt::check(other < n / 100, "draws land on the ids that hold the mass");
+  Rng a(9, 3), b(9, 3);
+  bool same = true;
+  for (int k = 0; k < 50; k++)
+    same = same && choose_token(z.data(), V, {0.7f, -1, 1.f}, a, prob, idx) == choose_token(z.data(), V, {0.7f, -1, 1.f}, b, prob, idx);
+  tt::check(same, "the same seed draws the same tokens");
+}
+
 }  // namespace
 
 int main() {
@@ -557,5 +593,6 @@ int main() {
   test_head_loss();
   test_losses();
   test_model_fd();
+  test_choose();
   return tt::finish("test_ops");
 }

@@ -6,7 +6,10 @@
 #include "sampler.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <unordered_map>
 
@@ -23,6 +26,11 @@ constexpr size_t KV_BUDGET_BYTES = size_t(2) << 30;
 constexpr size_t KV_MAX_FULL_SEQS = 64;
 // Prompt tokens admitted per step; one longer prompt is still admitted alone.
 constexpr int STEP_PREFILL_TOKENS = 4096;
+// Logit rows per LM-head product. The LM head is the largest weight and each product streams all of
+// it, so the rows of a step that need logits are gathered into as few products as this allows. At most
+// the CPU's small-M rows (cpu/gemm.h SMALL_M): that kernel sums every row in one order whatever the
+// count, so a row's logits, and a seeded draw from them, do not depend on what else is in the step.
+constexpr int HEAD_ROWS = 32;
 
 // Rows [row0, row0 + n) of the step: a prompt (prefill of sample 0) or one token of a sequence.
 struct Entry {
@@ -30,6 +38,42 @@ struct Entry {
   int seq;  // sample index (0 for a prefill)
   int row0, n;
   bool prefill;
+};
+
+// Phase timers of one step, printed to stderr when TUFT_SAMPLER_PROFILE=1 (the profile recipe in
+// bench/README.md reads them): where a step's time goes without a profiler.
+class StepTimer {
+ public:
+  StepTimer() : on_(enabled()), last_(now()) {}
+  void lap(int phase) {
+    if (!on_) return;
+    const double t = now();
+    ms_[phase] += t - last_;
+    last_ = t;
+  }
+  void print(int rows, int prefill_rows, int logit_rows) const {
+    if (!on_) return;
+    std::fprintf(stderr,
+                 "tuft sampler step: %d rows (%d prefill), %d logit rows: rows %.2f ms, forward %.2f ms, "
+                 "head %.2f ms, choose %.2f ms, finish %.2f ms\n",
+                 rows, prefill_rows, logit_rows, ms_[0], ms_[1], ms_[2], ms_[3], ms_[4]);
+  }
+  enum { ROWS, FORWARD, HEAD, CHOOSE, FINISH };
+
+ private:
+  static bool enabled() {
+    static const bool on = [] {
+      const char *v = std::getenv("TUFT_SAMPLER_PROFILE");
+      return v != nullptr && v[0] == '1';
+    }();
+    return on;
+  }
+  static double now() {
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch()).count();
+  }
+  bool on_;
+  double last_;
+  double ms_[5] = {0, 0, 0, 0, 0};
 };
 
 void finish_views(Request &r) {
@@ -122,6 +166,8 @@ te_status sampler_step(te_engine *e, Sampler &s, int *out_active) {
   const int V = c.V, C = c.C, Q = c.Q(), KV = c.KV(), QKV = c.QKV();
   Backend &be = *e->backend;
   const KvView kv = s.kv.view();
+  StepTimer timer;
+  int prefill_rows = 0, logit_rows = 0;
 
   // 1. Admission, first come first served: a request starts once all its blocks are free.
   int prefill_tokens = 0;
@@ -180,13 +226,23 @@ te_status sampler_step(te_engine *e, Sampler &s, int *out_active) {
   }
 
   const int N = rows.N, RM = rows.RM;
+  for (const Entry &en : entries) prefill_rows += en.prefill ? en.n : 0;
+  timer.lap(StepTimer::ROWS);
   if (N > 0) {
+    // Rows that need logits: the last of each entry, and every prompt row asked for prompt logprobs.
+    std::vector<int> need;
+    for (const Entry &en : entries) {
+      const SampleParams &p = en.req->params;
+      const bool all_rows = en.prefill && (p.prompt_logprobs || p.topk_prompt > 0);
+      for (int i = all_rows ? 0 : en.n - 1; i < en.n; i++) need.push_back(en.row0 + i);
+    }
+
     // 3. Workspace: one layer's activations (reused by every layer), the other residual buffer,
-    //    the final norm, and a block of logits.
-    const int CH = std::max(1, std::min(N, int(std::max<size_t>(16, (size_t(1) << 24) / size_t(V)))));
+    //    the final norm, and a block of gathered rows with their logits.
+    const int CH = std::max(1, std::min({int(need.size()), HEAD_ROWS, int(std::max<size_t>(16, (size_t(1) << 24) / size_t(V)))}));
     const size_t n_layer = layer_acts_floats(c, N, RM);
     const size_t n_total = n_layer + 2 * align16(size_t(N) * C) + align16(size_t(N)) + align16(size_t(CH) * V) +
-                           align16(size_t(CH) * RM);
+                           align16(size_t(CH) * RM) + align16(size_t(CH) * C);
     TE_TRY(s.work.reserve(be, n_total, "sampling activations"));
     float *w = s.work.data();
     LayerActs a;
@@ -196,6 +252,7 @@ te_status sampler_step(te_engine *e, Sampler &s, int *out_active) {
     float *rstdf = xf + align16(size_t(N) * C);  // [N]
     float *logits = rstdf + align16(size_t(N));  // [CH, V]
     float *uh = logits + align16(size_t(CH) * V);  // [CH, RM]
+    float *xg = uh + align16(size_t(CH) * RM);       // [CH, C] gathered rows of xf
 
     // 4. Forward: each layer's new keys/values go into the cache, then attention reads the cache.
     float *xa = a.x;
@@ -218,33 +275,44 @@ te_status sampler_step(te_engine *e, Sampler &s, int *out_active) {
         TE_TRY(be.op->kv_copy(be, kv, r.seqs[j].blocks.data(), r.seqs[0].blocks.data(), en.n));
     }
 
-    // 5. LM head on the rows that need logits, CH rows at a time, contiguous runs only.
-    std::vector<int> need;
-    for (const Entry &en : entries) {
-      const SampleParams &p = en.req->params;
-      const bool all_rows = en.prefill && (p.prompt_logprobs || p.topk_prompt > 0);
-      for (int i = all_rows ? 0 : en.n - 1; i < en.n; i++) need.push_back(en.row0 + i);
-    }
-    for (size_t k0 = 0; k0 < need.size();) {
-      size_t k1 = k0 + 1;
-      while (k1 < need.size() && int(k1 - k0) < CH && need[k1] == need[k1 - 1] + 1) k1++;
-      const int r0 = need[k0], n = int(k1 - k0);
-      TE_TRY(head_logits(be, m, logits, uh, xf, rows, r0, n));
+    timer.lap(StepTimer::FORWARD);
+
+    // 5. LM head on the rows that need logits, gathered CH at a time (runs of rows in one copy each),
+    //    with their adapters' groups renumbered to the gathered order.
+    for (size_t k0 = 0; k0 < need.size(); k0 += size_t(CH)) {
+      const int n = int(std::min(need.size() - k0, size_t(CH)));
+      Rows head;
+      head.N = n;
+      head.RM = RM;
+      for (int i = 0; i < n;) {
+        int j = i + 1;
+        while (j < n && need[k0 + size_t(j)] == need[k0 + size_t(j) - 1] + 1) j++;
+        TE_TRY(be.op->copy_rows(be, xg + size_t(i) * C, C, xf + size_t(need[k0 + size_t(i)]) * C, C, j - i, C));
+        i = j;
+      }
+      for (int i = 0; i < n; i++) {
+        const Adapter *ad = entries[size_t(row_entry[size_t(need[k0 + size_t(i)])])].req->adapter.get();
+        if (!head.groups.empty() && head.groups.back().ad == ad) head.groups.back().n++;
+        else head.groups.push_back({i, 1, ad, false});
+      }
+      TE_TRY(head_logits(be, m, logits, uh, xg, head, 0, n));
       const float *host_logits = nullptr;
       TE_TRY(host_read(be, logits, size_t(n) * V, s.logits_staging, &host_logits));
+      timer.lap(StepTimer::HEAD);
       parallel_for(size_t(n), 1, [&](size_t i0, size_t i1) {
         std::vector<float> prob;
         std::vector<int32_t> idx;
         for (size_t i = i0; i < i1; i++) {
-          const int row = r0 + int(i);
+          const int row = need[k0 + i];
           const Entry &en = entries[size_t(row_entry[size_t(row)])];
           const float *z = host_logits + i * V;
           if (en.prefill) on_prompt_row(*en.req, row - en.row0, z, V, s.token_bytes, prob, idx);
           else on_decode_row(*en.req, *row_seq[size_t(row)], z, V, s.token_bytes, prob, idx);
         }
       });
-      k0 = k1;
+      timer.lap(StepTimer::CHOOSE);
     }
+    logit_rows = int(need.size());
   }
 
   // 6. Requests whose samples are all done leave the batch and free their blocks.
@@ -266,6 +334,8 @@ te_status sampler_step(te_engine *e, Sampler &s, int *out_active) {
   s.running.erase(std::remove(s.running.begin(), s.running.end(), nullptr), s.running.end());
   for (auto &rp : s.queued) active += rp->params.num_samples;
   *out_active = active;
+  timer.lap(StepTimer::FINISH);
+  timer.print(N, prefill_rows, logit_rows);
   return TE_OK;
 }
 
