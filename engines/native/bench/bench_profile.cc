@@ -6,8 +6,12 @@
 // 8 layers) or `0.6b` (Qwen3-0.6B dimensions), batch × tokens per step, one rank-32 adapter on every
 // target. The table is the best of --reps steps (the step with the least wall time), in wall and in
 // process CPU seconds (all threads): on a shared machine the CPU column moves less.
+// With --decode D the step profiled is the sampler's instead: --batch requests of --tokens prompt
+// tokens each are prefilled in one step, then D decode steps of one token per request are timed
+// together (greedy, rank-32 adapter); the table splits those D steps (the LM head is linear_forward
+// 512→V or 1024→V, token choice is "outside ops").
 //   bench_profile [--model small|0.6b] [--layers N] [--batch B] [--tokens T] [--threads N] [--reps N]
-//                 [--backend auto|cpu|cpu-builtin]
+//                 [--decode D] [--backend auto|cpu|cpu-builtin]
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -125,6 +129,9 @@ BackendOps timed_table(const BackendOps &real) {
   TIME_OP(head_loss);
   TIME_OP(grad_sq_norm);
   TIME_OP(adamw);
+  TIME_OP(kv_write);
+  TIME_OP(kv_copy);
+  TIME_OP(kv_attention);
   ops.linear_forward = linear_forward;
   ops.linear_backward = linear_backward;
   ops.lora_forward = lora_forward;
@@ -143,12 +150,70 @@ void fail(const char *what) {
   std::exit(1);
 }
 
+// The op table of one profiled step (or run of steps): wall and CPU per op, the rest as "outside ops".
+void print_table(const std::map<std::string, Stat> &stats, double total, double cpu) {
+  std::vector<std::pair<std::string, Stat>> rows(stats.begin(), stats.end());
+  Stat in_ops;
+  for (auto &r : rows) in_ops.seconds += r.second.seconds, in_ops.cpu += r.second.cpu;
+  rows.push_back({"outside ops", {total - in_ops.seconds, cpu - in_ops.cpu, 0}});
+  std::sort(rows.begin(), rows.end(), [](auto &a, auto &b) { return a.second.cpu > b.second.cpu; });
+  std::printf("%-34s %9s %7s %9s %7s %7s\n", "op", "wall s", "share", "CPU s", "share", "calls");
+  for (auto &r : rows)
+    std::printf("%-34s %9.4f %6.1f%% %9.4f %6.1f%% %7d\n", r.first.c_str(), r.second.seconds,
+                100 * r.second.seconds / total, r.second.cpu, 100 * r.second.cpu / cpu, r.second.calls);
+}
+
+// --decode: `batch` greedy requests of T prompt tokens on adapter "a"; the first step prefills them
+// all, the next D steps decode; the best of `reps` runs of those D steps is split by op.
+int profile_decode(te_engine *e, const Config &c, const std::string &model, int batch, int T, int D, int threads,
+                   int reps, std::mt19937 &rng) {
+  std::vector<std::vector<int32_t>> prompts{size_t(batch)};
+  for (auto &p : prompts)
+    for (int t = 0; t < T; t++) p.push_back(int32_t(rng() % c.V));
+  struct Best {
+    double wall = 1e30, cpu = 0, prefill = 0;
+    std::map<std::string, Stat> stats;
+  } best;
+  for (int r = 0; r <= reps; r++) {  // the first run warms up (KV cache, workspace, page faults)
+    for (auto &p : prompts) {
+      te_sample_request q{};
+      q.adapter_id = "a", q.prompt = p.data(), q.prompt_len = T, q.num_samples = 1, q.max_tokens = D + 1;
+      q.temperature = 0, q.top_p = 1;
+      uint64_t h;
+      if (te_sample_submit(e, &q, &h) != TE_OK) fail("sample_submit");
+    }
+    int active = 0;
+    const auto tp = Clock::now();
+    if (te_sample_step(e, &active) != TE_OK) fail("sample_step");
+    const double prefill = seconds_since(tp);
+    g_stats.clear();
+    Start t0;
+    for (int s = 0; s < D; s++)
+      if (te_sample_step(e, &active) != TE_OK) fail("sample_step");
+    const double wall = seconds_since(t0.wall), cpu = cpu_now() - t0.cpu;
+    if (r > 0 && wall < best.wall) best = {wall, cpu, prefill, g_stats};
+    uint64_t h;
+    while (te_sample_next_finished(e, &h) == TE_OK) te_sample_release(e, h);
+  }
+  std::printf("model %s: C %d, L %d, NH %d, NKV %d, HD %d, FF %d, V %d; %d requests × %d prompt tokens, LoRA "
+              "rank 32 on every target; %d threads, backend %s (%s)\n",
+              model.c_str(), c.C, c.L, c.NH, c.NKV, c.HD, c.FF, c.V, batch, T, threads, e->backend->name.c_str(),
+              e->backend->device.c_str());
+  std::printf("prefill step %.3f s (%.0f tokens/s); %d decode steps %.3f s: %.2f ms per step, %.1f tokens/s; "
+              "%.3f CPU s (best of %d)\n\n",
+              best.prefill, batch * T / best.prefill, D, best.wall, 1e3 * best.wall / D, batch * D / best.wall,
+              best.cpu, reps);
+  print_table(best.stats, best.wall, best.cpu);
+  te_engine_destroy(e);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char **argv) {
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
   std::string model = "small", backend = "auto";
-  int layers = 0, batch = 4, T = 256, threads = 0, reps = 3;
+  int layers = 0, batch = 4, T = 256, threads = 0, reps = 3, decode = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
     if (a == "--model") model = argv[i + 1];
@@ -157,10 +222,11 @@ int main(int argc, char **argv) {
     else if (a == "--tokens") T = std::max(2, std::atoi(argv[i + 1]));
     else if (a == "--threads") threads = std::atoi(argv[i + 1]);
     else if (a == "--reps") reps = std::max(1, std::atoi(argv[i + 1]));
+    else if (a == "--decode") decode = std::max(0, std::atoi(argv[i + 1]));
     else if (a == "--backend") backend = argv[i + 1];
     else {
       std::fprintf(stderr, "usage: bench_profile [--model small|0.6b] [--layers N] [--batch B] [--tokens T] "
-                           "[--threads N] [--reps N] [--backend auto|cpu|cpu-builtin]\n");
+                           "[--threads N] [--reps N] [--decode D] [--backend auto|cpu|cpu-builtin]\n");
       return 2;
     }
   }
@@ -174,7 +240,7 @@ int main(int argc, char **argv) {
 
   Model m;
   if (model_init_random(&m, c, 1, std::max(T, 256)) != TE_OK) fail("model");
-  te_engine_options o{threads, 64, std::max(T, 256), backend.c_str()};
+  te_engine_options o{threads, 64, std::max(T + decode, 256), backend.c_str()};
   te_engine *e = nullptr;
   if (engine_create_from_model(std::move(m), &o, &e) != TE_OK) fail("engine");
   te_lora_config lc{32, 32.f, 1, 1, 1, 1};
@@ -183,6 +249,7 @@ int main(int argc, char **argv) {
   e->backend->op = &timed;
 
   std::mt19937 rng(7);
+  if (decode > 0) return profile_decode(e, c, model, batch, T, decode, threads, reps, rng);
   const size_t nb = size_t(batch);
   std::vector<std::vector<int32_t>> tok(nb), tgt(nb);
   std::vector<std::vector<float>> w(nb, std::vector<float>(size_t(T), 1.f));
@@ -220,15 +287,7 @@ int main(int argc, char **argv) {
               e->backend->device.c_str());
   std::printf("step %.3f s = forward_backward %.3f s + optim_step %.3f s: %.1f tokens/s; %.3f CPU s (best of %d)\n\n",
               total, best.fb, best.opt, batch * T / total, best.cpu, reps);
-  std::vector<std::pair<std::string, Stat>> rows(best.stats.begin(), best.stats.end());
-  Stat in_ops;
-  for (auto &r : rows) in_ops.seconds += r.second.seconds, in_ops.cpu += r.second.cpu;
-  rows.push_back({"outside ops", {total - in_ops.seconds, best.cpu - in_ops.cpu, 0}});
-  std::sort(rows.begin(), rows.end(), [](auto &a, auto &b) { return a.second.cpu > b.second.cpu; });
-  std::printf("%-34s %9s %7s %9s %7s %7s\n", "op", "wall s", "share", "CPU s", "share", "calls");
-  for (auto &r : rows)
-    std::printf("%-34s %9.4f %6.1f%% %9.4f %6.1f%% %7d\n", r.first.c_str(), r.second.seconds,
-                100 * r.second.seconds / total, r.second.cpu, 100 * r.second.cpu / best.cpu, r.second.calls);
+  print_table(best.stats, total, best.cpu);
   te_engine_destroy(e);
   return 0;
 }

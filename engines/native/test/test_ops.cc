@@ -2,6 +2,7 @@
 // tolerances sized for it), both general GEMMs and the special-shape kernels against a naive product for
 // all transpose cases and odd shapes, the losses' d loss / d logprob, and the whole LoRA model's
 // gradient against finite differences of its loss. (test_backend_ops compares backends with each other.)
+#include <array>
 #include <algorithm>
 #include <cstring>
 #include <functional>
@@ -291,9 +292,10 @@ void test_attention() {
 
 // The sampler's attention over the KV cache equals training's attention bit for bit, row by row (a
 // sampled token's log-probability is the one training computes): 45 rows (tiles of 8 and groups of
-// 16 keys with tails), a head size with a tail past its 16-float chunks.
-void test_kv_attention_matches_training() {
-  const int NH = 4, NKV = 2, HD = 40, Q = NH * HD, KV = NKV * HD, T = 45;
+// 16 keys with tails); head sizes with a tail past their 16-float chunks (the scalar path) and of whole
+// chunks (the transposing path where the CPU has AVX-512), query heads per KV head 2 and 8 (two passes).
+void test_kv_attention_matches_training(int NH, int NKV, int HD) {
+  const int Q = NH * HD, KV = NKV * HD, T = 45;
   auto q = randn(size_t(T) * Q), k = randn(size_t(T) * KV), v = randn(size_t(T) * KV);
   std::vector<float> out(size_t(T) * Q), lse(size_t(T) * NH), cached(size_t(T) * Q);
   std::vector<Span> span = {{0, T}};
@@ -307,7 +309,8 @@ void test_kv_attention_matches_training() {
   for (int t = 0; t < T; t++) rows.push_back({table.data(), t});
   g_be->op->kv_write(*g_be, {cache.data(), 1, KV}, k.data(), KV, v.data(), KV, rows.data(), T, 0);
   g_be->op->kv_attention(*g_be, cached.data(), Q, q.data(), Q, {cache.data(), 1, KV}, rows.data(), T, 0, NH, NKV, HD);
-  tt::check(cached == out, "kv_attention equals attention_forward bit for bit");
+  tt::check(cached == out, "kv_attention equals attention_forward bit for bit (NH " + std::to_string(NH) + ", NKV " +
+                               std::to_string(NKV) + ", HD " + std::to_string(HD) + ")");
 }
 
 // The blocked backward over spans longer than its chunks (64 query rows, 256 keys) and a head size
@@ -587,7 +590,7 @@ int main() {
   test_rope();
   test_attention();
   test_attention_backward_blocks();
-  test_kv_attention_matches_training();
+  for (const auto &s : {std::array<int, 3>{4, 2, 40}, {8, 4, 64}, {8, 1, 32}}) test_kv_attention_matches_training(s[0], s[1], s[2]);
   test_swiglu();
   test_linear_lora();
   test_head_loss();

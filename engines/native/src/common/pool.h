@@ -2,6 +2,7 @@
 // calling thread by a PoolScope (each C API entry point installs its engine's pool), serially otherwise.
 // Nested parallel_for calls from inside a task run serially.
 #pragma once
+#include <atomic>
 #include <condition_variable>
 #include <cstddef>
 #include <functional>
@@ -29,9 +30,11 @@ class Pool {
   std::mutex mu_;
   std::condition_variable cv_work_, cv_done_;
   const std::function<void(int)> *task_ = nullptr;
-  int n_tasks_ = 0, next_ = 0, done_ = 0, busy_ = 0;
-  unsigned long generation_ = 0;
-  bool stop_ = false;
+  int n_tasks_ = 0, next_ = 0;
+  // Written under mu_; read without it by the short spins before a thread sleeps on a condition.
+  std::atomic<int> done_{0}, busy_{0};
+  std::atomic<unsigned long> generation_{0};
+  std::atomic<bool> stop_{false};
 };
 
 class PoolScope {
