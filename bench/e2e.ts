@@ -53,6 +53,12 @@ function cpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / TICKS
 }
 
+/** The most resident memory the process has held so far, in GiB (Linux /proc: VmHWM). */
+function peakGiB(pid: number): string {
+  const kb = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]
+  return kb === undefined ? '?' : (Number(kb) / 2 ** 20).toFixed(1)
+}
+
 async function measure(pid: number, tokens: number, work: () => Promise<unknown>): Promise<Run> {
   const c0 = cpuSeconds(pid)
   const t0 = performance.now()
@@ -254,6 +260,8 @@ async function benchShape(shape: string, refReason: string | undefined): Promise
           ' (target >= 8x for 32 / 1)',
       )
     }
+    const refPeak = ref ? `, reference ${peakGiB(ref.pid)} GiB` : ''
+    console.log(`peak resident memory: ours ${peakGiB(ours.pid)} GiB${refPeak}`)
   } finally {
     await ref?.stop()
     await ours.stop()

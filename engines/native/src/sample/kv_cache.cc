@@ -5,14 +5,16 @@
 
 namespace tuft {
 
-te_status KvCache::init(Backend &be, const Config &c, int max_seq, size_t budget_bytes) {
+// The budget decides the size, not the model's longest context: Qwen3-0.6B's 40,960 positions would
+// take 9.4 GB (a request that needs more than the cache holds is refused with the sizes). The memory
+// is not cleared: a position is read only after its sequence wrote it, so pages are touched (and
+// resident) only as sequences fill them.
+te_status KvCache::init(Backend &be, const Config &c, size_t budget_bytes) {
   L_ = c.L;
   KV_ = c.KV();
   const size_t block_floats = size_t(L_) * KV_BLOCK * 2 * size_t(KV_);
-  const int min_blocks = (max_seq + KV_BLOCK - 1) / KV_BLOCK;
-  int n = int(std::min<size_t>(budget_bytes / (block_floats * sizeof(float)), size_t(1) << 24));
-  n = std::max(n, min_blocks);
-  TE_TRY(mem_.alloc(be, size_t(n) * block_floats, "the KV cache"));
+  const int n = int(std::clamp<size_t>(budget_bytes / (block_floats * sizeof(float)), 1, size_t(1) << 24));
+  TE_TRY(mem_.reserve(be, size_t(n) * block_floats, "the KV cache"));
   n_blocks_ = n;
   free_.resize(size_t(n));
   for (int i = 0; i < n; i++) free_[size_t(i)] = n - 1 - i;  // pop_back hands out low blocks first

@@ -13,9 +13,8 @@ namespace tuft {
 
 class KvCache {
  public:
-  // Allocates the pool on first use: as many blocks as fit in budget_bytes, at least enough for one
-  // sequence of max_seq positions.
-  te_status init(Backend &be, const Config &c, int max_seq, size_t budget_bytes);
+  // Allocates the pool on first use: as many blocks as fit in budget_bytes (at least one).
+  te_status init(Backend &be, const Config &c, size_t budget_bytes);
   bool ready() const { return n_blocks_ > 0; }
   int capacity() const { return n_blocks_; }
   int free_blocks() const { return int(free_.size()); }

@@ -346,7 +346,7 @@ static te_status ensure_kv(te_engine *e, Sampler &s) {
   const size_t per_token = size_t(c.L) * 2 * size_t(c.KV()) * sizeof(float);
   const size_t budget = s.kv_budget > 0 ? s.kv_budget
                                         : std::min(KV_BUDGET_BYTES, KV_MAX_FULL_SEQS * size_t(e->model.max_seq) * per_token);
-  return s.kv.init(*e->backend, c, e->model.max_seq, budget);
+  return s.kv.init(*e->backend, c, budget);
 }
 
 }  // namespace tuft
@@ -439,7 +439,7 @@ te_status te_sample_submit(te_engine *e, const te_sample_request *r, uint64_t *o
   p.topk_prompt = r->topk_prompt_logprobs;
   const int need = req->blocks_needed(KV_BLOCK);
   if (need > s.kv.capacity())
-    return TE_FAIL(TE_EINVAL, "the request needs %d KV cache positions; the cache holds %d",
+    return TE_FAIL(TE_EINVAL, "the request needs %d KV cache positions; the cache holds %d (the engine option kv_cache_mb sets its size)",
                    need * KV_BLOCK, s.kv.capacity() * KV_BLOCK);
   const size_t P = req->prompt.size();
   if (p.prompt_logprobs) req->prompt_lp.assign(P, 0.f), req->prompt_lp[0] = NAN;
