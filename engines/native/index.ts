@@ -18,7 +18,8 @@ export const NativeConfigSchema = Type.Object(
       Type.Integer({
         minimum: 1,
         description:
-          'sampler KV cache in MiB, allocated at the first sample (default 2048, less for small models)',
+          'sampler KV cache in MiB, reserved at the first sample and filled as sequences grow (default 2048, ' +
+          'less for small models); a request needing more positions than it holds is refused',
       }),
     ),
     backend: Type.Optional(

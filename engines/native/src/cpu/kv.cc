@@ -69,6 +69,13 @@ te_status cpu::kv_attention(Backend &, float *out, int ldo, const float *q, int 
         for (int j0 = 0; j0 < keys; j0 += 16) {  // one cache block: positions j0 … j0 + 15
           const float *k0 = slot(kv, r.blocks, l, j0) + size_t(kvh) * HD;
           const int nk = std::min(16, keys - j0);
+          // This head's keys and values of the next block: HD floats every 2·KV, which the hardware
+          // prefetchers do not follow (one 4 KiB page apart or more at Qwen3-0.6B's sizes).
+          if (j0 + 16 < keys && h0 == 0)
+            for (int j = 0; j < std::min(16, keys - j0 - 16); j++) {
+              const float *kn = slot(kv, r.blocks, l, j0 + 16 + j) + size_t(kvh) * HD;
+              for (int d = 0; d < HD; d += 16) __builtin_prefetch(kn + d), __builtin_prefetch(kn + kv.KV + d);
+            }
           v16 s[KV_HEADS_PER_PASS] = {};
 #if defined(__AVX512F__)
           if (HD16 == HD) {
