@@ -7,7 +7,7 @@ import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { pino } from 'pino'
 import { datumFromTokens } from '../client/index.js'
-import type { AdamParams, TrainItem, TrainingEngine } from '../core/engine.js'
+import type { AdamParams, TrainingEngine } from '../core/engine.js'
 import { TrainingScheduler } from '../core/services/scheduler.js'
 import { createNativeProvider } from '../engines/native/index.js'
 import {
@@ -17,6 +17,7 @@ import {
   startNativeTuft,
   USERS,
 } from './helpers/native-server.js'
+import { sftItem as sft } from './helpers/sft-item.js'
 
 const ADAM: AdamParams = {
   learningRate: 1e-2,
@@ -31,19 +32,6 @@ const LORA = { rank: 8, alpha: 16, seed: 5, trainAttn: true, trainMlp: true, tra
 /** A datum of `n` deterministic tokens (distinct per `salt`). */
 function tokens(n: number, salt: number): number[] {
   return Array.from({ length: n }, (_, i) => (i * 7919 + salt * 104_729 + 17) % 150_000)
-}
-
-function sft(adapterId: string, seq: number[], forwardOnly = false): TrainItem {
-  return {
-    adapterId,
-    tokens: Int32Array.from(seq.slice(0, -1)),
-    targets: Int32Array.from(seq.slice(1)),
-    k: 1,
-    lossFn: 'cross_entropy',
-    lossConfig: {},
-    weights: new Float32Array(seq.length - 1).fill(1),
-    forwardOnly,
-  }
 }
 
 const close = (a: number, b: number, what: string) =>

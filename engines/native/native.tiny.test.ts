@@ -13,10 +13,10 @@ import type {
   EngineContext,
   SampleResult,
   SamplingEngine,
-  TrainItem,
   TrainingEngine,
 } from '../../core/engine.js'
 import { sampleJob } from '../../test/helpers/sample-job.js'
+import { sftItem as sft } from '../../test/helpers/sft-item.js'
 import { ensureEmbeddedModel } from '../embedded-model.js'
 import { createNativeProvider } from './index.js'
 import { loadTokenBytes } from './token-bytes.js'
@@ -30,19 +30,6 @@ const ADAM: AdamParams = {
   gradClipNorm: 0,
 }
 const LORA = { rank: 8, alpha: 16, seed: 3, trainAttn: true, trainMlp: true, trainUnembed: true }
-
-function sft(adapterId: string, seq: number[], forwardOnly = false): TrainItem {
-  return {
-    adapterId,
-    tokens: Int32Array.from(seq.slice(0, -1)),
-    targets: Int32Array.from(seq.slice(1)),
-    k: 1,
-    lossFn: 'cross_entropy',
-    lossConfig: {},
-    weights: new Float32Array(seq.length - 1).fill(1),
-    forwardOnly,
-  }
-}
 
 const job = sampleJob
 
