@@ -4,6 +4,7 @@
 // gradient against finite differences of its loss. (test_backend_ops compares backends with each other.)
 #include <array>
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <functional>
 #include <random>
@@ -577,10 +578,33 @@ void test_choose() {
   tt::check(same, "the same seed draws the same tokens");
 }
 
+// Inside a PoolScope, on the caller and on the pool's threads, denormal floats are flushed to zero (an
+// Intel core takes a slow assist for each); the caller's own mode comes back when the scope ends.
+void test_denormals_flushed(Pool &pool) {
+#if defined(__x86_64__)
+  volatile float tiny = 1e-40f, one = 1.f;  // volatile: computed at run time, in the thread's mode
+  tt::check(tiny * one != 0.f, "outside a pool scope denormals are kept");
+  {
+    PoolScope scope(&pool);
+    tt::check(tiny * one == 0.f, "the caller flushes denormals inside a pool scope");
+    std::atomic<int> kept{0};
+    parallel_for(64, 1, [&](size_t b, size_t e) {
+      for (size_t i = b; i < e; i++)
+        if (tiny * one != 0.f) kept++;
+    });
+    tt::check(kept == 0, "the pool's threads flush denormals");
+  }
+  tt::check(tiny * one != 0.f, "the caller's mode is restored when the scope ends");
+#else
+  (void)pool;
+#endif
+}
+
 }  // namespace
 
 int main() {
   Pool pool(2);
+  test_denormals_flushed(pool);
   PoolScope scope(&pool);
   BackendPtr be;
   if (!tt::ok_status(backend_create("cpu", nullptr, 0, &be), "cpu backend")) return tt::finish("test_ops");

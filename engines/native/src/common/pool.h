@@ -1,6 +1,8 @@
 // pool.h — the engine's worker threads. Ops call parallel_for(); it runs on the pool installed for the
 // calling thread by a PoolScope (each C API entry point installs its engine's pool), serially otherwise.
-// Nested parallel_for calls from inside a task run serially.
+// Nested parallel_for calls from inside a task run serially. Pool threads flush denormal floats to
+// zero, and so does a thread inside a PoolScope (restored when the scope ends: the host's own code,
+// JavaScript included, never sees the mode).
 #pragma once
 #include <atomic>
 #include <condition_variable>
@@ -41,9 +43,12 @@ class PoolScope {
  public:
   explicit PoolScope(Pool *p);
   ~PoolScope();
+  PoolScope(const PoolScope &) = delete;
+  PoolScope &operator=(const PoolScope &) = delete;
 
  private:
   Pool *prev_;
+  unsigned prev_fp_mode_;
 };
 
 Pool *current_pool();
