@@ -6,6 +6,7 @@ import { join } from 'node:path'
 import type { LoraSpec } from '../../core/engine.js'
 import { tuftError } from '../../core/errors.js'
 import { packageRoot } from '../package-root.js'
+import { chooseOpenblasCore } from './openblas-core.js'
 
 export interface NativeModelInfo {
   arch: string
@@ -139,6 +140,7 @@ export function loadBinding(): NativeBinding {
       `The native engine is not built (looked for ${CANDIDATES.join(', ')}): run \`npm run build\``,
     )
   }
+  chooseOpenblasCore()
   const require = createRequire(import.meta.url)
   try {
     return require(file) as NativeBinding
