@@ -107,14 +107,15 @@ extern "C" te_status te_forward_backward(te_engine *e, te_train_item *items, int
 
   // 3. Workspace: activations, head block, backward scratch (grown once, reused across calls).
   const int N = rows.N, RM = rows.RM, V = c.V;
-  // Rows per LM-head block: up to 2^25 logits (128 MiB), in blocks of equal size, so that the head's
+  // Rows per LM-head block: about 2^25 logits (128 MiB), in blocks of equal size, so that the head's
   // weights (read in full by every block, forward and backward) are read as few times as possible and
-  // no block is a thin leftover.
+  // no block is a thin leftover; rounded up to whole 32-row tiles of the head's forward GEMM (4 × 256
+  // rows went in blocks of 205, 7 tiles each with 19 rows of padding).
   int CH = std::max(1, std::min(N, e->head_rows > 0 ? e->head_rows
                                                     : int(std::max<size_t>(16, (size_t(1) << 25) / size_t(V)))));
   if (e->head_rows <= 0) {
     const int blocks = (N + CH - 1) / CH;
-    CH = (N + blocks - 1) / blocks;
+    CH = std::min(N, ((N + blocks - 1) / blocks + 31) / 32 * 32);
   }
   const size_t CK = size_t(CH) * Kmax;
   size_t n_acts = acts_floats(c, N, RM);
