@@ -246,10 +246,17 @@ async function benchShape(shape: string, refReason: string | undefined): Promise
           s.ref.push(await ref.call({ op: 'generate', batch: c, prompt: PROMPT, new_tokens: NEW_TOKENS }))
       }
     }
-    line(`train ${BATCH}x${SEQ} r${RANK}`, train.ours, ref && train.ref, ref ? ' (target >= 2x)' : '')
+    // Issue 14 sets its targets on the bench shape only; the other shapes print their figures bare.
+    const targeted = shape === 'small'
+    line(
+      `train ${BATCH}x${SEQ} r${RANK}`,
+      train.ours,
+      ref && train.ref,
+      targeted && ref ? ' (target >= 2x)' : '',
+    )
     for (const c of CONCURRENCY) {
       const s = sample.get(c)!
-      const target = c === 32 && ref ? ' (target >= 3x)' : ''
+      const target = targeted && c === 32 && ref ? ' (target >= 3x)' : ''
       line(`sample c=${c}`, s.ours, ref && s.ref, target)
     }
     const lo = sample.get(Math.min(...CONCURRENCY))!
@@ -257,7 +264,7 @@ async function benchShape(shape: string, refReason: string | undefined): Promise
     if (CONCURRENCY.length > 1) {
       console.log(
         `sample c=${Math.max(...CONCURRENCY)} / c=${Math.min(...CONCURRENCY)}  ours ${fmt(rate(best(hi.ours)) / rate(best(lo.ours)))}x` +
-          ' (target >= 8x for 32 / 1)',
+          (targeted ? ' (target >= 8x for 32 / 1)' : ''),
       )
     }
     const refPeak = ref ? `, reference ${peakGiB(ref.pid)} GiB` : ''
