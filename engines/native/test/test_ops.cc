@@ -84,9 +84,9 @@ void test_gemm() {
       tt::near(e2, 0, 1e-3, 0, s + (HAVE_OPENBLAS ? " openblas" : " builtin"));
     }
   // The small-M streaming kernel (C = A·Bᵀ): row and column tails, K off the vector width, short K (16-column
-  // groups, LoRA B-products) and long K, beta 0 and 1.
+  // groups, LoRA B-products), long K (beyond what 8 rows of B keep in L1: 1100), beta 0 and 1.
   for (int M : {1, 3, 4, 7, 16, 32})
-    for (int K : {5, 16, 32, 300}) {
+    for (int K : {5, 16, 32, 300, 1100}) {
       const int N = 37, lda = K + 3, ldb = K + 1, ldc = N + 2;
       auto A = randn(size_t(M) * lda), B = randn(size_t(N) * ldb), C = randn(size_t(M) * ldc);
       for (float beta : {0.f, 1.f}) {
@@ -106,7 +106,7 @@ void test_gemm() {
       }
     }
   // A row's result does not depend on the rows beside it (a sequence samples the same batched or alone).
-  for (int K : {16, 300}) {
+  for (int K : {16, 300, 1100}) {
     const int M = 7, N = 37;
     auto A = randn(size_t(M) * K), B = randn(size_t(N) * K);
     std::vector<float> all(size_t(M) * N), alone(static_cast<size_t>(N));
