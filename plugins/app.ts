@@ -15,6 +15,7 @@ import contentParsersPlugin from './content-parsers.js'
 import enginesPlugin from './engines.js'
 import errorHandlerPlugin from './error-handler.js'
 import limitsPlugin from './limits.js'
+import modelTextsPlugin from './model-text.js'
 import oaiApi from './oai/index.js'
 import persistencePlugin from './persistence.js'
 import readinessRoutes from './readiness.js'
@@ -74,6 +75,7 @@ export async function buildApp(config: TuftConfig, deps: AppDeps = {}): Promise<
   // Routes.
   await app.register(tinkerApi, { prefix: API_PREFIX })
   await app.register(adminStatusPlugin)
+  await app.register(modelTextsPlugin)
   await app.register(tokenizePlugin)
   await app.register(consolePlugin)
   await app.register(oaiApi)

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict'
 import { copyFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks'
 import { after, before, test } from 'node:test'
 import { ALICE, BOB, MODEL, startTestApp, type TestApp } from './helpers/app.js'
 import { assertError, call, ceRequest, listen, postFwdBwd, result } from './helpers/http.js'
@@ -58,6 +59,29 @@ test('tokenize applies the chat template when asked; detokenize gives the text a
     400,
   )
   assertError(await call(base, 'POST', '/tokenize', { json: { model: MODEL, text: 'x' } }), 401)
+})
+
+test('a long text is tokenized off the event loop: other requests are not held up', async () => {
+  // ~210k tokens: about a second of BPE work, which used to run on the server's event loop (OpenAI route).
+  const prompt = 'The quick brown fox jumps over the lazy dog, again and again. '.repeat(15000)
+  const loop = monitorEventLoopDelay({ resolution: 10 })
+  loop.enable()
+  const started = performance.now()
+  const r = await fetch(`${base}/v1/tokenize`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${BOB}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ model: MODEL, prompt }),
+  })
+  const answer = (await r.json()) as { count: number }
+  const took = performance.now() - started
+  loop.disable()
+  assert.equal(r.status, 200, JSON.stringify(answer))
+  assert.ok(answer.count > 200_000, String(answer.count))
+  const heldMs = loop.max / 1e6
+  assert.ok(
+    heldMs < took / 2,
+    `the event loop was held ${heldMs.toFixed(0)} ms of a ${took.toFixed(0)} ms request`,
+  )
 })
 
 test('operators see queue depths and engine busy fractions; other users get a 403', async () => {

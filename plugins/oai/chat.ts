@@ -6,6 +6,7 @@ import { type Static, Type } from '@sinclair/typebox'
 import type { FastifyInstance } from 'fastify'
 import { tuftError } from '../../core/errors.js'
 import { userOf } from '../auth.js'
+import type { ChatMessage, ModelText } from '../model-text.js'
 import type { OaiContext } from './context.js'
 import {
   clampLogprob,
@@ -16,9 +17,8 @@ import {
   usageOf,
 } from './generate.js'
 import { checkLogprobs, generationOptions, refuseUnsupported, SamplingFields } from './params.js'
-import { sendEvents, textDeltas } from './sse.js'
+import { sendEvents, type TextDelta, textDeltas } from './sse.js'
 import { resolveTarget } from './targets.js'
-import type { ChatMessage, ModelText } from './tokenizer.js'
 
 const ContentPart = Type.Object({ type: Type.String(), text: Type.Optional(Type.String()) })
 export const Messages = Type.Array(
@@ -43,7 +43,7 @@ const ChatRequest = Type.Object({
 type ChatRequest = Static<typeof ChatRequest>
 
 /** The conversation's tokens: text parts joined per message, rendered by the template, no extra specials. */
-export function chatPrompt(
+export async function chatPrompt(
   text: ModelText,
   body: {
     messages: Static<typeof Messages>
@@ -52,7 +52,7 @@ export function chatPrompt(
     chat_template_kwargs?: Record<string, unknown>
     add_special_tokens?: boolean
   },
-): number[] {
+): Promise<number[]> {
   const messages: ChatMessage[] = body.messages.map((m, i) => {
     if (typeof m.content === 'string' || m.content === null || m.content === undefined) return { ...m }
     const parts = m.content.map((part, j) => {
@@ -63,7 +63,7 @@ export function chatPrompt(
     return { ...m, content: parts.join('') }
   })
   const continueLast = body.continue_final_message ?? false
-  let rendered = text.renderChat(
+  let rendered = await text.renderChat(
     messages,
     !continueLast && (body.add_generation_prompt ?? true),
     body.chat_template_kwargs ?? {},
@@ -78,10 +78,10 @@ export function chatPrompt(
   return text.encode(rendered, body.add_special_tokens ?? false)
 }
 
-function logprobsOf(s: Finished, text: ModelText) {
+async function logprobsOf(s: Finished, text: ModelText) {
+  const pieces = await text.pieces(s.tokens)
   return {
-    content: s.tokens.map((id, i) => {
-      const token = text.decode([id], false)
+    content: pieces.map((token, i) => {
       return {
         token,
         logprob: clampLogprob(s.logprobs[i]!),
@@ -93,14 +93,16 @@ function logprobsOf(s: Finished, text: ModelText) {
 }
 
 function choicesOf(r: PromptResult, body: ChatRequest, text: ModelText) {
-  return r.sequences.map((s, index) => ({
-    index,
-    message: { role: 'assistant', content: s.text, tool_calls: [] },
-    logprobs: body.logprobs ? logprobsOf(s, text) : null,
-    finish_reason: s.finishReason,
-    stop_reason: s.stopReason,
-    ...(body.return_token_ids ? { token_ids: s.tokens } : {}),
-  }))
+  return Promise.all(
+    r.sequences.map(async (s, index) => ({
+      index,
+      message: { role: 'assistant', content: s.text, tool_calls: [] },
+      logprobs: body.logprobs ? await logprobsOf(s, text) : null,
+      finish_reason: s.finishReason,
+      stop_reason: s.stopReason,
+      ...(body.return_token_ids ? { token_ids: s.tokens } : {}),
+    })),
+  )
 }
 
 export default async function chatRoutes(app: FastifyInstance, ctx: OaiContext): Promise<void> {
@@ -120,7 +122,7 @@ export default async function chatRoutes(app: FastifyInstance, ctx: OaiContext):
       }
       const target = await resolveTarget(app, ctx.loras, userOf(request), body.model)
       const text = await ctx.texts.of(target.host)
-      const prompt = chatPrompt(text, body)
+      const prompt = await chatPrompt(text, body)
       const options = generationOptions(
         body,
         body.max_completion_tokens ?? body.max_tokens ?? null,
@@ -133,7 +135,7 @@ export default async function chatRoutes(app: FastifyInstance, ctx: OaiContext):
         created: Math.floor(Date.now() / 1000),
         model: target.model,
       }
-      const choices = choicesOf(r, body, text)
+      const choices = await choicesOf(r, body, text)
       const usage = usageOf([r])
       if (!body.stream) {
         return {
@@ -141,11 +143,15 @@ export default async function chatRoutes(app: FastifyInstance, ctx: OaiContext):
           object: 'chat.completion',
           choices,
           usage,
-          ...(body.prompt_logprobs != null ? { prompt_logprobs: promptLogprobsOf(r, text) } : {}),
+          ...(body.prompt_logprobs != null ? { prompt_logprobs: await promptLogprobsOf(r, text) } : {}),
           ...(body.return_token_ids ? { prompt_token_ids: r.prompt } : {}),
         }
       }
-      return sendEvents(reply, streamOf(head, choices, r, body, text, usage))
+      const skip = body.skip_special_tokens ?? true
+      const deltas = await Promise.all(
+        choices.map((c) => textDeltas(r.sequences[c.index]!.tokens, r.sequences[c.index]!.text, text, skip)),
+      )
+      return sendEvents(reply, streamOf(head, choices, deltas, r, body, usage))
     },
   )
 }
@@ -153,10 +159,10 @@ export default async function chatRoutes(app: FastifyInstance, ctx: OaiContext):
 /** Per choice: the role, then content deltas, the last one with the finish; usage at the end if asked. */
 function* streamOf(
   head: { id: string; created: number; model: string },
-  choices: ReturnType<typeof choicesOf>,
+  choices: Awaited<ReturnType<typeof choicesOf>>,
+  deltasOf: TextDelta[][],
   r: PromptResult,
   body: ChatRequest,
-  text: ModelText,
   usage: ReturnType<typeof usageOf>,
 ) {
   const chunk = (c: Record<string, unknown>) => ({ ...head, object: 'chat.completion.chunk', choices: [c] })
@@ -168,7 +174,7 @@ function* streamOf(
       logprobs: null,
       finish_reason: null,
     })
-    const deltas = textDeltas(s.tokens, s.text, text, body.skip_special_tokens ?? true)
+    const deltas = deltasOf[choice.index]!
     for (const [d, delta] of deltas.entries()) {
       const last = d === deltas.length - 1
       yield chunk({

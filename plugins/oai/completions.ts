@@ -7,6 +7,7 @@ import { type Static, Type } from '@sinclair/typebox'
 import type { FastifyInstance } from 'fastify'
 import { tuftError } from '../../core/errors.js'
 import { userOf } from '../auth.js'
+import type { ModelText } from '../model-text.js'
 import type { OaiContext } from './context.js'
 import {
   clampLogprob,
@@ -17,9 +18,8 @@ import {
   usageOf,
 } from './generate.js'
 import { checkLogprobs, generationOptions, refuseUnsupported, SamplingFields } from './params.js'
-import { sendEvents, textDeltas } from './sse.js'
+import { sendEvents, type TextDelta, textDeltas } from './sse.js'
 import { resolveTarget } from './targets.js'
-import type { ModelText } from './tokenizer.js'
 
 const TokenIds = Type.Array(Type.Integer({ minimum: 0 }))
 
@@ -40,13 +40,17 @@ export const CompletionRoute = { body: CompletionRequest }
 const DEFAULT_MAX_TOKENS = 16
 
 /** The prompts of a request as token ids: a string, a token list, or a list of either. */
-function promptsOf(prompt: CompletionRequest['prompt'], text: ModelText, addSpecial: boolean): number[][] {
+function promptsOf(
+  prompt: CompletionRequest['prompt'],
+  text: ModelText,
+  addSpecial: boolean,
+): Promise<number[][]> {
   const list: (string | number[])[] =
     typeof prompt === 'string' || (prompt.length > 0 && typeof prompt[0] === 'number')
       ? [prompt as string | number[]]
       : (prompt as (string | number[])[])
   if (list.length === 0) throw tuftError('TUFT_BAD_REQUEST', 'prompt is empty')
-  return list.map((p) => (typeof p === 'string' ? text.encode(p, addSpecial) : p))
+  return Promise.all(list.map((p) => (typeof p === 'string' ? text.encode(p, addSpecial) : p)))
 }
 
 interface LogprobsSection {
@@ -57,17 +61,17 @@ interface LogprobsSection {
 }
 
 /** OpenAI's completion logprobs over `ids` (the prompt's first, when echoed, has none). */
-function logprobsSection(
+async function logprobsSection(
   ids: number[],
   lps: (number | null)[],
   text: ModelText,
   asIds: boolean,
   offset0: number,
-): LogprobsSection {
+): Promise<LogprobsSection> {
   const section: LogprobsSection = { tokens: [], token_logprobs: [], top_logprobs: [], text_offset: [] }
   let offset = offset0
-  ids.forEach((id, i) => {
-    const token = asIds ? `token_id:${id}` : text.decode([id], false)
+  const tokens = asIds ? ids.map((id) => `token_id:${id}`) : await text.pieces(ids)
+  tokens.forEach((token, i) => {
     const lp = lps[i] ?? null
     section.tokens.push(token)
     section.token_logprobs.push(lp === null ? null : clampLogprob(lp))
@@ -78,37 +82,44 @@ function logprobsSection(
   return section
 }
 
-function choicesOf(results: PromptResult[], body: CompletionRequest, text: ModelText) {
+async function choicesOf(results: PromptResult[], body: CompletionRequest, text: ModelText) {
   const skip = body.skip_special_tokens ?? true
   const asIds = body.return_tokens_as_token_ids ?? false
-  return results.flatMap((r, p) => {
-    const promptText = body.echo ? text.decode(r.prompt, skip) : ''
-    const promptLogprobs = r.result.promptLogprobs
-    return r.sequences.map((s: Finished, j) => {
-      let logprobs: LogprobsSection | null = null
-      if (body.logprobs !== undefined && body.logprobs !== null) {
-        const out = logprobsSection(s.tokens, s.logprobs, text, asIds, promptText.length)
-        if (body.echo) {
-          const lps = r.prompt.map((_, i) => (i === 0 || !promptLogprobs ? null : promptLogprobs[i]!))
-          const echoed = logprobsSection(r.prompt, lps, text, asIds, 0)
-          for (const key of Object.keys(out) as (keyof LogprobsSection)[])
-            (out[key] as unknown[]).unshift(...echoed[key])
-        }
-        logprobs = out
-      }
-      return {
-        index: p * r.sequences.length + j,
-        text: promptText + s.text,
-        logprobs,
-        finish_reason: s.finishReason,
-        stop_reason: s.stopReason,
-        ...(body.return_token_ids ? { token_ids: s.tokens, prompt_token_ids: r.prompt } : {}),
-        ...(body.prompt_logprobs !== undefined && body.prompt_logprobs !== null
-          ? { prompt_logprobs: promptLogprobsOf(r, text) }
-          : {}),
-      }
-    })
-  })
+  const perPrompt = await Promise.all(
+    results.map(async (r, p) => {
+      const promptText = body.echo ? await text.decode(r.prompt, skip) : ''
+      const promptLogprobs = r.result.promptLogprobs
+      const promptLogprobsOut =
+        body.prompt_logprobs !== undefined && body.prompt_logprobs !== null
+          ? await promptLogprobsOf(r, text)
+          : null
+      return Promise.all(
+        r.sequences.map(async (s: Finished, j) => {
+          let logprobs: LogprobsSection | null = null
+          if (body.logprobs !== undefined && body.logprobs !== null) {
+            const out = await logprobsSection(s.tokens, s.logprobs, text, asIds, promptText.length)
+            if (body.echo) {
+              const lps = r.prompt.map((_, i) => (i === 0 || !promptLogprobs ? null : promptLogprobs[i]!))
+              const echoed = await logprobsSection(r.prompt, lps, text, asIds, 0)
+              for (const key of Object.keys(out) as (keyof LogprobsSection)[])
+                (out[key] as unknown[]).unshift(...echoed[key])
+            }
+            logprobs = out
+          }
+          return {
+            index: p * r.sequences.length + j,
+            text: promptText + s.text,
+            logprobs,
+            finish_reason: s.finishReason,
+            stop_reason: s.stopReason,
+            ...(body.return_token_ids ? { token_ids: s.tokens, prompt_token_ids: r.prompt } : {}),
+            ...(promptLogprobsOut !== null ? { prompt_logprobs: promptLogprobsOut } : {}),
+          }
+        }),
+      )
+    }),
+  )
+  return perPrompt.flat()
 }
 
 export default async function completionRoutes(app: FastifyInstance, ctx: OaiContext): Promise<void> {
@@ -128,7 +139,7 @@ export default async function completionRoutes(app: FastifyInstance, ctx: OaiCon
       }
       const target = await resolveTarget(app, ctx.loras, userOf(request), body.model)
       const text = await ctx.texts.of(target.host)
-      const prompts = promptsOf(body.prompt, text, body.add_special_tokens ?? true)
+      const prompts = await promptsOf(body.prompt, text, body.add_special_tokens ?? true)
       // vLLM scores an echoed prompt with `logprobs` alternatives when prompt_logprobs is unset.
       const promptLogprobs =
         body.prompt_logprobs ?? (body.echo && body.logprobs != null ? body.logprobs : null)
@@ -139,10 +150,13 @@ export default async function completionRoutes(app: FastifyInstance, ctx: OaiCon
       )
       const results = await generate(app, request, target, text, prompts, options)
       const head = { id: `cmpl-${randomUUID()}`, created: Math.floor(Date.now() / 1000), model: target.model }
-      const choices = choicesOf(results, body, text)
+      const choices = await choicesOf(results, body, text)
       const usage = usageOf(results)
       if (!body.stream) return { ...head, object: 'text_completion', choices, usage }
-      return sendEvents(reply, streamOf(head, choices, results, body, text, usage))
+      const sequences = results.flatMap((r) => r.sequences.map((s) => ({ s, prompt: r.prompt })))
+      const skip = body.skip_special_tokens ?? true
+      const deltas = await Promise.all(sequences.map(({ s }) => textDeltas(s.tokens, s.text, text, skip)))
+      return sendEvents(reply, streamOf(head, choices, sequences, deltas, body, usage))
     },
   )
 }
@@ -150,18 +164,17 @@ export default async function completionRoutes(app: FastifyInstance, ctx: OaiCon
 /** One chunk per token delta of every choice, the finish on each choice's last chunk, then usage if asked. */
 function* streamOf(
   head: { id: string; created: number; model: string },
-  choices: ReturnType<typeof choicesOf>,
-  results: PromptResult[],
+  choices: Awaited<ReturnType<typeof choicesOf>>,
+  sequences: { s: Finished; prompt: number[] }[],
+  deltasOf: TextDelta[][],
   body: CompletionRequest,
-  text: ModelText,
   usage: ReturnType<typeof usageOf>,
 ) {
-  const sequences = results.flatMap((r) => r.sequences.map((s) => ({ s, prompt: r.prompt })))
   const chunk = (c: Record<string, unknown>) => ({ ...head, object: 'text_completion', choices: [c] })
   for (const [i, choice] of choices.entries()) {
     const { s, prompt } = sequences[i]!
     const echoed = choice.text.slice(0, choice.text.length - s.text.length)
-    const deltas = textDeltas(s.tokens, s.text, text, body.skip_special_tokens ?? true)
+    const deltas = deltasOf[i]!
     // Echoed prompt tokens come first in the logprobs; each chunk carries its own tokens' entries.
     const skipped = choice.logprobs ? choice.logprobs.tokens.length - s.tokens.length : 0
     const lp = choice.logprobs

@@ -9,9 +9,9 @@ import { tuftError } from '../../core/errors.js'
 import { newRequestId } from '../../core/ids.js'
 import { buildSampleJob } from '../../core/services/sample-job.js'
 import { userOf } from '../auth.js'
+import type { ModelText } from '../model-text.js'
 import { traceContextOf } from '../telemetry/http.js'
 import type { Target } from './targets.js'
-import type { ModelText } from './tokenizer.js'
 
 /** Sampling fields shared by completions and chat, as vLLM names them. */
 export interface GenerationOptions {
@@ -104,7 +104,8 @@ export async function generate(
           trace,
           signal: abort.signal,
         })
-        return { prompt, result, sequences: result.sequences.map((s) => finish(s, text, o, eos)) }
+        const sequences = await Promise.all(result.sequences.map((s) => finish(s, text, o, eos)))
+        return { prompt, result, sequences }
       }),
     )
   } finally {
@@ -113,21 +114,26 @@ export async function generate(
 }
 
 /** Text, finish_reason and stop_reason of one sampled sequence, as vLLM reports them. */
-function finish(seq: SampledSequence, text: ModelText, o: GenerationOptions, eos: number[]): Finished {
+async function finish(
+  seq: SampledSequence,
+  text: ModelText,
+  o: GenerationOptions,
+  eos: number[],
+): Promise<Finished> {
   const tokens = Array.from(seq.tokens)
   const base = { tokens, logprobs: Array.from(seq.logprobs) }
   const skip = o.skipSpecialTokens
   if (seq.stopReason === 'length') {
-    return { ...base, text: text.decode(tokens, skip), finishReason: 'length', stopReason: null }
+    return { ...base, text: await text.decode(tokens, skip), finishReason: 'length', stopReason: null }
   }
   const last = tokens[tokens.length - 1]!
   if (o.stopTokenIds.includes(last) || eos.includes(last)) {
     const shown = o.includeStopStrInOutput ? tokens : tokens.slice(0, -1)
     const stopReason = o.stopTokenIds.includes(last) ? last : null
-    return { ...base, text: text.decode(shown, skip), finishReason: 'stop', stopReason }
+    return { ...base, text: await text.decode(shown, skip), finishReason: 'stop', stopReason }
   }
   // A stop string: the engine stopped on the token that completed it; the text ends where it starts.
-  const full = text.decode(tokens, skip)
+  const full = await text.decode(tokens, skip)
   let at = -1
   let hit = ''
   for (const s of o.stop) {
@@ -150,12 +156,15 @@ export const clampLogprob = (lp: number) => Math.max(lp, -9999)
  * {logprob, rank, decoded_token} holding the prompt token and the top alternatives (best first).
  * A prompt token outside the top alternatives has no known rank (null).
  */
-export function promptLogprobsOf(
+export async function promptLogprobsOf(
   r: PromptResult,
   text: ModelText,
-): (Record<string, { logprob: number; rank: number | null; decoded_token: string }> | null)[] {
+): Promise<(Record<string, { logprob: number; rank: number | null; decoded_token: string }> | null)[]> {
   const lps = r.result.promptLogprobs
   const topk = r.result.topkPromptLogprobs
+  const ids = [...new Set([...r.prompt, ...(topk?.tokenIds ?? [])])]
+  const pieces = await text.pieces(ids)
+  const piece = new Map(ids.map((id, i) => [id, pieces[i]!]))
   return r.prompt.map((id, i) => {
     if (i === 0 || lps === undefined) return null
     const entry: Record<string, { logprob: number; rank: number | null; decoded_token: string }> = {}
@@ -163,10 +172,10 @@ export function promptLogprobsOf(
     const row = (j: number) => ({ id: topk!.tokenIds[i * k + j]!, lp: topk!.logprobs[i * k + j]! })
     let rank: number | null = null
     for (let j = 0; j < k; j++) if (row(j).id === id) rank = j + 1
-    entry[id] = { logprob: lps[i]!, rank, decoded_token: text.decode([id], false) }
+    entry[id] = { logprob: lps[i]!, rank, decoded_token: piece.get(id)! }
     for (let j = 0; j < k; j++) {
       const { id: alt, lp } = row(j)
-      entry[alt] ??= { logprob: lp, rank: j + 1, decoded_token: text.decode([alt], false) }
+      entry[alt] ??= { logprob: lp, rank: j + 1, decoded_token: piece.get(alt)! }
     }
     return entry
   })

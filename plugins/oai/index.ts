@@ -15,7 +15,6 @@ import loraAdapterRoutes from './lora-adapters.js'
 import { LoraRegistry } from './lora-registry.js'
 import modelRoutes from './models.js'
 import tokenizeRoutes from './tokenize.js'
-import { ModelTexts } from './tokenizer.js'
 
 /**
  * Bodies are checked as sent: Fastify's default coercion would turn a token-id prompt into a list of
@@ -29,7 +28,7 @@ type Routes = (app: FastifyInstance, ctx: OaiContext) => Promise<void>
 
 export default async function oaiApi(app: FastifyInstance): Promise<void> {
   const config = app.tuftConfig.openai_api
-  const ctx: OaiContext = { loras: new LoraRegistry(config.lora_roots), texts: new ModelTexts() }
+  const ctx: OaiContext = { loras: new LoraRegistry(config.lora_roots), texts: app.modelTexts }
   const routes: Routes[] = [modelRoutes, completionRoutes, chatRoutes, tokenizeRoutes, healthRoutes]
   if (config.runtime_lora_updating) routes.push(loraAdapterRoutes)
   const mount = (list: Routes[]) => async (scope: FastifyInstance) => {

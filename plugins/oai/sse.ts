@@ -3,7 +3,7 @@
 
 import { Readable } from 'node:stream'
 import type { FastifyReply } from 'fastify'
-import type { ModelText } from './tokenizer.js'
+import type { ModelText } from '../model-text.js'
 
 /** Sends `events` as an event stream ending with `data: [DONE]`. */
 export function sendEvents(reply: FastifyReply, events: Iterable<unknown>): FastifyReply {
@@ -32,18 +32,21 @@ const MAX_DELTAS = 256
  * decoded prefix stops agreeing with the final text (a half-decoded character or a cut stop string waits
  * for later tokens); the last one holds what remains. Joined, they are `text` exactly.
  */
-export function textDeltas(
+export async function textDeltas(
   tokens: number[],
   text: string,
   model: ModelText,
   skipSpecial: boolean,
-): TextDelta[] {
+): Promise<TextDelta[]> {
   const step = Math.max(1, Math.ceil(tokens.length / MAX_DELTAS))
+  const ends: number[] = []
+  for (let end = step; end < tokens.length; end += step) ends.push(end)
+  const prefixes = await model.prefixes(tokens, ends, skipSpecial)
   const deltas: TextDelta[] = []
   let emitted = 0
   let from = 0
-  for (let end = step; end < tokens.length; end += step) {
-    const prefix = model.decode(tokens.slice(0, end), skipSpecial)
+  for (const [e, end] of ends.entries()) {
+    const prefix = prefixes[e]!
     let agree = 0
     while (agree < prefix.length && agree < text.length && prefix[agree] === text[agree]) agree++
     deltas.push({ text: text.slice(emitted, Math.max(emitted, agree)), from, to: end })

@@ -40,12 +40,14 @@ export default async function tokenizeRoutes(app: FastifyInstance, ctx: OaiConte
     const target = await resolveTarget(app, ctx.loras, userOf(request), body.model)
     const text = await ctx.texts.of(target.host)
     const tokens =
-      'messages' in body ? chatPrompt(text, body) : text.encode(body.prompt, body.add_special_tokens ?? true)
+      'messages' in body
+        ? await chatPrompt(text, body)
+        : await text.encode(body.prompt, body.add_special_tokens ?? true)
     return {
       count: tokens.length,
       max_model_len: target.host.maxContext(),
       tokens,
-      token_strs: body.return_token_strs ? tokens.map((t) => text.decode([t], false)) : null,
+      token_strs: body.return_token_strs ? await text.pieces(tokens) : null,
     }
   })
   app.post<{ Body: DetokenizeRequest }>(
@@ -56,7 +58,7 @@ export default async function tokenizeRoutes(app: FastifyInstance, ctx: OaiConte
       await target.host.whenReady()
       checkTokenIds(request.body.tokens, 'tokens', target.host.info().vocabSize)
       const text = await ctx.texts.of(target.host)
-      return { prompt: text.decode(request.body.tokens, false) }
+      return { prompt: await text.decode(request.body.tokens, false) }
     },
   )
 }
