@@ -215,6 +215,24 @@ test("another user's unpublished adapter is a 404 until published; bad keys 401,
     .catch((e) => e)
   assert.ok(tooLong instanceof OpenAI.BadRequestError)
   assert.match(tooLong.message, /maximum context length/)
+  // Alternatives to each token are not computed: both routes say so, and what is.
+  const alternatives = [
+    await oai(USERS.ann)
+      .completions.create({ model: path, prompt: PROMPT, logprobs: 2 })
+      .catch((e) => e),
+    await oai(USERS.ann)
+      .chat.completions.create({
+        model: path,
+        messages: [{ role: 'user', content: 'Hi' }],
+        logprobs: true,
+        top_logprobs: 2,
+      })
+      .catch((e) => e),
+  ]
+  for (const e of alternatives) {
+    assert.ok(e instanceof OpenAI.BadRequestError, String(e))
+    assert.match(e.message, /logprobs > 0 \(alternatives to each generated token\) is not supported/)
+  }
 })
 
 test("vLLM's runtime adapter endpoints: operators load from lora_roots, list, sample and unload", async () => {

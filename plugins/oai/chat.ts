@@ -16,7 +16,13 @@ import {
   promptLogprobsOf,
   usageOf,
 } from './generate.js'
-import { checkLogprobs, generationOptions, refuseUnsupported, SamplingFields } from './params.js'
+import {
+  checkLogprobs,
+  generationOptions,
+  refuseAlternatives,
+  refuseUnsupported,
+  SamplingFields,
+} from './params.js'
 import { sendEvents, type TextDelta, textDeltas } from './sse.js'
 import { resolveTarget } from './targets.js'
 
@@ -114,12 +120,7 @@ export default async function chatRoutes(app: FastifyInstance, ctx: OaiContext):
       const body = request.body
       refuseUnsupported(body as Record<string, unknown>)
       checkLogprobs('top_logprobs', body.top_logprobs, maxLogprobs)
-      if ((body.top_logprobs ?? 0) > 0) {
-        throw tuftError(
-          'TUFT_BAD_REQUEST',
-          'top_logprobs > 0 is not supported; logprobs: true returns the logprob of each generated token',
-        )
-      }
+      refuseAlternatives('top_logprobs', body.top_logprobs, 'logprobs: true')
       const target = await resolveTarget(app, ctx.loras, userOf(request), body.model)
       const text = await ctx.texts.of(target.host)
       const prompt = await chatPrompt(text, body)

@@ -17,7 +17,13 @@ import {
   promptLogprobsOf,
   usageOf,
 } from './generate.js'
-import { checkLogprobs, generationOptions, refuseUnsupported, SamplingFields } from './params.js'
+import {
+  checkLogprobs,
+  generationOptions,
+  refuseAlternatives,
+  refuseUnsupported,
+  SamplingFields,
+} from './params.js'
 import { sendEvents, type TextDelta, textDeltas } from './sse.js'
 import { resolveTarget } from './targets.js'
 
@@ -131,12 +137,7 @@ export default async function completionRoutes(app: FastifyInstance, ctx: OaiCon
       const body = request.body
       refuseUnsupported(body as Record<string, unknown>)
       checkLogprobs('logprobs', body.logprobs, maxLogprobs)
-      if ((body.logprobs ?? 0) > 0) {
-        throw tuftError(
-          'TUFT_BAD_REQUEST',
-          'logprobs > 0 (alternatives to each generated token) is not supported; logprobs: 0 returns the logprob of each generated token',
-        )
-      }
+      refuseAlternatives('logprobs', body.logprobs, 'logprobs: 0')
       const target = await resolveTarget(app, ctx.loras, userOf(request), body.model)
       const text = await ctx.texts.of(target.host)
       const prompts = await promptsOf(body.prompt, text, body.add_special_tokens ?? true)

@@ -76,6 +76,16 @@ export function checkLogprobs(field: string, value: number | null | undefined, m
   }
 }
 
+/** Alternatives to each generated token are not computed: `field` > 0 is a 400 that says what is (`instead`). */
+export function refuseAlternatives(field: string, value: number | null | undefined, instead: string): void {
+  if ((value ?? 0) > 0) {
+    throw tuftError(
+      'TUFT_BAD_REQUEST',
+      `${field} > 0 (alternatives to each generated token) is not supported; ${instead} returns the logprob of each generated token`,
+    )
+  }
+}
+
 /** The generation options of a request, vLLM's defaults applied (temperature 1, top_p 1, top_k off). */
 export function generationOptions(
   body: SamplingBody,
