@@ -15,7 +15,7 @@ import { EngineRegistry } from '../core/registry.js'
 import { DEFAULT_MAX_TOKENS } from '../core/services/sample-job.js'
 import { buildApp } from '../plugins/app.js'
 import { ALICE, MODEL, testConfig } from './helpers/app.js'
-import { createRun, createSession, futureId } from './helpers/conformance.js'
+import { createBaseSampler, createRun, createSession, futureId } from './helpers/conformance.js'
 import { createEngineDouble } from './helpers/engine-double.js'
 import { type Answer, assertError, call, listen, result } from './helpers/http.js'
 import * as sdk from './helpers/sdk-models.js'
@@ -70,16 +70,7 @@ before(async () => {
   await app.models.loadAll()
   base = await listen(app)
   sessionId = await createSession(base, ALICE)
-  const s = await call(base, 'POST', '/create_sampling_session', {
-    key: ALICE,
-    json: {
-      session_id: sessionId,
-      sampling_session_seq_id: 0,
-      base_model: MODEL,
-      type: 'create_sampling_session',
-    },
-  })
-  samplerId = s.json.sampling_session_id
+  samplerId = await createBaseSampler(base, ALICE, sessionId)
 })
 
 after(async () => {

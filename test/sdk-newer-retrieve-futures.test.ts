@@ -10,7 +10,7 @@ import { after, before, describe, test } from 'node:test'
 import { EventBus } from '../core/events.js'
 import { SampleCompletions } from '../core/services/sample-completions.js'
 import { ALICE, BOB, MODEL, startTestApp, type TestApp } from './helpers/app.js'
-import { createSession } from './helpers/conformance.js'
+import { createBaseSampler, createSession } from './helpers/conformance.js'
 import { assertError, call, listen, result } from './helpers/http.js'
 import { assertModel } from './helpers/sdk-models.js'
 import * as newer from './helpers/sdk-newer-models.js'
@@ -26,16 +26,7 @@ describe('with the memory store', () => {
     t = await startTestApp()
     base = await listen(t.app)
     const sessionId = await createSession(base, ALICE)
-    const s = await call(base, 'POST', '/create_sampling_session', {
-      key: ALICE,
-      json: {
-        session_id: sessionId,
-        sampling_session_seq_id: 0,
-        base_model: MODEL,
-        type: 'create_sampling_session',
-      },
-    })
-    samplerId = s.json.sampling_session_id
+    samplerId = await createBaseSampler(base, ALICE, sessionId)
   })
   after(() => t.close())
 

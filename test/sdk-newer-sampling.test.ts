@@ -5,8 +5,8 @@
 
 import assert from 'node:assert/strict'
 import { after, before, test } from 'node:test'
-import { ALICE, MODEL, startTestApp, type TestApp } from './helpers/app.js'
-import { createSession } from './helpers/conformance.js'
+import { ALICE, startTestApp, type TestApp } from './helpers/app.js'
+import { createBaseSampler, createSession } from './helpers/conformance.js'
 import { call, listen } from './helpers/http.js'
 import { assertModel } from './helpers/sdk-models.js'
 import * as newer from './helpers/sdk-newer-models.js'
@@ -20,16 +20,7 @@ before(async () => {
   t = await startTestApp()
   base = await listen(t.app)
   const sessionId = await createSession(base, ALICE)
-  const s = await call(base, 'POST', '/create_sampling_session', {
-    key: ALICE,
-    json: {
-      session_id: sessionId,
-      sampling_session_seq_id: 0,
-      base_model: MODEL,
-      type: 'create_sampling_session',
-    },
-  })
-  samplerId = s.json.sampling_session_id
+  samplerId = await createBaseSampler(base, ALICE, sessionId)
 })
 
 after(() => t.close())

@@ -15,6 +15,26 @@ export async function createSession(base: string, key: string): Promise<string> 
   return a.json.session_id
 }
 
+/** A sampling session on the base model, as the SDK creates one; its sampling_session_id. */
+export async function createBaseSampler(
+  base: string,
+  key: string,
+  sessionId: string,
+  seqId = 0,
+): Promise<string> {
+  const a = await call(base, 'POST', '/create_sampling_session', {
+    key,
+    json: {
+      session_id: sessionId,
+      sampling_session_seq_id: seqId,
+      base_model: MODEL,
+      type: 'create_sampling_session',
+    },
+  })
+  assert.equal(a.status, 200, a.text)
+  return a.json.sampling_session_id
+}
+
 export function createModelBody(sessionId: string, modelSeqId = 0, rank = 4): Record<string, unknown> {
   return {
     session_id: sessionId,
