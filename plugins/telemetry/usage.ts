@@ -3,6 +3,9 @@
 // including checkpoint storage integrated over time into gigabyte-hours. Lives as long as the process.
 
 import type { EventBus, TuftEvents } from '../../core/events.js'
+import type { UsageTotals, UserUsage } from './usage-wire.js'
+
+export type { UsageTotals, UserUsage }
 
 type UsageEvent = TuftEvents['usage'][0]
 
@@ -10,23 +13,6 @@ const HOUR_MS = 3_600_000
 const BYTE_MS_PER_GB_HOUR = 1e9 * HOUR_MS
 /** Buckets older than this are dropped: the process keeps a month of billing history. */
 const RETENTION_MS = 31 * 24 * HOUR_MS
-
-export interface UsageTotals {
-  training_tokens: number
-  prefill_tokens: number
-  sampled_tokens: number
-  /** Bytes of checkpoints currently stored (saves minus deletions). */
-  checkpoint_bytes: number
-  /** Checkpoints saved (one per positive checkpoint_bytes event). */
-  checkpoints_saved: number
-  storage_gigabyte_hours: number
-}
-
-export interface UserUsage {
-  user_id: string
-  totals: UsageTotals
-  models: Record<string, UsageTotals>
-}
 
 /** The strict event_info shapes of the billing API. */
 export type BillingEventInfo =

@@ -37,20 +37,7 @@ export interface RunMetrics {
   points: MetricPoint[]
 }
 
-export interface UsageTotals {
-  training_tokens: number
-  prefill_tokens: number
-  sampled_tokens: number
-  checkpoint_bytes: number
-  checkpoints_saved: number
-  storage_gigabyte_hours: number
-}
-
-export interface UserUsage {
-  user_id: string
-  totals: UsageTotals
-  models: Record<string, UsageTotals>
-}
+export type { UsageTotals, UserUsage } from '../../telemetry/usage-wire.js'
 
 export interface BillingEvent {
   bucket_start: string
