@@ -62,6 +62,27 @@ export interface AdamParams {
   gradClipNorm: number
 }
 
+/** Adam's settings as the Tinker API names them (`adam_params`; the reference fixtures use the same). */
+export interface WireAdamParams {
+  learning_rate: number
+  beta1: number
+  beta2: number
+  eps: number
+  weight_decay: number
+  grad_clip_norm: number
+}
+
+export function adamParamsOf(a: WireAdamParams): AdamParams {
+  return {
+    learningRate: a.learning_rate,
+    beta1: a.beta1,
+    beta2: a.beta2,
+    eps: a.eps,
+    weightDecay: a.weight_decay,
+    gradClipNorm: a.grad_clip_norm,
+  }
+}
+
 export interface OptimResult {
   /** Global L2 norm of the accumulated gradients before clipping. */
   gradNorm: number

@@ -27,7 +27,7 @@ export type {
   TrainItemResult,
   TrainingEngine,
 } from '../core/engine.js'
-export { LOSS_FNS } from '../core/engine.js'
+export { adamParamsOf, LOSS_FNS, type WireAdamParams } from '../core/engine.js'
 export {
   ERROR_CODES,
   type ErrorCode,

@@ -7,7 +7,7 @@ import type { Logger } from 'pino'
 import { keys } from '../domain/keys.js'
 import type { SessionRecord } from '../domain/session.js'
 import type { TrainingRunRecord } from '../domain/training-run.js'
-import type { LoraSpec, StepOptions } from '../engine.js'
+import { adamParamsOf, type LoraSpec, type StepOptions } from '../engine.js'
 import { isTuftError, tuftError } from '../errors.js'
 import type { EventBus, FutureKind } from '../events.js'
 import { generatedCheckpointName, trainingRunId } from '../ids.js'
@@ -496,15 +496,7 @@ export class TrainingService {
 
   async optimStep(userId: string, body: OptimStep, sub: Submission): Promise<FutureRef> {
     return this.sequenced(userId, body.model_id, body.seq_id, 'optim_step', sub, (run) => {
-      const a = body.adam_params
-      const adam = {
-        learningRate: a.learning_rate,
-        beta1: a.beta1,
-        beta2: a.beta2,
-        eps: a.eps,
-        weightDecay: a.weight_decay,
-        gradClipNorm: a.grad_clip_norm,
-      }
+      const adam = adamParamsOf(body.adam_params)
       return async (futureId) => {
         const r = await run.host
           .training()
@@ -514,7 +506,7 @@ export class TrainingService {
           metrics: {
             'grad_norm:mean': r.gradNorm,
             'step:max': r.step,
-            'learning_rate:mean': a.learning_rate,
+            'learning_rate:mean': adam.learningRate,
           },
         }
         // The future reports success only once this step is durable.

@@ -7,13 +7,13 @@ import assert from 'node:assert/strict'
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { basename, join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import type {
-  AdamParams,
-  LoraSpec,
-  LossFn,
-  SamplingEngine,
-  TrainItem,
-  TrainingEngine,
+import {
+  adamParamsOf,
+  type LoraSpec,
+  type LossFn,
+  type SamplingEngine,
+  type TrainItem,
+  type TrainingEngine,
 } from '../../core/engine.js'
 import { packageRoot } from '../package-root.js'
 import {
@@ -197,15 +197,7 @@ export function referenceSuite(t: Target, dirs: string[]): void {
           'does not train cross_entropy',
       }, async () => {
         const id = await fixtureAdapter()
-        const a = expected.adam
-        const adam: AdamParams = {
-          learningRate: a.learning_rate,
-          beta1: a.beta1,
-          beta2: a.beta2,
-          eps: a.eps,
-          weightDecay: a.weight_decay,
-          gradClipNorm: a.grad_clip_norm,
-        }
+        const adam = adamParamsOf(expected.adam)
         for (const [i, step] of expected.steps.entries()) {
           const out = await training!.forwardBackward(expected.cases.map((c) => ce(id, c, false)))
           const loss = out.reduce((sum, r) => sum + r.loss, 0)

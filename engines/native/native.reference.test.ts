@@ -8,7 +8,13 @@ import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { pathToFileURL } from 'node:url'
 import { pino } from 'pino'
-import type { SampleJob, SamplingEngine, TrainItem, TrainingEngine } from '../../core/engine.js'
+import {
+  adamParamsOf,
+  type SampleJob,
+  type SamplingEngine,
+  type TrainItem,
+  type TrainingEngine,
+} from '../../core/engine.js'
 import { sampleJob } from '../../test/helpers/sample-job.js'
 import { createNativeProvider } from './index.js'
 
@@ -134,15 +140,7 @@ describe('native engine vs the PyTorch reference (qwen3)', () => {
     copyFileSync(join(REF, 'adapter', 'adapter_model.safetensors'), join(state, 'adapter_model.safetensors'))
     await training.loadState('run', state, { optimizer: false })
 
-    const a = expected.adam
-    const adam = {
-      learningRate: a.learning_rate,
-      beta1: a.beta1,
-      beta2: a.beta2,
-      eps: a.eps,
-      weightDecay: a.weight_decay,
-      gradClipNorm: a.grad_clip_norm,
-    }
+    const adam = adamParamsOf(expected.adam)
     for (const [i, step] of expected.steps.entries()) {
       const out = await training.forwardBackward(expected.cases.map((c) => ceItem('run', c, false)))
       const loss = out.reduce((s, r) => s + r.loss, 0)
