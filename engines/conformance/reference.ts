@@ -14,6 +14,7 @@ import {
   type SamplingEngine,
   type TrainItem,
   type TrainingEngine,
+  type WireAdamParams,
 } from '../../core/engine.js'
 import { packageRoot } from '../package-root.js'
 import {
@@ -50,14 +51,7 @@ interface Expected {
     string,
     { loss_fn: LossFn; config?: Record<string, number>; total: number; per_case?: { loss: number }[] }
   >
-  adam: {
-    learning_rate: number
-    beta1: number
-    beta2: number
-    eps: number
-    weight_decay: number
-    grad_clip_norm: number
-  }
+  adam: WireAdamParams
   steps: { loss_before: number; grad_norm_before_clip: number }[]
   lora_logprobs_after_2_steps: number[][]
   greedy_after_2_steps: { prompt: number[]; tokens_and_logprobs: [number, number][] }

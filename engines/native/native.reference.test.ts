@@ -14,6 +14,7 @@ import {
   type SamplingEngine,
   type TrainItem,
   type TrainingEngine,
+  type WireAdamParams,
 } from '../../core/engine.js'
 import { sampleJob } from '../../test/helpers/sample-job.js'
 import { createNativeProvider } from './index.js'
@@ -31,14 +32,7 @@ interface Case {
 const expected = JSON.parse(readFileSync(join(REF, 'expected.json'), 'utf8')) as {
   cases: Case[]
   steps: { loss_before: number; grad_norm_before_clip: number }[]
-  adam: {
-    learning_rate: number
-    beta1: number
-    beta2: number
-    eps: number
-    weight_decay: number
-    grad_clip_norm: number
-  }
+  adam: WireAdamParams
   lora_logprobs_after_2_steps: number[][]
   greedy_after_2_steps: { prompt: number[]; tokens_and_logprobs: [number, number][] }
 }
