@@ -174,6 +174,33 @@ test('prompt_logprobs are per position maps by token id, equal to compute_logpro
   }
 })
 
+test('echo with logprobs: every choice starts with the prompt, its text, tokens and logprobs', async () => {
+  const got = await oai(USERS.ann).completions.create({
+    model: path,
+    prompt: PROMPT,
+    max_tokens: 2,
+    n: 2,
+    temperature: 1,
+    seed: 7,
+    echo: true,
+    logprobs: 0,
+  })
+  const [a, b] = got.choices
+  for (const c of [a!, b!]) {
+    const lp = c.logprobs!
+    assert.equal(lp.tokens!.length, PROMPT.length + 2)
+    assert.equal(lp.token_logprobs![0], null)
+    assert.ok(lp.token_logprobs!.slice(1).every((x) => typeof x === 'number' && x <= 0))
+    assert.ok(c.text.startsWith(lp.tokens!.slice(0, PROMPT.length).join('')), c.text)
+    assert.deepEqual(lp.text_offset!.slice(0, 2), [0, lp.tokens![0]!.length])
+  }
+  const head = (c: typeof a) => ({
+    tokens: c!.logprobs!.tokens!.slice(0, PROMPT.length),
+    lps: c!.logprobs!.token_logprobs!.slice(0, PROMPT.length),
+  })
+  assert.deepEqual(head(a), head(b))
+})
+
 test("another user's unpublished adapter is a 404 until published; bad keys 401, bad parameters 400", async () => {
   const ben = oai(USERS.ben)
   const notFound = await ben.completions

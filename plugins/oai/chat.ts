@@ -148,9 +148,9 @@ export default async function chatRoutes(app: FastifyInstance, ctx: OaiContext):
           ...(body.return_token_ids ? { prompt_token_ids: r.prompt } : {}),
         }
       }
-      const skip = body.skip_special_tokens ?? true
+      // One list of deltas per sequence, in the order of the choices (choice i is sequence i).
       const deltas = await Promise.all(
-        choices.map((c) => textDeltas(r.sequences[c.index]!.tokens, r.sequences[c.index]!.text, text, skip)),
+        r.sequences.map((s) => textDeltas(s.tokens, s.text, text, options.skipSpecialTokens)),
       )
       return sendEvents(reply, streamOf(head, choices, deltas, r, body, usage))
     },

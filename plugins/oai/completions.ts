@@ -99,17 +99,26 @@ async function choicesOf(results: PromptResult[], body: CompletionRequest, text:
         body.prompt_logprobs !== undefined && body.prompt_logprobs !== null
           ? await promptLogprobsOf(r, text)
           : null
+      const withLogprobs = body.logprobs !== undefined && body.logprobs !== null
+      // The echoed prompt's section is the same for every sequence of the prompt: built once.
+      const echoed =
+        withLogprobs && body.echo
+          ? await logprobsSection(
+              r.prompt,
+              r.prompt.map((_, i) => (i === 0 || !promptLogprobs ? null : promptLogprobs[i]!)),
+              text,
+              asIds,
+              0,
+            )
+          : null
       return Promise.all(
         r.sequences.map(async (s: Finished, j) => {
           let logprobs: LogprobsSection | null = null
-          if (body.logprobs !== undefined && body.logprobs !== null) {
+          if (withLogprobs) {
             const out = await logprobsSection(s.tokens, s.logprobs, text, asIds, promptText.length)
-            if (body.echo) {
-              const lps = r.prompt.map((_, i) => (i === 0 || !promptLogprobs ? null : promptLogprobs[i]!))
-              const echoed = await logprobsSection(r.prompt, lps, text, asIds, 0)
+            if (echoed)
               for (const key of Object.keys(out) as (keyof LogprobsSection)[])
                 (out[key] as unknown[]).unshift(...echoed[key])
-            }
             logprobs = out
           }
           return {
@@ -155,7 +164,7 @@ export default async function completionRoutes(app: FastifyInstance, ctx: OaiCon
       const usage = usageOf(results)
       if (!body.stream) return { ...head, object: 'text_completion', choices, usage }
       const sequences = results.flatMap((r) => r.sequences.map((s) => ({ s, prompt: r.prompt })))
-      const skip = body.skip_special_tokens ?? true
+      const skip = options.skipSpecialTokens
       const deltas = await Promise.all(sequences.map(({ s }) => textDeltas(s.tokens, s.text, text, skip)))
       return sendEvents(reply, streamOf(head, choices, sequences, deltas, body, usage))
     },
